@@ -1,0 +1,1 @@
+//! Burn models and their `ModelHandler`s arrive with the inference and models issues.

@@ -1,0 +1,191 @@
+//! The typed constructors that generated code calls, one per stage, each spanned at the stage it
+//! builds. Element types flow forward through [`Stream`] markers, so every closure is checked
+//! against the exact type its stage receives and a mistake is reported at that stage, not at the
+//! end of a long fused chain.
+
+use std::fmt::Display;
+use std::marker::PhantomData;
+
+use crate::io::{Sink, Source};
+use crate::ops::{
+    Batch, ChannelOut, Discard, Filter, FlatMap, Inspect, KeyBy, Map, Partition, Receiver, TryMap,
+};
+use crate::partition::Partitioner;
+
+/// The type of the elements of a stream, known at compile time; carries no data.
+pub struct Stream<T>(PhantomData<fn() -> T>);
+
+impl<T> Stream<T> {
+    fn new() -> Self {
+        Stream(PhantomData)
+    }
+}
+
+/// A function usable in `map`.
+#[diagnostic::on_unimplemented(
+    message = "`map` receives `{T}`, but this is not a function of `{T}`",
+    label = "expected a closure or function taking `{T}`",
+    note = "`map` calls its function with each element by value: `map(|x: {T}| ...)`"
+)]
+pub trait MapFn<T>: FnMut(T) -> <Self as MapFn<T>>::Out + Send {
+    type Out;
+}
+impl<T, U, F: FnMut(T) -> U + Send> MapFn<T> for F {
+    type Out = U;
+}
+
+/// A predicate usable in `filter`.
+#[diagnostic::on_unimplemented(
+    message = "`filter` receives `{T}`, but this is not a predicate on `&{T}`",
+    label = "expected a closure `|x: &{T}| -> bool`",
+    note = "`filter` keeps the elements for which its function returns `true`"
+)]
+pub trait FilterFn<T>: FnMut(&T) -> bool + Send {}
+impl<T, F: FnMut(&T) -> bool + Send> FilterFn<T> for F {}
+
+/// A function usable in `flat_map`.
+#[diagnostic::on_unimplemented(
+    message = "`flat_map` receives `{T}`, but this is not a function of `{T}` returning an iterable",
+    label = "expected a closure `|x: {T}| -> impl IntoIterator`"
+)]
+pub trait FlatMapFn<T>: FnMut(T) -> <Self as FlatMapFn<T>>::Iter + Send {
+    type Iter: IntoIterator;
+}
+impl<T, I: IntoIterator, F: FnMut(T) -> I + Send> FlatMapFn<T> for F {
+    type Iter = I;
+}
+
+/// A fallible function usable in `try_map`.
+#[diagnostic::on_unimplemented(
+    message = "`try_map` receives `{T}`, but this is not a function of `{T}` returning a `Result`",
+    label = "expected a closure `|x: {T}| -> Result<_, _>`",
+    note = "`try_map` sends `Ok` values on and `Err`s to the dead letters"
+)]
+pub trait TryMapFn<T>: FnMut(T) -> Result<Self::Ok, Self::Err> + Send {
+    type Ok;
+    type Err;
+}
+impl<T, U, E, F: FnMut(T) -> Result<U, E> + Send> TryMapFn<T> for F {
+    type Ok = U;
+    type Err = E;
+}
+
+/// The error type of a `try_map`.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` of this `try_map` does not implement `Display`",
+    label = "its errors could not be written to the dead letters",
+    note = "return an error that implements `std::fmt::Display` (a `String`, `std::io::Error`, a `thiserror` type, ...)"
+)]
+pub trait DeadLetterError: Display {}
+impl<E: Display> DeadLetterError for E {}
+
+/// A function usable in `inspect`.
+#[diagnostic::on_unimplemented(
+    message = "`inspect` receives `{T}`, but this is not a function of `&{T}`",
+    label = "expected a closure `|x: &{T}|`"
+)]
+pub trait InspectFn<T>: FnMut(&T) + Send {}
+impl<T, F: FnMut(&T) + Send> InspectFn<T> for F {}
+
+/// A function usable in `key_by`.
+#[diagnostic::on_unimplemented(
+    message = "`key_by` receives `{T}`, but this is not a function of `&{T}`",
+    label = "expected a closure `|x: &{T}| -> Key`"
+)]
+pub trait KeyFn<T>: FnMut(&T) -> <Self as KeyFn<T>>::Key + Send {
+    type Key;
+}
+impl<T, K, F: FnMut(&T) -> K + Send> KeyFn<T> for F {
+    type Key = K;
+}
+
+/// Every input of a `merge` must carry the type of its first input.
+#[diagnostic::on_unimplemented(
+    message = "`merge` inputs must all carry the same type, but this one carries `{Self}` and the first carries `{T}`",
+    label = "this stream carries `{Self}`",
+    note = "map the streams to one type (an enum, say) before merging them"
+)]
+pub trait SameElementAs<T> {}
+impl<T> SameElementAs<T> for T {}
+
+/// A stream consumed by several chains is copied to each, so its elements must be `Clone`.
+#[diagnostic::on_unimplemented(
+    message = "this stream is consumed by more than one chain, so its element type `{Self}` must implement `Clone`",
+    label = "consumed again here",
+    note = "derive or implement `Clone` for `{Self}`, or consume the stream once and `partition` it instead"
+)]
+pub trait FanOutElement: Clone {}
+impl<T: Clone> FanOutElement for T {}
+
+pub fn source<S: Source>(source: S) -> (S, Stream<S::Item>) {
+    (source, Stream::new())
+}
+
+pub fn map<T, F: MapFn<T>>(_: &Stream<T>, id: u32, f: F) -> (Map<F, ()>, Stream<F::Out>) {
+    (Map::new(id, f), Stream::new())
+}
+
+pub fn filter<T, F: FilterFn<T>>(_: &Stream<T>, id: u32, f: F) -> (Filter<F, ()>, Stream<T>) {
+    (Filter::new(id, f), Stream::new())
+}
+
+pub fn flat_map<T, F: FlatMapFn<T>>(
+    _: &Stream<T>,
+    id: u32,
+    f: F,
+) -> (FlatMap<F, ()>, Stream<<F::Iter as IntoIterator>::Item>) {
+    (FlatMap::new(id, f), Stream::new())
+}
+
+pub fn try_map<T, F>(_: &Stream<T>, id: u32, f: F) -> (TryMap<F, ()>, Stream<F::Ok>)
+where
+    F: TryMapFn<T>,
+    F::Err: DeadLetterError,
+{
+    (TryMap::new(id, f), Stream::new())
+}
+
+pub fn inspect<T, F: InspectFn<T>>(_: &Stream<T>, id: u32, f: F) -> (Inspect<F, ()>, Stream<T>) {
+    (Inspect::new(id, f), Stream::new())
+}
+
+pub fn key_by<T, F: KeyFn<T>>(_: &Stream<T>, id: u32, f: F) -> (KeyBy<F, ()>, Stream<(F::Key, T)>) {
+    (KeyBy::new(id, f), Stream::new())
+}
+
+pub fn partition<T, P: Partitioner<T, ARMS>, const ARMS: usize>(
+    _: &Stream<T>,
+    id: u32,
+    p: P,
+) -> (Partition<P, (), ARMS>, [Stream<T>; ARMS]) {
+    (Partition::new(id, p), std::array::from_fn(|_| Stream::new()))
+}
+
+/// Checks one further input of a merge against its first.
+pub fn merge_input<T, U: SameElementAs<T>>(_first: &Stream<T>, _other: &Stream<U>) {}
+
+pub fn merged<T>(_first: &Stream<T>) -> Stream<T> {
+    Stream::new()
+}
+
+pub fn fan_out<T: FanOutElement>(_: &Stream<T>) {}
+
+pub fn sink<T, S: Sink<T>>(_: &Stream<T>, sink: S) -> S {
+    sink
+}
+
+pub fn discard<T>(_: &Stream<T>, id: u32) -> Discard {
+    Discard::new(id)
+}
+
+/// The channel in front of a boundary fed by `stream`.
+pub fn channel_for<T>(
+    _: &Stream<T>,
+    ex: &crate::exec::Executor<'_, '_>,
+) -> (tokio::sync::mpsc::Sender<Batch<T>>, Receiver<T>) {
+    ex.channel()
+}
+
+pub fn channel_out<T>(tx: &tokio::sync::mpsc::Sender<Batch<T>>, ex: &crate::exec::Executor<'_, '_>) -> ChannelOut<T> {
+    ChannelOut::new(tx.clone(), ex.batch_size())
+}

@@ -1,0 +1,126 @@
+//! The standard command line of a generated pipeline binary, merged with the user's own
+//! `#[derive(clap::Args)]` struct.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, FromArgMatches};
+
+use crate::deadletter::DeadLetterTarget;
+use crate::exec::{run_pipeline, Pipeline, RunConfig};
+
+/// Graph output formats for `--graph`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+/// The options every pipeline binary has.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Pipeline options")]
+pub struct StdArgs {
+    /// Print the pipeline's graph and exit.
+    #[arg(long, value_name = "FORMAT")]
+    pub graph: Option<GraphFormat>,
+    /// Replace a file source's path: `PATH` when there is one source, else `STREAM=PATH`.
+    #[arg(long = "input", value_name = "[STREAM=]PATH", value_parser = parse_override)]
+    pub inputs: Vec<(Option<String>, PathBuf)>,
+    /// Replace a file sink's path: `PATH` when there is one sink, else `sinkN=PATH`.
+    #[arg(long = "output", value_name = "[SINK=]PATH", value_parser = parse_override)]
+    pub outputs: Vec<(Option<String>, PathBuf)>,
+    /// Where records that could not be processed go, as JSON lines (created only if there are any).
+    #[arg(long, value_name = "PATH", default_value = "dead-letters.jsonl", env = "TANDEM_DEAD_LETTERS")]
+    pub dead_letters: PathBuf,
+    /// Stop with an error at the first record that cannot be processed.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Elements per batch between stages.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Print no progress and no summary (errors still go to stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_override(text: &str) -> Result<(Option<String>, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !name.contains(['/', '\\']) => {
+            Ok((Some(name.to_owned()), PathBuf::from(path)))
+        }
+        _ if text.is_empty() => Err("an empty path".into()),
+        _ => Ok((None, PathBuf::from(text))),
+    }
+}
+
+impl StdArgs {
+    pub fn config(&self) -> RunConfig {
+        RunConfig {
+            batch_size: self.batch_size as usize,
+            fail_fast: self.fail_fast,
+            dead_letters: DeadLetterTarget::File(self.dead_letters.clone()),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            progress: !self.quiet,
+            ..RunConfig::default()
+        }
+    }
+}
+
+/// `main()` for every pipeline whose args are a `clap::Args` struct.
+pub trait PipelineMain: Pipeline {
+    /// Parses the command line, runs the pipeline, prints the summary; exits non-zero on failure.
+    fn main() -> ExitCode;
+}
+
+impl<P> PipelineMain for P
+where
+    P: Pipeline,
+    P::Args: Args + FromArgMatches,
+{
+    fn main() -> ExitCode {
+        let command = clap::Command::new(P::NAME).about(P::graph().doc);
+        let command = StdArgs::augment_args(P::Args::augment_args(command));
+        let matches = command.get_matches();
+        let parsed = StdArgs::from_arg_matches(&matches)
+            .and_then(|std| Ok((std, P::Args::from_arg_matches(&matches)?)));
+        let (std, args) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => e.exit(),
+        };
+        match std.graph {
+            Some(GraphFormat::Mermaid) => {
+                print!("{}", P::graph().mermaid());
+                return ExitCode::SUCCESS;
+            }
+            Some(GraphFormat::Dot) => {
+                print!("{}", P::graph().dot());
+                return ExitCode::SUCCESS;
+            }
+            None => {}
+        }
+        init_logging(std.quiet);
+        match run_pipeline::<P>(&args, &std.config()) {
+            Ok(summary) => {
+                if !std.quiet {
+                    eprint!("{summary}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "error" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

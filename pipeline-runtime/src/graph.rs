@@ -1,0 +1,115 @@
+//! A pipeline's static graph, rendered as Mermaid or Graphviz DOT (`--graph mermaid|dot`).
+
+use std::fmt::Write;
+
+/// What a stage does; decides how its counts enter the summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StageKind {
+    Source,
+    Map,
+    Filter,
+    FlatMap,
+    TryMap,
+    Inspect,
+    KeyBy,
+    Partition,
+    Merge,
+    Sink,
+    Drop,
+}
+
+impl StageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "read",
+            Self::Map => "map",
+            Self::Filter => "filter",
+            Self::FlatMap => "flat_map",
+            Self::TryMap => "try_map",
+            Self::Inspect => "inspect",
+            Self::KeyBy => "key_by",
+            Self::Partition => "partition",
+            Self::Merge => "merge",
+            Self::Sink => "write",
+            Self::Drop => "drop",
+        }
+    }
+}
+
+/// One stage of a pipeline, as the macro saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct StageInfo {
+    pub kind: StageKind,
+    /// For sources, the stream they are bound to; for sinks `sink1`, `sink2`, ... in order of
+    /// appearance. `--input NAME=PATH` and `--output NAME=PATH` use these names.
+    pub name: &'static str,
+    /// The stage as written, shortened (`map(|p| Served::new("champion", p))`).
+    pub label: &'static str,
+    /// Line of the stage in the source file.
+    pub line: u32,
+}
+
+/// A stream flowing from one stage into another.
+#[derive(Clone, Copy, Debug)]
+pub struct Edge {
+    pub from: u32,
+    pub to: u32,
+    /// The stream's name where the pipeline binds one, else empty.
+    pub stream: &'static str,
+}
+
+/// A pipeline's stages and streams.
+#[derive(Debug)]
+pub struct Graph {
+    pub name: &'static str,
+    /// The pipeline's doc comment.
+    pub doc: &'static str,
+    pub stages: &'static [StageInfo],
+    pub edges: &'static [Edge],
+}
+
+impl Graph {
+    /// A Mermaid flowchart (paste into a Markdown file on most forges to see it drawn).
+    pub fn mermaid(&self) -> String {
+        let mut out = String::from("flowchart LR\n");
+        for (id, stage) in self.stages.iter().enumerate() {
+            let label = stage.label.replace('"', "#quot;");
+            let (open, close) = match stage.kind {
+                StageKind::Source => ("[/\"", "\"/]"),
+                StageKind::Sink | StageKind::Drop => ("[\\\"", "\"\\]"),
+                StageKind::Partition => ("{{\"", "\"}}"),
+                StageKind::Merge => ("((\"", "\"))"),
+                _ => ("[\"", "\"]"),
+            };
+            let _ = writeln!(out, "    s{id}{open}{id}: {label}{close}");
+        }
+        for edge in self.edges {
+            if edge.stream.is_empty() {
+                let _ = writeln!(out, "    s{} --> s{}", edge.from, edge.to);
+            } else {
+                let _ = writeln!(out, "    s{} -->|{}| s{}", edge.from, edge.stream, edge.to);
+            }
+        }
+        out
+    }
+
+    /// A Graphviz digraph (`dot -Tsvg`).
+    pub fn dot(&self) -> String {
+        let mut out = format!("digraph {} {{\n    rankdir=LR;\n    node [fontname=\"monospace\"];\n", self.name);
+        for (id, stage) in self.stages.iter().enumerate() {
+            let shape = match stage.kind {
+                StageKind::Source | StageKind::Sink | StageKind::Drop => "parallelogram",
+                StageKind::Partition => "hexagon",
+                StageKind::Merge => "circle",
+                _ => "box",
+            };
+            let label = format!("{id}: {}", stage.label).replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "    s{id} [shape={shape}, label=\"{label}\"];");
+        }
+        for edge in self.edges {
+            let _ = writeln!(out, "    s{} -> s{} [label=\"{}\"];", edge.from, edge.to, edge.stream);
+        }
+        out.push_str("}\n");
+        out
+    }
+}

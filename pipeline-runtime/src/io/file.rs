@@ -1,0 +1,142 @@
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::{NamedTempFile, TempPath};
+
+/// Makes a finished output visible. Dropping it without committing discards the output.
+pub trait Commit: Send {
+    fn commit(self: Box<Self>) -> crate::Result<()>;
+}
+
+/// A file written under a temporary name beside its target and renamed into place on commit.
+pub(crate) struct AtomicFile {
+    target: PathBuf,
+    writer: Option<BufWriter<NamedTempFile>>,
+}
+
+impl AtomicFile {
+    pub fn create(target: &Path) -> crate::Result<Self> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(
+                ".{}.",
+                target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            ))
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|source| crate::Error::Open {
+                what: "output file",
+                path: target.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            target: target.to_owned(),
+            writer: Some(BufWriter::with_capacity(256 * 1024, temp)),
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut BufWriter<NamedTempFile> {
+        self.writer.as_mut().expect("written after finish")
+    }
+
+    pub fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(None);
+        };
+        let fail = |message: String| crate::Error::Write {
+            what: format!("output file `{}`", self.target.display()),
+            message,
+        };
+        let temp = writer.into_inner().map_err(|e| fail(e.error().to_string()))?;
+        temp.as_file().sync_data().map_err(|e| fail(e.to_string()))?;
+        Ok(Some(Box::new(Rename {
+            temp: temp.into_temp_path(),
+            target: self.target.clone(),
+        })))
+    }
+}
+
+struct Rename {
+    temp: TempPath,
+    target: PathBuf,
+}
+
+impl Commit for Rename {
+    fn commit(self: Box<Self>) -> crate::Result<()> {
+        let target = self.target;
+        self.temp.persist(&target).map_err(|e| crate::Error::Write {
+            what: format!("output file `{}`", target.display()),
+            message: format!("cannot move the finished output into place: {}", e.error),
+        })
+    }
+}
+
+/// Where a writer goes: a file committed at the end, or stdout.
+pub(crate) enum Output {
+    File(PathBuf, Option<AtomicFile>),
+    Stdout(Option<BufWriter<std::io::Stdout>>),
+}
+
+impl Output {
+    pub fn describe(&self, kind: &str) -> String {
+        match self {
+            Self::File(p, _) => format!("{kind} file `{}`", p.display()),
+            Self::Stdout(_) => format!("{kind} on stdout"),
+        }
+    }
+
+    pub fn set_path(&mut self, path: &Path) -> bool {
+        match self {
+            Self::File(p, _) => {
+                *p = path.to_owned();
+                true
+            }
+            Self::Stdout(_) => false,
+        }
+    }
+
+    pub fn open(&mut self) -> crate::Result<()> {
+        match self {
+            Self::File(p, f) => *f = Some(AtomicFile::create(p)?),
+            Self::Stdout(w) => *w = Some(BufWriter::new(std::io::stdout())),
+        }
+        Ok(())
+    }
+
+    pub fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Self::File(_, f) => f.as_mut().expect("sink used before open").writer(),
+            Self::Stdout(w) => w.as_mut().expect("sink used before open"),
+        }
+    }
+
+    pub fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
+        match self {
+            Self::File(_, f) => match f.as_mut() {
+                Some(f) => f.finish(),
+                None => Ok(None),
+            },
+            Self::Stdout(w) => {
+                if let Some(w) = w.as_mut() {
+                    w.flush().map_err(|e| crate::Error::Write {
+                        what: "stdout".into(),
+                        message: e.to_string(),
+                    })?;
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+pub(crate) fn open_input(path: &Path, what: &'static str) -> crate::Result<File> {
+    File::open(path).map_err(|source| crate::Error::Open {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,219 @@
+use std::io::{BufRead, BufReader};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::file::{open_input, Output};
+use super::lines::{read_line, Line, DEFAULT_MAX_LINE_BYTES};
+use super::{raw_text, BadRecord, Commit, Record, Sink, Source};
+
+/// JSON lines files: one JSON value per line.
+///
+/// `JsonLines::<T>::open(path)` reads `T`s, `JsonLines::create(path)` writes any `Serialize`.
+pub struct JsonLines<T = ()>(PhantomData<T>);
+
+impl<T: DeserializeOwned + Send> JsonLines<T> {
+    /// Reads a JSON lines file. Blank lines are skipped; a line that is not a valid `T` goes to
+    /// the dead letters with its line number.
+    pub fn open(path: impl AsRef<Path>) -> JsonLinesReader<T> {
+        JsonLinesReader::new(Input::File(path.as_ref().to_owned()))
+    }
+
+    /// Reads JSON lines from standard input.
+    pub fn stdin() -> JsonLinesReader<T> {
+        JsonLinesReader::new(Input::Stdin)
+    }
+}
+
+impl JsonLines {
+    /// Writes a JSON lines file, renamed into place when the run ends well.
+    pub fn create(path: impl AsRef<Path>) -> JsonLinesWriter {
+        JsonLinesWriter {
+            out: Output::File(path.as_ref().to_owned(), None),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes JSON lines to standard output.
+    pub fn stdout() -> JsonLinesWriter {
+        JsonLinesWriter {
+            out: Output::Stdout(None),
+            buf: Vec::new(),
+        }
+    }
+}
+
+pub(crate) enum Input {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    pub fn describe(&self, kind: &str) -> String {
+        match self {
+            Self::File(p) => format!("{kind} file `{}`", p.display()),
+            Self::Stdin => format!("{kind} on stdin"),
+        }
+    }
+
+    pub fn set_path(&mut self, path: &Path) -> bool {
+        match self {
+            Self::File(p) => {
+                *p = path.to_owned();
+                true
+            }
+            Self::Stdin => false,
+        }
+    }
+
+    pub fn open(&self, kind: &'static str) -> crate::Result<Box<dyn BufRead + Send>> {
+        Ok(match self {
+            Self::File(p) => Box::new(BufReader::with_capacity(256 * 1024, open_input(p, kind)?)),
+            Self::Stdin => Box::new(BufReader::new(std::io::stdin())),
+        })
+    }
+}
+
+/// See [`JsonLines::open`].
+pub struct JsonLinesReader<T> {
+    input: Input,
+    reader: Option<Box<dyn BufRead + Send>>,
+    line: u64,
+    buf: Vec<u8>,
+    max_line_bytes: usize,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> JsonLinesReader<T> {
+    fn new(input: Input) -> Self {
+        Self {
+            input,
+            reader: None,
+            line: 0,
+            buf: Vec::new(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            _item: PhantomData,
+        }
+    }
+
+    /// Lines longer than this go to the dead letters (default 16 MiB).
+    pub fn max_line_bytes(mut self, max: usize) -> Self {
+        self.max_line_bytes = max;
+        self
+    }
+}
+
+/// serde_json reports positions as "at line 1 column N" of the one-line document; the record's
+/// line number is in the dead letter already, so keep only the column.
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => format!("{} (column {})", &text[..cut], e.column()),
+        None => text,
+    }
+}
+
+impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
+    type Item = T;
+
+    fn describe(&self) -> String {
+        self.input.describe("JSON lines")
+    }
+
+    fn set_path(&mut self, path: &Path) -> bool {
+        self.input.set_path(path)
+    }
+
+    fn open(&mut self) -> crate::Result<()> {
+        self.reader = Some(self.input.open("input file")?);
+        Ok(())
+    }
+
+    fn read_chunk<E: FnMut(Record<T>)>(&mut self, max: usize, mut emit: E) -> crate::Result<bool> {
+        let reader = self.reader.as_mut().expect("source read before open");
+        let mut emitted = 0;
+        while emitted < max {
+            let read = read_line(reader, &mut self.buf, self.max_line_bytes).map_err(|source| {
+                crate::Error::Read {
+                    what: self.input.describe("JSON lines"),
+                    position: self.line,
+                    source,
+                }
+            })?;
+            self.line += 1;
+            let terminated = match read {
+                Line::Eof => return Ok(false),
+                Line::TooLong { len } => {
+                    emit(Record::Bad(
+                        self.line,
+                        BadRecord {
+                            error: format!(
+                                "line is {len} bytes, longer than the limit of {} bytes",
+                                self.max_line_bytes
+                            ),
+                            raw: Some(raw_text(&self.buf[..self.buf.len().min(1024)])),
+                        },
+                    ));
+                    emitted += 1;
+                    continue;
+                }
+                Line::Complete { terminated } => terminated,
+            };
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue; // a blank line holds no record
+            }
+            emitted += 1;
+            match serde_json::from_slice::<T>(&self.buf) {
+                Ok(item) => emit(Record::Good(self.line, item)),
+                Err(e) => {
+                    let mut error = json_error(&e);
+                    if !terminated && e.is_eof() {
+                        error = format!("truncated last line (the file ends without a newline): {error}");
+                    }
+                    emit(Record::Bad(
+                        self.line,
+                        BadRecord {
+                            error,
+                            raw: Some(raw_text(&self.buf)),
+                        },
+                    ))
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// See [`JsonLines::create`].
+pub struct JsonLinesWriter {
+    out: Output,
+    buf: Vec<u8>,
+}
+
+impl<T: Serialize> Sink<T> for JsonLinesWriter {
+    fn describe(&self) -> String {
+        self.out.describe("JSON lines")
+    }
+
+    fn set_path(&mut self, path: &Path) -> bool {
+        self.out.set_path(path)
+    }
+
+    fn open(&mut self) -> crate::Result<()> {
+        self.out.open()
+    }
+
+    fn write(&mut self, item: T) -> Result<(), String> {
+        // Serialize whole before writing, so a value that fails half-way leaves no partial line.
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &item).map_err(|e| e.to_string())?;
+        self.buf.push(b'\n');
+        self.out.writer().write_all(&self.buf).map_err(|e| e.to_string())
+    }
+
+    fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
+        self.out.finish()
+    }
+}

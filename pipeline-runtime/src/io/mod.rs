@@ -1,0 +1,98 @@
+//! Sources and sinks: JSON lines and CSV files (serde), stdin/stdout, and in-memory iterators and
+//! collectors for tests and for embedding a pipeline in an application.
+//!
+//! File sinks write to a temporary file beside the target and rename it into place only when the
+//! whole run ends well, so a failed run never leaves a half-written output behind.
+
+mod csv;
+mod file;
+mod jsonl;
+mod lines;
+mod memory;
+
+use std::path::Path;
+
+pub use self::csv::{Csv, CsvReader, CsvWriter};
+pub use self::file::Commit;
+pub use self::jsonl::{JsonLines, JsonLinesReader, JsonLinesWriter};
+pub use self::lines::DEFAULT_MAX_LINE_BYTES;
+pub use self::memory::{Collector, Memory, MemorySource};
+
+/// A record a source could not turn into an element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRecord {
+    pub error: String,
+    /// The raw record, as text (lossy for invalid UTF-8), cut to [`MAX_RAW_BYTES`].
+    pub raw: Option<String>,
+}
+
+/// How much of a bad record's raw text a dead letter keeps.
+pub const MAX_RAW_BYTES: usize = 64 * 1024;
+
+pub(crate) fn raw_text(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(MAX_RAW_BYTES)];
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if bytes.len() > MAX_RAW_BYTES {
+        text.push_str(&format!("... ({} bytes in all)", bytes.len()));
+    }
+    text
+}
+
+/// One record read by a source, with its 1-based position.
+pub enum Record<T> {
+    Good(u64, T),
+    Bad(u64, BadRecord),
+}
+
+/// Where a pipeline's elements come from: `read(source)`.
+#[diagnostic::on_unimplemented(
+    message = "`read` takes a source, but `{Self}` is not one",
+    label = "not a source",
+    note = "sources: `JsonLines::<T>::open(path)`, `JsonLines::<T>::stdin()`, `Csv::<T>::open(path)`, `Memory::new(iterable)`, or your own `impl tandem::io::Source`"
+)]
+pub trait Source: Send {
+    type Item: Send;
+
+    /// What the summary and errors call it (`JSON lines file requests.jsonl`).
+    fn describe(&self) -> String;
+
+    /// Points a file source at another path (`--input`). `false` if it has no path.
+    fn set_path(&mut self, _path: &Path) -> bool {
+        false
+    }
+
+    /// Opens the input; called before any segment runs.
+    fn open(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
+
+    /// Reads up to `max` records, handing each to `emit`. `Ok(false)` once the input is done.
+    /// An `Err` is an input that cannot be read any further (not a bad record).
+    fn read_chunk<E: FnMut(Record<Self::Item>)>(&mut self, max: usize, emit: E) -> crate::Result<bool>;
+}
+
+/// Where a chain ends: `write(sink)`.
+#[diagnostic::on_unimplemented(
+    message = "`write` receives `{T}`, but `{Self}` cannot write `{T}`",
+    label = "this sink cannot write `{T}`",
+    note = "file sinks (`JsonLines::create`, `Csv::create`) write any `T: serde::Serialize`; `Collector<T>` collects exactly `T`"
+)]
+pub trait Sink<T>: Send {
+    fn describe(&self) -> String;
+
+    /// Points a file sink at another path (`--output`). `false` if it has no path.
+    fn set_path(&mut self, _path: &Path) -> bool {
+        false
+    }
+
+    /// Creates the output; called before any segment runs.
+    fn open(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
+
+    /// Writes one element. An error sends that element to the dead letters.
+    fn write(&mut self, item: T) -> Result<(), String>;
+
+    /// Flushes everything; returns what makes the output visible once the whole run succeeded.
+    fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>>;
+}

@@ -1,0 +1,47 @@
+//! The runtime that `pipeline!`-generated code calls: stage traits and transforms, sources and
+//! sinks, the fused executor, dead letters, the run summary, the graph and the standard CLI.
+//!
+//! Users normally reach this crate through the `tandem` facade and its `prelude`.
+
+pub mod check;
+pub mod cli;
+pub mod deadletter;
+mod error;
+pub mod exec;
+pub mod graph;
+pub mod hash;
+pub mod io;
+pub mod ops;
+pub mod partition;
+mod panic;
+pub mod push;
+pub mod summary;
+
+pub use error::{Error, Result};
+pub use exec::{Pipeline, RunConfig};
+pub use graph::{Graph, StageInfo, StageKind};
+pub use push::Pos;
+pub use summary::Summary;
+
+/// What a pipeline file needs in scope.
+pub mod prelude {
+    pub use crate::cli::PipelineMain;
+    pub use crate::deadletter::{DeadLetter, DeadLetterTarget};
+    pub use crate::exec::{Pipeline, RunConfig};
+    pub use crate::hash::StableKey;
+    pub use crate::io::{Collector, Csv, JsonLines, Memory};
+    pub use crate::partition::{split_by, split_random};
+    pub use crate::{Error, Result, Summary};
+}
+
+/// Used by generated code only; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::check::*;
+    pub use crate::exec::{Executor, Shared};
+    pub use crate::graph::{Graph, StageInfo, StageKind};
+    pub use crate::ops::*;
+    pub use crate::push::{Pos, Push};
+    pub use clap;
+    pub use std;
+}

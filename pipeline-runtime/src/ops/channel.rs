@@ -1,0 +1,78 @@
+use tokio::sync::mpsc;
+
+use crate::exec::Shared;
+use crate::push::{Flow, Pos, Push};
+
+/// A batch of elements crossing a boundary. Batching keeps the channel's cost per element small.
+pub type Batch<T> = Vec<(Pos, T)>;
+
+/// The end of a segment that feeds a boundary (merge, sink): buffers elements into batches and
+/// sends them over a bounded channel, blocking when it is full — that is the backpressure.
+pub struct ChannelOut<T> {
+    tx: mpsc::Sender<Batch<T>>,
+    buf: Batch<T>,
+    batch: usize,
+    closed: bool,
+}
+
+impl<T> ChannelOut<T> {
+    pub fn new(tx: mpsc::Sender<Batch<T>>, batch: usize) -> Self {
+        let batch = batch.max(1);
+        Self {
+            tx,
+            buf: Vec::with_capacity(batch),
+            batch,
+            closed: false,
+        }
+    }
+
+    fn send(&mut self) {
+        if self.buf.is_empty() || self.closed {
+            return;
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch));
+        // Fails only when the consumer has gone, i.e. the run is already failing.
+        if self.tx.blocking_send(full).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+impl<T: Send> Push<T> for ChannelOut<T> {
+    #[inline(always)]
+    fn push(&mut self, item: T, pos: Pos, _: &Shared) {
+        self.buf.push((pos, item));
+        if self.buf.len() >= self.batch {
+            self.send();
+        }
+    }
+
+    fn flush(&mut self, _: &Shared) -> Flow {
+        self.send();
+        if self.closed {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn finish(&mut self, _: &Shared) -> crate::Result<()> {
+        self.send();
+        Ok(())
+    }
+}
+
+/// The receiving end of a boundary's channel.
+pub struct Receiver<T>(pub(crate) mpsc::Receiver<Batch<T>>);
+
+impl<T> Receiver<T> {
+    pub(crate) fn recv(&mut self) -> Option<Batch<T>> {
+        self.0.blocking_recv()
+    }
+}
+
+/// Makes the channel in front of a boundary.
+pub fn channel<T>(capacity: usize) -> (mpsc::Sender<Batch<T>>, Receiver<T>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (tx, Receiver(rx))
+}

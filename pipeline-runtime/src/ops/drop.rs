@@ -1,0 +1,32 @@
+use crate::exec::Shared;
+use crate::push::{Flow, Pos, Push, StageCell};
+
+/// `drop()`: the end of a chain whose elements are discarded on purpose (counted as dropped).
+pub struct Discard {
+    cell: StageCell,
+}
+
+impl Discard {
+    pub fn new(id: u32) -> Self {
+        Self {
+            cell: StageCell::new(id),
+        }
+    }
+}
+
+impl<T> Push<T> for Discard {
+    #[inline(always)]
+    fn push(&mut self, _: T, _: Pos, _: &Shared) {
+        self.cell.count();
+    }
+
+    fn flush(&mut self, cx: &Shared) -> Flow {
+        self.cell.publish(cx);
+        Flow::Continue
+    }
+
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+        self.cell.publish(cx);
+        Ok(())
+    }
+}

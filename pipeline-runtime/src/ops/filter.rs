@@ -1,0 +1,49 @@
+use super::linkable;
+use crate::exec::Shared;
+use crate::panic::guard;
+use crate::push::{Flow, Pos, Push, StageCell};
+
+/// `filter(f)`: keeps the elements for which `f` is true; the others are counted as filtered.
+pub struct Filter<F, N> {
+    cell: StageCell,
+    f: F,
+    filtered: u64,
+    next: N,
+}
+linkable!(Filter { filtered });
+
+impl<F, N> Filter<F, N> {
+    fn publish(&mut self, cx: &Shared) {
+        self.cell.publish(cx);
+        if self.filtered != 0 {
+            cx.stats.add_filtered(self.cell.id, self.filtered);
+            self.filtered = 0;
+        }
+    }
+}
+
+impl<T, F, N> Push<T> for Filter<F, N>
+where
+    F: FnMut(&T) -> bool + Send,
+    N: Push<T>,
+{
+    #[inline(always)]
+    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+        self.cell.count();
+        match guard(|| (self.f)(&item)) {
+            Ok(true) => self.next.push(item, pos, cx),
+            Ok(false) => self.filtered += 1,
+            Err(panic) => self.cell.dead(cx, pos, panic),
+        }
+    }
+
+    fn flush(&mut self, cx: &Shared) -> Flow {
+        self.publish(cx);
+        self.next.flush(cx)
+    }
+
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+        self.publish(cx);
+        self.next.finish(cx)
+    }
+}

@@ -1,0 +1,58 @@
+use super::linkable;
+use crate::exec::Shared;
+use crate::panic::guard;
+use crate::push::{Flow, Pos, Push, StageCell};
+
+/// `flat_map(f)`: zero or more outputs per input, all keeping the input's position.
+pub struct FlatMap<F, N> {
+    cell: StageCell,
+    f: F,
+    produced: u64,
+    next: N,
+}
+linkable!(FlatMap { produced });
+
+impl<F, N> FlatMap<F, N> {
+    fn publish(&mut self, cx: &Shared) {
+        self.cell.publish(cx);
+        if self.produced != 0 {
+            cx.stats.add_produced(self.cell.id, self.produced);
+            self.produced = 0;
+        }
+    }
+}
+
+impl<T, I, F, N> Push<T> for FlatMap<F, N>
+where
+    F: FnMut(T) -> I + Send,
+    I: IntoIterator,
+    N: Push<I::Item>,
+{
+    #[inline(always)]
+    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+        self.cell.count();
+        let Self {
+            f, next, produced, ..
+        } = self;
+        // Downstream stages guard themselves, so a panic caught here came from `f` or from the
+        // iterator it returned; outputs already pushed stay pushed and are counted.
+        if let Err(panic) = guard(|| {
+            for out in f(item) {
+                *produced += 1;
+                next.push(out, pos, cx);
+            }
+        }) {
+            self.cell.dead(cx, pos, panic);
+        }
+    }
+
+    fn flush(&mut self, cx: &Shared) -> Flow {
+        self.publish(cx);
+        self.next.flush(cx)
+    }
+
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+        self.publish(cx);
+        self.next.finish(cx)
+    }
+}

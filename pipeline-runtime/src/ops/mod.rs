@@ -1,0 +1,63 @@
+//! The fused stages. Each is built in two steps: the typed constructor in [`crate::check`] makes
+//! it with `next: ()` while the element types flow forward, and `then(next)` links it to the rest
+//! of its segment once that exists.
+
+mod channel;
+mod drop;
+mod filter;
+mod flat_map;
+mod inspect;
+mod key_by;
+mod map;
+mod merge;
+mod partition;
+mod sink;
+mod tee;
+mod try_map;
+
+pub use channel::{channel, Batch, ChannelOut, Receiver};
+pub use drop::Discard;
+pub use filter::Filter;
+pub use flat_map::FlatMap;
+pub use inspect::Inspect;
+pub use key_by::KeyBy;
+pub use map::Map;
+pub use merge::Merge;
+pub use partition::{Arms, Partition};
+pub use sink::SinkOp;
+pub use tee::{Consumers, Tee};
+pub use try_map::TryMap;
+
+/// Flush and finish for a stage that only counts its input and forwards.
+macro_rules! forward_flush {
+    () => {
+        fn flush(&mut self, cx: &$crate::exec::Shared) -> $crate::push::Flow {
+            self.cell.publish(cx);
+            self.next.flush(cx)
+        }
+
+        fn finish(&mut self, cx: &$crate::exec::Shared) -> $crate::Result<()> {
+            self.cell.publish(cx);
+            self.next.finish(cx)
+        }
+    };
+}
+pub(crate) use forward_flush;
+
+/// `then(next)` for a stage struct whose last field is `next`.
+macro_rules! linkable {
+    ($name:ident { $($field:ident),* }) => {
+        impl<F> $name<F, ()> {
+            #[doc(hidden)]
+            pub fn new(id: u32, f: F) -> Self {
+                $name { cell: $crate::push::StageCell::new(id), f, $($field: Default::default(),)* next: () }
+            }
+
+            /// Links this stage to the rest of its segment.
+            pub fn then<N>(self, next: N) -> $name<F, N> {
+                $name { cell: self.cell, f: self.f, $($field: self.$field,)* next }
+            }
+        }
+    };
+}
+pub(crate) use linkable;

@@ -1,0 +1,41 @@
+use crate::exec::Shared;
+use crate::io::Sink;
+use crate::push::{Flow, Pos, Push, StageCell};
+
+/// `write(sink)`: the end of a chain. A failed write sends the element to the dead letters.
+pub struct SinkOp<S> {
+    cell: StageCell,
+    sink: S,
+}
+
+impl<S> SinkOp<S> {
+    pub fn new(id: u32, sink: S) -> Self {
+        Self {
+            cell: StageCell::new(id),
+            sink,
+        }
+    }
+}
+
+impl<T, S: Sink<T>> Push<T> for SinkOp<S> {
+    #[inline(always)]
+    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+        self.cell.count();
+        if let Err(error) = self.sink.write(item) {
+            self.cell
+                .dead(cx, pos, format!("writing to {} failed: {error}", self.sink.describe()));
+        }
+    }
+
+    fn flush(&mut self, cx: &Shared) -> Flow {
+        self.cell.publish(cx);
+        Flow::Continue
+    }
+
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+        self.cell.publish(cx);
+        let commit = self.sink.finish()?;
+        cx.add_commit(commit);
+        Ok(())
+    }
+}

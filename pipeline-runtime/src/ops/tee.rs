@@ -1,0 +1,94 @@
+use crate::exec::Shared;
+use crate::push::{Flow, Pos, Push};
+
+/// Fan-out: a stream consumed by several chains. Every consumer but the last gets a clone; the
+/// last gets the element itself. Consumers are a cons list `(a, (b, ()))`.
+pub struct Tee<L> {
+    /// The stage whose output is fanned out; the extra copies are counted against it.
+    id: u32,
+    copies: u64,
+    consumers: L,
+}
+
+impl<L> Tee<L> {
+    pub fn new(id: u32, consumers: L) -> Self {
+        Self {
+            id,
+            copies: 0,
+            consumers,
+        }
+    }
+}
+
+/// The consumers of a fanned-out stream.
+pub trait Consumers<T>: Send {
+    const LEN: u64;
+    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared);
+    fn flush_all(&mut self, cx: &Shared) -> Flow;
+    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()>;
+}
+
+impl<T, A: Push<T>> Consumers<T> for (A, ()) {
+    const LEN: u64 = 1;
+    #[inline(always)]
+    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared) {
+        self.0.push(item, pos, cx);
+    }
+    fn flush_all(&mut self, cx: &Shared) -> Flow {
+        self.0.flush(cx)
+    }
+    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()> {
+        self.0.finish(cx)
+    }
+}
+
+impl<T: Clone, A: Push<T>, B, R> Consumers<T> for (A, (B, R))
+where
+    (B, R): Consumers<T>,
+{
+    const LEN: u64 = 1 + <(B, R) as Consumers<T>>::LEN;
+    #[inline(always)]
+    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared) {
+        self.0.push(item.clone(), pos, cx);
+        self.1.push_all(item, pos, cx);
+    }
+    fn flush_all(&mut self, cx: &Shared) -> Flow {
+        let a = self.0.flush(cx);
+        let b = self.1.flush_all(cx);
+        if a == Flow::Stop || b == Flow::Stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()> {
+        let a = self.0.finish(cx);
+        let b = self.1.finish_all(cx);
+        a.and(b)
+    }
+}
+
+impl<L> Tee<L> {
+    fn publish(&mut self, cx: &Shared) {
+        if self.copies != 0 {
+            cx.stats.add_copies(self.id, self.copies);
+            self.copies = 0;
+        }
+    }
+}
+
+impl<T, L: Consumers<T>> Push<T> for Tee<L> {
+    #[inline(always)]
+    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+        self.copies += L::LEN - 1;
+        self.consumers.push_all(item, pos, cx);
+    }
+    fn flush(&mut self, cx: &Shared) -> Flow {
+        self.publish(cx);
+        self.consumers.flush_all(cx)
+    }
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+        self.publish(cx);
+        self.consumers.finish_all(cx)
+    }
+}

@@ -1,0 +1,76 @@
+//! The push protocol every fused stage implements.
+//!
+//! A segment of the pipeline (from a source or a channel to the next boundary) is one value whose
+//! type nests every stage (`Map<F, Filter<G, ChannelOut<T>>>`): pushing an element into it runs the
+//! whole segment as straight-line, monomorphized code, with no channel, box or allocation between
+//! stages.
+
+use serde::Serialize;
+
+use crate::exec::Shared;
+
+/// Where an element came from: the source stage and its 1-based record number there (the line
+/// number for line-based files). It travels with the element so that a failure anywhere downstream
+/// can point at the raw record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Pos {
+    pub source: u32,
+    pub index: u64,
+}
+
+/// Whether downstream still accepts elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Flow {
+    Continue,
+    /// A downstream consumer has gone (the run is stopping): stop reading.
+    Stop,
+}
+
+/// A stage that elements of type `T` are pushed into.
+#[diagnostic::on_unimplemented(
+    message = "this stage cannot take elements of type `{T}`",
+    note = "every stage's input type must equal the output type of the stage before it"
+)]
+pub trait Push<T>: Send {
+    /// Runs this stage and everything fused after it on one element.
+    fn push(&mut self, item: T, pos: Pos, cx: &Shared);
+
+    /// Called between chunks of input: sends buffered output on and publishes counters.
+    fn flush(&mut self, cx: &Shared) -> Flow;
+
+    /// End of input: flush, and let sinks finish their output.
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()>;
+}
+
+/// A stage's own count of elements pushed into it, published to the shared counters on flush so
+/// the hot path touches no atomic.
+#[derive(Debug)]
+pub struct StageCell {
+    pub(crate) id: u32,
+    pub(crate) seen: u64,
+}
+
+impl StageCell {
+    pub fn new(id: u32) -> Self {
+        Self { id, seen: 0 }
+    }
+
+    #[inline(always)]
+    pub(crate) fn count(&mut self) {
+        self.seen += 1;
+    }
+
+    pub(crate) fn publish(&mut self, cx: &Shared) {
+        if self.seen != 0 {
+            cx.stats.add_input(self.id, self.seen);
+            self.seen = 0;
+        }
+    }
+
+    /// Sends the element's failure to the dead letters.
+    #[cold]
+    pub(crate) fn dead(&self, cx: &Shared, pos: Pos, error: String) {
+        cx.dead_letter(self.id, pos, error, None);
+    }
+}
