@@ -170,8 +170,8 @@ pub fn merged<T>(_first: &Stream<T>) -> Stream<T> {
 
 pub fn fan_out<T: FanOutElement>(_: &Stream<T>) {}
 
-pub fn sink<T, S: Sink<T>>(_: &Stream<T>, sink: S) -> S {
-    sink
+pub fn sink<T, S: Sink<T>>(_: &Stream<T>, sink: S) -> (S, Stream<T>) {
+    (sink, Stream::new())
 }
 
 pub fn discard<T>(_: &Stream<T>, id: u32) -> Discard {

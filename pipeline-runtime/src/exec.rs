@@ -247,7 +247,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     }
 
     /// Opens a sink (before anything runs) and returns the stage that writes to it.
-    pub fn sink<T, S: Sink<T>>(&mut self, id: u32, mut sink: S) -> Result<SinkOp<S>> {
+    pub fn sink<T, S: Sink<T>>(&mut self, id: u32, (mut sink, _): (S, crate::check::Stream<T>)) -> Result<SinkOp<S>> {
         self.apply_override(&self.config.outputs, id, crate::StageKind::Sink, |p| {
             sink.set_path(p)
         })?;

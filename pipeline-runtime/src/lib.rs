@@ -38,7 +38,14 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::check::*;
-    pub use crate::exec::{Executor, Shared};
+    pub use crate::exec::{run_async, run_pipeline, Executor, Pipeline, RunConfig, Shared};
+    pub use crate::graph::Edge;
+    pub use crate::summary::Summary;
+    pub use crate::{Error, Result};
+
+    /// The arguments of a pipeline declared without any.
+    #[derive(Clone, Copy, Debug, Default, clap::Args)]
+    pub struct NoArgs {}
     pub use crate::graph::{Graph, StageInfo, StageKind};
     pub use crate::ops::*;
     pub use crate::push::{Pos, Push};

@@ -1,0 +1,326 @@
+//! Graph + plan -> code.
+//!
+//! The generated `build` works in three steps:
+//! 1. types flow forward: one statement per stage, in topological order, calls the stage's typed
+//!    constructor with the marker of its input stream, spanned at the stage, so each edge is
+//!    checked on its own and a mistake is reported where it is;
+//! 2. a bounded channel is made in front of each boundary;
+//! 3. each segment is assembled inside-out into one nested value and handed to the executor.
+//!
+//! Generated code names everything by absolute path (`::tandem::__private::..`) and lives in
+//! `const _: () = { .. };` so it adds no names to the user's module.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::visit_mut::VisitMut;
+use syn::{Expr, Ident};
+
+use crate::fuse::Plan;
+use crate::graph::{Graph, PortRef};
+use crate::ops::Role;
+use crate::parse::Pipeline;
+
+pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
+    let Pipeline { attrs, vis, name, .. } = ast;
+    let name_str = name.to_string();
+    let doc = doc_text(ast);
+    let args_ty = args_type(ast);
+    let args_name = match &ast.args {
+        Some((ident, _)) => ident.clone(),
+        None => Ident::new("args", Span::call_site()),
+    };
+
+    let stage_infos = graph.stages.iter().map(|s| {
+        let kind = Ident::new(s.op.kind, Span::call_site());
+        let (label, stage_name) = (&s.label, &s.name);
+        let line = s.span().start().line as u32;
+        quote! {
+            ::tandem::__private::StageInfo {
+                kind: ::tandem::__private::StageKind::#kind,
+                name: #stage_name,
+                label: #label,
+                line: #line,
+            }
+        }
+    });
+    let edges = graph.stages.iter().enumerate().flat_map(|(to, s)| {
+        s.inputs.iter().map(move |input| {
+            let (from, port) = input.from;
+            let stream = graph.stages[from].bound[port]
+                .as_ref()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let (from, to) = (from as u32, to as u32);
+            quote!(::tandem::__private::Edge { from: #from, to: #to, stream: #stream })
+        })
+    });
+    let stage_count = graph.stages.len();
+    let edge_count: usize = graph.stages.iter().map(|s| s.inputs.len()).sum();
+
+    let typed = graph.order.iter().map(|&id| typed_stage(graph, id));
+    let fan_out = fan_out_checks(graph);
+    let channels = graph.stages.iter().enumerate().filter(|&(id, _)| plan.channel[id]).map(|(id, s)| {
+        let (tx, rx) = (format_ident!("__tx{}", id), format_ident!("__rx{}", id));
+        let input = marker(graph, s.inputs[0].from);
+        quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#input, __ex);)
+    });
+    let segments = graph.stages.iter().enumerate().filter_map(|(id, s)| {
+        let id32 = id as u32;
+        let chain = format_ident!("__chain{}", id);
+        match s.op.role {
+            Role::Source => {
+                let src = format_ident!("__src{}", id);
+                let body = consumers(graph, plan, (id, 0));
+                Some(quote! {
+                    let #chain = #body;
+                    __ex.source(#id32, #src, #chain)?;
+                })
+            }
+            Role::Merge => {
+                let rx = format_ident!("__rx{}", id);
+                let body = consumers(graph, plan, (id, 0));
+                Some(quote! {
+                    let #chain = ::tandem::__private::Merge::new(#id32).then(#body);
+                    __ex.receive(#rx, #chain);
+                })
+            }
+            Role::Sink if plan.channel[id] => {
+                let (rx, op) = (format_ident!("__rx{}", id), format_ident!("__op{}", id));
+                Some(quote!(__ex.receive(#rx, #op);))
+            }
+            _ => None,
+        }
+    });
+    let api = api(name, &args_ty);
+
+    quote! {
+        #(#attrs)*
+        #vis struct #name;
+
+        const _: () = {
+            static __STAGES: [::tandem::__private::StageInfo; #stage_count] = [#(#stage_infos),*];
+            static __EDGES: [::tandem::__private::Edge; #edge_count] = [#(#edges),*];
+            static __GRAPH: ::tandem::__private::Graph = ::tandem::__private::Graph {
+                name: #name_str,
+                doc: #doc,
+                stages: &__STAGES,
+                edges: &__EDGES,
+            };
+
+            impl ::tandem::__private::Pipeline for #name {
+                type Args = #args_ty;
+                const NAME: &'static str = #name_str;
+
+                fn graph() -> &'static ::tandem::__private::Graph {
+                    &__GRAPH
+                }
+
+                #[allow(unused_variables, clippy::all)]
+                fn build<'scope, 'env: 'scope>(
+                    #args_name: &'env #args_ty,
+                    __ex: &mut ::tandem::__private::Executor<'scope, 'env>,
+                ) -> ::tandem::__private::Result<()> {
+                    #(#typed)*
+                    #(#fan_out)*
+                    #(#channels)*
+                    #(#segments)*
+                    ::tandem::__private::std::result::Result::Ok(())
+                }
+            }
+
+            #api
+        };
+    }
+}
+
+/// The inherent API of a pipeline type, shared with the fallback.
+pub fn api(name: &Ident, args_ty: &TokenStream) -> TokenStream {
+    quote! {
+        #[allow(dead_code)]
+        impl #name {
+            /// The pipeline's graph; `.mermaid()` and `.dot()` render it.
+            pub fn graph() -> &'static ::tandem::__private::Graph {
+                <Self as ::tandem::__private::Pipeline>::graph()
+            }
+
+            /// Runs the pipeline to the end on this thread (stages get threads of their own).
+            pub fn run_blocking(
+                args: &#args_ty,
+                config: &::tandem::__private::RunConfig,
+            ) -> ::tandem::__private::Result<::tandem::__private::Summary> {
+                ::tandem::__private::run_pipeline::<Self>(args, config)
+            }
+
+            /// Runs the pipeline to the end without blocking the async caller.
+            pub async fn run(
+                args: #args_ty,
+                config: ::tandem::__private::RunConfig,
+            ) -> ::tandem::__private::Result<::tandem::__private::Summary> {
+                ::tandem::__private::run_async::<Self>(args, config).await
+            }
+        }
+    }
+}
+
+pub fn args_type(ast: &Pipeline) -> TokenStream {
+    match &ast.args {
+        Some((_, ty)) => quote!(#ty),
+        None => quote!(::tandem::__private::NoArgs),
+    }
+}
+
+fn doc_text(ast: &Pipeline) -> String {
+    let lines: Vec<String> = ast
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(nv) => match &nv.value {
+                Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s), ..
+                }) => Some(s.value().trim().to_owned()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// The marker variable of a stream.
+fn marker(graph: &Graph, (stage, port): PortRef) -> Ident {
+    if graph.stages[stage].op.role == Role::Partition {
+        format_ident!("__m{}_{}", stage, port)
+    } else {
+        format_ident!("__m{}", stage)
+    }
+}
+
+/// Closures in stage arguments run on the segment's thread after `build` returns, so they must
+/// not borrow `build`'s locals; the only local they can name is `args`, a shared reference, so
+/// capturing by `move` (a copy of that reference) is what the user means.
+struct MoveClosures;
+
+impl VisitMut for MoveClosures {
+    fn visit_expr_closure_mut(&mut self, closure: &mut syn::ExprClosure) {
+        if closure.capture.is_none() {
+            closure.capture = Some(syn::Token![move](closure.or1_token.span));
+        }
+        syn::visit_mut::visit_expr_closure_mut(self, closure);
+    }
+}
+
+fn stage_arg(graph: &Graph, id: usize) -> Option<Expr> {
+    let mut arg = graph.stages[id].call.args.first()?.clone();
+    MoveClosures.visit_expr_mut(&mut arg);
+    Some(arg)
+}
+
+/// Step 1 for one stage: its typed constructor, spanned at the stage.
+fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
+    let stage = &graph.stages[id];
+    let span = stage.span();
+    let id32 = id as u32;
+    let check = Ident::new(stage.op.check, span);
+    let (op, out) = (format_ident!("__op{}", id), format_ident!("__m{}", id));
+    let arg = stage_arg(graph, id);
+    match stage.op.role {
+        Role::Source => {
+            let src = format_ident!("__src{}", id);
+            quote_spanned!(span=> let (#src, #out) = ::tandem::__private::#check(#arg);)
+        }
+        Role::Merge => {
+            let first = marker(graph, stage.inputs[0].from);
+            let others = stage.inputs[1..].iter().map(|input| {
+                let other = marker(graph, input.from);
+                let at = input.via.as_ref().map_or(span, Ident::span);
+                quote_spanned!(at=> ::tandem::__private::merge_input(&#first, &#other);)
+            });
+            quote_spanned!(span=> #(#others)* let #out = ::tandem::__private::#check(&#first);)
+        }
+        Role::Element => {
+            let input = marker(graph, stage.inputs[0].from);
+            quote_spanned!(span=> let (#op, #out) = ::tandem::__private::#check(&#input, #id32, #arg);)
+        }
+        Role::Partition => {
+            let input = marker(graph, stage.inputs[0].from);
+            let arms = stage.consumers.len();
+            let outs = (0..arms).map(|p| format_ident!("__m{}_{}", id, p));
+            quote_spanned!(span=>
+                let (#op, [#(#outs),*]) = ::tandem::__private::#check::<_, _, #arms>(&#input, #id32, #arg);
+            )
+        }
+        Role::Sink => {
+            let input = marker(graph, stage.inputs[0].from);
+            match arg {
+                Some(arg) => quote_spanned!(span=>
+                    let #op = __ex.sink(#id32, ::tandem::__private::#check(&#input, #arg))?;
+                ),
+                None => quote_spanned!(span=> let #op = ::tandem::__private::#check(&#input, #id32);),
+            }
+        }
+    }
+}
+
+/// A stream consumed more than once is copied: each further consumer checks `Clone`, at the
+/// place where it names the stream.
+fn fan_out_checks(graph: &Graph) -> Vec<TokenStream> {
+    let mut checks = Vec::new();
+    for (id, stage) in graph.stages.iter().enumerate() {
+        for port in 0..stage.consumers.len() {
+            let consumers = graph.consumers((id, port));
+            let m = marker(graph, (id, port));
+            for &c in consumers.iter().skip(1) {
+                let at = graph.stages[c]
+                    .inputs
+                    .iter()
+                    .find(|i| i.from == (id, port))
+                    .and_then(|i| i.via.as_ref())
+                    .map_or(graph.stages[c].span(), Ident::span);
+                checks.push(quote_spanned!(at=> ::tandem::__private::fan_out(&#m);));
+            }
+        }
+    }
+    checks
+}
+
+/// Step 3: what elements of `port` are pushed into.
+fn consumers(graph: &Graph, plan: &Plan, port: PortRef) -> TokenStream {
+    let list = graph.consumers(port);
+    if let [only] = list {
+        return stage_chain(graph, plan, *only);
+    }
+    let producer = port.0 as u32;
+    let nested = list.iter().rev().fold(quote!(()), |rest, &c| {
+        let head = stage_chain(graph, plan, c);
+        quote!((#head, #rest))
+    });
+    quote!(::tandem::__private::Tee::new(#producer, #nested))
+}
+
+/// A stage and everything fused after it.
+fn stage_chain(graph: &Graph, plan: &Plan, id: usize) -> TokenStream {
+    let op = format_ident!("__op{}", id);
+    if plan.channel[id] {
+        let tx = format_ident!("__tx{}", id);
+        return quote!(::tandem::__private::channel_out(&#tx, __ex));
+    }
+    let stage = &graph.stages[id];
+    match stage.op.role {
+        Role::Element => {
+            let next = consumers(graph, plan, (id, 0));
+            quote!(#op.then(#next))
+        }
+        Role::Partition => {
+            let arms = (0..stage.consumers.len())
+                .rev()
+                .fold(quote!(()), |rest, p| {
+                    let arm = consumers(graph, plan, (id, p));
+                    quote!((#arm, #rest))
+                });
+            quote!(#op.then(#arms))
+        }
+        Role::Sink => quote!(#op),
+        Role::Source | Role::Merge => unreachable!("sources and merges head their own segments"),
+    }
+}
