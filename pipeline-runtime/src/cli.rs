@@ -16,7 +16,8 @@ pub enum GraphFormat {
     Dot,
 }
 
-/// The options every pipeline binary has.
+// The options every pipeline binary has. (A `//` comment: clap would make a doc comment the
+// binary's `about`.)
 #[derive(Clone, Debug, clap::Args)]
 #[command(next_help_heading = "Pipeline options")]
 pub struct StdArgs {
@@ -79,8 +80,9 @@ where
     P::Args: Args + FromArgMatches,
 {
     fn main() -> ExitCode {
-        let command = clap::Command::new(P::NAME).about(P::graph().doc);
-        let command = StdArgs::augment_args(P::Args::augment_args(command));
+        // `about` last: augmenting with a documented args struct would replace it.
+        let command = StdArgs::augment_args(P::Args::augment_args(clap::Command::new(P::NAME)));
+        let command = command.about(P::graph().doc);
         let matches = command.get_matches();
         let parsed = StdArgs::from_arg_matches(&matches)
             .and_then(|std| Ok((std, P::Args::from_arg_matches(&matches)?)));

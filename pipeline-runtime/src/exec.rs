@@ -97,6 +97,8 @@ impl Stats {
 pub struct Shared {
     pub(crate) graph: &'static Graph,
     pub(crate) stats: Stats,
+    /// What each source stage reads (`JSON lines file data/requests.jsonl`), for dead letters.
+    sources: Box<[std::sync::OnceLock<String>]>,
     dead: Mutex<DeadLetterOut>,
     fail_fast: bool,
     abort: AtomicBool,
@@ -109,6 +111,7 @@ impl Shared {
         Self {
             graph,
             stats: Stats(graph.stages.iter().map(|_| StageStats::default()).collect()),
+            sources: graph.stages.iter().map(|_| std::sync::OnceLock::new()).collect(),
             dead: Mutex::new(DeadLetterOut::new(&config.dead_letters)),
             fail_fast: config.fail_fast,
             abort: AtomicBool::new(false),
@@ -124,7 +127,10 @@ impl Shared {
         let letter = DeadLetter {
             stage: self.graph.stages[stage as usize].label.to_owned(),
             stage_id: stage,
-            source: self.graph.stages[pos.source as usize].label.to_owned(),
+            source: match self.sources[pos.source as usize].get() {
+                Some(described) => described.clone(),
+                None => self.graph.stages[pos.source as usize].label.to_owned(),
+            },
             position: pos.index,
             error,
             input,
@@ -238,6 +244,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     {
         self.apply_override(&self.config.inputs, id, crate::StageKind::Source, |p| source.set_path(p))?;
         source.open()?;
+        let _ = self.shared.sources[id as usize].set(source.describe());
         let shared = self.shared;
         let chunk = self.config.batch_size;
         self.segments.push(Box::new(move || {

@@ -84,7 +84,7 @@ pub(crate) enum Output {
 impl Output {
     pub fn describe(&self, kind: &str) -> String {
         match self {
-            Self::File(p, _) => format!("{kind} file `{}`", p.display()),
+            Self::File(p, _) => format!("{kind} file {}", p.display()),
             Self::Stdout(_) => format!("{kind} on stdout"),
         }
     }

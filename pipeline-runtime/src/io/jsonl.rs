@@ -53,7 +53,7 @@ pub(crate) enum Input {
 impl Input {
     pub fn describe(&self, kind: &str) -> String {
         match self {
-            Self::File(p) => format!("{kind} file `{}`", p.display()),
+            Self::File(p) => format!("{kind} file {}", p.display()),
             Self::Stdin => format!("{kind} on stdin"),
         }
     }
