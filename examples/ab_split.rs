@@ -47,14 +47,26 @@ struct Served {
 
 /// The champion bids the model score as is.
 fn champion(r: AdRequest) -> Served {
-    Served { arm: "champion", user_id: r.user_id, ad_id: r.ad_id, bid: r.score, time: r.time }
+    Served {
+        arm: "champion",
+        user_id: r.user_id,
+        ad_id: r.ad_id,
+        bid: r.score,
+        time: r.time,
+    }
 }
 
 /// The challenger shades its bid for ads it has shown often (a stand-in policy until the
 /// ranking models arrive).
 fn challenger(r: AdRequest) -> Served {
     let shade = if r.ad_id % 4 == 0 { 0.8 } else { 1.0 };
-    Served { arm: "challenger", user_id: r.user_id, ad_id: r.ad_id, bid: r.score * shade, time: r.time }
+    Served {
+        arm: "challenger",
+        user_id: r.user_id,
+        ad_id: r.ad_id,
+        bid: r.score * shade,
+        time: r.time,
+    }
 }
 
 pipeline! {

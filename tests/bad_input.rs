@@ -26,7 +26,10 @@ pipeline! {
 
 fn write_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
-    std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
     path
 }
 
@@ -61,9 +64,18 @@ fn malformed_lines_go_to_dead_letters_with_their_line_numbers() {
     assert_eq!(
         read_output(&args.output),
         vec![
-            Req { user_id: 1, score: 0.5 },
-            Req { user_id: 5, score: 1.5 },
-            Req { user_id: 7, score: 2.5 },
+            Req {
+                user_id: 1,
+                score: 0.5
+            },
+            Req {
+                user_id: 5,
+                score: 1.5
+            },
+            Req {
+                user_id: 7,
+                score: 2.5
+            },
         ]
     );
     let dead: Vec<(u64, &str)> = summary
@@ -73,12 +85,24 @@ fn malformed_lines_go_to_dead_letters_with_their_line_numbers() {
         .collect();
     let lines: Vec<u64> = dead.iter().map(|d| d.0).collect();
     assert_eq!(lines, [2, 3, 6, 8, 9], "{dead:#?}");
-    assert!(dead[1].1.contains("invalid type: string \"three\""), "{}", dead[1].1);
+    assert!(
+        dead[1].1.contains("invalid type: string \"three\""),
+        "{}",
+        dead[1].1
+    );
     assert!(dead[2].1.contains("missing field `score`"), "{}", dead[2].1);
-    assert!(dead[4].1.starts_with("truncated last line"), "{}", dead[4].1);
+    assert!(
+        dead[4].1.starts_with("truncated last line"),
+        "{}",
+        dead[4].1
+    );
     let truncated = &summary.dead_letters[4];
     assert_eq!(truncated.input.as_deref(), Some("{\"user_id\": 9, \"sco"));
-    assert!(truncated.source.contains("in.jsonl"), "{}", truncated.source);
+    assert!(
+        truncated.source.contains("in.jsonl"),
+        "{}",
+        truncated.source
+    );
 
     let totals = summary.totals();
     assert_eq!((totals.read, totals.written, totals.dead), (8, 3, 5));
@@ -101,7 +125,10 @@ fn an_empty_file_is_an_empty_run() {
 #[test]
 fn an_over_long_line_is_dead_lettered_and_reading_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let long = format!("{{\"user_id\": 1, \"score\": 0.5, \"pad\": \"{}\"}}\n", "x".repeat(200));
+    let long = format!(
+        "{{\"user_id\": 1, \"score\": 0.5, \"pad\": \"{}\"}}\n",
+        "x".repeat(200)
+    );
     let input = format!("{long}{{\"user_id\": 2, \"score\": 0.25}}\n");
     let path = write_file(&dir, "in.jsonl", input.as_bytes());
     let out = Collector::new();
@@ -115,11 +142,26 @@ fn an_over_long_line_is_dead_lettered_and_reading_goes_on() {
             read(JsonLines::<Req>::open(&args.path).max_line_bytes(100)) -> write(args.out.clone());
         }
     }
-    let summary = Limited::run_blocking(&Args { path, out: out.clone() }, &RunConfig::default()).unwrap();
-    assert_eq!(out.take(), vec![Req { user_id: 2, score: 0.25 }]);
+    let summary = Limited::run_blocking(
+        &Args {
+            path,
+            out: out.clone(),
+        },
+        &RunConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        out.take(),
+        vec![Req {
+            user_id: 2,
+            score: 0.25
+        }]
+    );
     assert_eq!(summary.dead_letters.len(), 1);
     assert_eq!(summary.dead_letters[0].position, 1);
-    assert!(summary.dead_letters[0].error.contains("longer than the limit of 100 bytes"));
+    assert!(summary.dead_letters[0]
+        .error
+        .contains("longer than the limit of 100 bytes"));
     assert!(summary.totals().balanced());
 }
 
@@ -132,16 +174,27 @@ fn a_missing_input_fails_before_any_output_is_created() {
     };
     let error = Copy::run_blocking(&args, &RunConfig::default()).unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("cannot open input file") && text.contains("nope.jsonl"), "{text}");
+    assert!(
+        text.contains("cannot open input file") && text.contains("nope.jsonl"),
+        "{text}"
+    );
     assert!(!args.output.exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no temporary file is left");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no temporary file is left"
+    );
 }
 
 #[test]
 fn dead_letters_can_go_to_a_jsonl_file() {
     let dir = tempfile::tempdir().unwrap();
     let args = FileArgs {
-        input: write_file(&dir, "in.jsonl", b"{\"user_id\": 1, \"score\": 0.5}\nnot json\n"),
+        input: write_file(
+            &dir,
+            "in.jsonl",
+            b"{\"user_id\": 1, \"score\": 0.5}\nnot json\n",
+        ),
         output: dir.path().join("out.jsonl"),
     };
     let dead_path = dir.path().join("dead.jsonl");
@@ -150,7 +203,10 @@ fn dead_letters_can_go_to_a_jsonl_file() {
         ..RunConfig::default()
     };
     let summary = Copy::run_blocking(&args, &config).unwrap();
-    assert_eq!(summary.dead_letter_file.as_deref(), Some(dead_path.as_path()));
+    assert_eq!(
+        summary.dead_letter_file.as_deref(),
+        Some(dead_path.as_path())
+    );
     let letters: Vec<DeadLetter> = std::fs::read_to_string(&dead_path)
         .unwrap()
         .lines()
@@ -183,10 +239,17 @@ fn no_dead_letter_file_is_created_when_there_are_none() {
 fn fail_fast_stops_at_the_first_bad_record_and_commits_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let args = FileArgs {
-        input: write_file(&dir, "in.jsonl", b"{\"user_id\": 1, \"score\": 0.5}\n{oops}\n{\"user_id\": 3, \"score\": 0.5}\n"),
+        input: write_file(
+            &dir,
+            "in.jsonl",
+            b"{\"user_id\": 1, \"score\": 0.5}\n{oops}\n{\"user_id\": 3, \"score\": 0.5}\n",
+        ),
         output: dir.path().join("out.jsonl"),
     };
-    let config = RunConfig { fail_fast: true, ..RunConfig::default() };
+    let config = RunConfig {
+        fail_fast: true,
+        ..RunConfig::default()
+    };
     let error = Copy::run_blocking(&args, &config).unwrap_err();
     match &error {
         Error::FailFast(letter) => assert_eq!(letter.position, 2),
@@ -205,7 +268,11 @@ struct Row {
 #[test]
 fn csv_rows_with_missing_columns_or_bad_values_are_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_file(&dir, "people.csv", b"name,age\nada,36\nbob\ncy,old\ndee,41\n");
+    let path = write_file(
+        &dir,
+        "people.csv",
+        b"name,age\nada,36\nbob\ncy,old\ndee,41\n",
+    );
     struct Args {
         path: PathBuf,
         out: Collector<(String, u32)>,
@@ -215,9 +282,15 @@ fn csv_rows_with_missing_columns_or_bad_values_are_dead_lettered() {
             read(Csv::<Row>::open(&args.path)) -> map(|r: Row| (r.name, r.age)) -> write(args.out.clone());
         }
     }
-    let args = Args { path, out: Collector::new() };
+    let args = Args {
+        path,
+        out: Collector::new(),
+    };
     let summary = People::run_blocking(&args, &RunConfig::default()).unwrap();
-    assert_eq!(args.out.take(), vec![("ada".into(), 36), ("dee".into(), 41)]);
+    assert_eq!(
+        args.out.take(),
+        vec![("ada".into(), 36), ("dee".into(), 41)]
+    );
     let dead: Vec<(u64, &str, Option<&str>)> = summary
         .dead_letters
         .iter()
@@ -225,7 +298,11 @@ fn csv_rows_with_missing_columns_or_bad_values_are_dead_lettered() {
         .collect();
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!((dead[0].0, dead[0].2), (3, Some("bob")));
-    assert!(dead[0].1.contains("1 columns, the header has 2"), "{}", dead[0].1);
+    assert!(
+        dead[0].1.contains("1 columns, the header has 2"),
+        "{}",
+        dead[0].1
+    );
     assert_eq!((dead[1].0, dead[1].2), (4, Some("cy,old")));
     assert!(dead[1].1.contains("column 2"), "{}", dead[1].1);
     assert!(summary.totals().balanced());

@@ -7,7 +7,13 @@ use std::process::{Command, Output};
 fn example() -> PathBuf {
     // cargo test builds the examples next to the test binaries: target/<profile>/examples.
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join("ab_split");
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("ab_split");
     if !path.exists() {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--example", "ab_split"])
@@ -38,9 +44,19 @@ fn graph_mermaid_prints_the_graph_and_exits() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("flowchart LR\n"), "{text}");
-    assert!(text.contains("s2 -->|champ| s3") && text.contains("s2 -->|chall| s4"), "{text}");
-    assert!(text.contains("s3 -->|a| s5") && text.contains("s4 -->|b| s5"), "{text}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "--graph runs nothing");
+    assert!(
+        text.contains("s2 -->|champ| s3") && text.contains("s2 -->|chall| s4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("s3 -->|a| s5") && text.contains("s4 -->|b| s5"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "--graph runs nothing"
+    );
 }
 
 #[test]
@@ -57,18 +73,32 @@ fn a_run_writes_outputs_dead_letters_and_a_summary_that_adds_up() {
     let data = data();
     let out = run(
         dir.path(),
-        &["--input", data.to_str().unwrap(), "--output", "served.jsonl", "--dead-letters", "bad.jsonl"],
+        &[
+            "--input",
+            data.to_str().unwrap(),
+            "--output",
+            "served.jsonl",
+            "--dead-letters",
+            "bad.jsonl",
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("read 2000 + created 0 = written 1883 + filtered 114 + dead-lettered 3"), "{stderr}");
+    assert!(
+        stderr.contains("read 2000 + created 0 = written 1883 + filtered 114 + dead-lettered 3"),
+        "{stderr}"
+    );
     assert!(stderr.contains("(all accounted for)"), "{stderr}");
     let served = std::fs::read_to_string(dir.path().join("served.jsonl")).unwrap();
     assert_eq!(served.lines().count(), 1883);
     let bad = std::fs::read_to_string(dir.path().join("bad.jsonl")).unwrap();
     let lines: Vec<u64> = bad
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["position"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["position"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(lines, [100, 1000, 1500]);
 }
@@ -80,12 +110,22 @@ fn quiet_prints_nothing_and_fail_fast_exits_non_zero() {
     let input = data.to_str().unwrap();
     let quiet = run(dir.path(), &["--requests", input, "--quiet"]);
     assert!(quiet.status.success());
-    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
 
-    let failed = run(dir.path(), &["--requests", input, "--served", "ff.jsonl", "--fail-fast"]);
+    let failed = run(
+        dir.path(),
+        &["--requests", input, "--served", "ff.jsonl", "--fail-fast"],
+    );
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("--fail-fast") && stderr.contains("record 100"), "{stderr}");
+    assert!(
+        stderr.contains("--fail-fast") && stderr.contains("record 100"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("ff.jsonl").exists());
 }
 
@@ -95,7 +135,10 @@ fn a_missing_input_is_one_clear_line_and_exit_code_1() {
     let out = run(dir.path(), &["--requests", "nowhere.jsonl"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: cannot open input file `nowhere.jsonl`: No such file"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot open input file `nowhere.jsonl`: No such file"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -41,7 +41,10 @@ fn csv_in_json_lines_out() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "id,name\n1,ada\n2,\"bob, jr\"\n").unwrap();
-    let args = Args { input, output: dir.path().join("out.jsonl") };
+    let args = Args {
+        input,
+        output: dir.path().join("out.jsonl"),
+    };
     CsvToJson::run_blocking(&args, &RunConfig::default()).unwrap();
     assert_eq!(
         std::fs::read_to_string(&args.output).unwrap(),
@@ -54,8 +57,14 @@ fn a_failed_run_leaves_neither_output_nor_temporary_files() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "id,name\n1,ada\n99,zed\n3,cy\n").unwrap();
-    let args = Args { input, output: dir.path().join("out.jsonl") };
-    let config = RunConfig { fail_fast: true, ..RunConfig::default() };
+    let args = Args {
+        input,
+        output: dir.path().join("out.jsonl"),
+    };
+    let config = RunConfig {
+        fail_fast: true,
+        ..RunConfig::default()
+    };
     assert!(CsvToJson::run_blocking(&args, &config).is_err());
     assert_eq!(files_in(dir.path()), ["in.csv"]);
 }
@@ -67,13 +76,25 @@ fn an_existing_output_is_replaced_only_when_the_run_ends_well() {
     let output = dir.path().join("out.jsonl");
     std::fs::write(&output, "previous results\n").unwrap();
     std::fs::write(&input, "id,name\n99,zed\n").unwrap();
-    let args = Args { input: input.clone(), output: output.clone() };
-    let config = RunConfig { fail_fast: true, ..RunConfig::default() };
+    let args = Args {
+        input: input.clone(),
+        output: output.clone(),
+    };
+    let config = RunConfig {
+        fail_fast: true,
+        ..RunConfig::default()
+    };
     assert!(CsvToJson::run_blocking(&args, &config).is_err());
-    assert_eq!(std::fs::read_to_string(&output).unwrap(), "previous results\n");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "previous results\n"
+    );
     std::fs::write(&input, "id,name\n5,eve\n").unwrap();
     CsvToJson::run_blocking(&args, &RunConfig::default()).unwrap();
-    assert_eq!(std::fs::read_to_string(&output).unwrap(), "{\"id\":5,\"name\":\"eve\"}\n");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "{\"id\":5,\"name\":\"eve\"}\n"
+    );
 }
 
 #[test]
@@ -81,7 +102,10 @@ fn paths_can_be_replaced_by_name_from_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = dir.path().join("other.csv");
     std::fs::write(&elsewhere, "id,name\n7,gus\n").unwrap();
-    let args = Args { input: dir.path().join("missing.csv"), output: dir.path().join("unused.jsonl") };
+    let args = Args {
+        input: dir.path().join("missing.csv"),
+        output: dir.path().join("unused.jsonl"),
+    };
     let redirected = dir.path().join("redirected.jsonl");
     let config = RunConfig {
         inputs: vec![(None, elsewhere)],
@@ -89,7 +113,10 @@ fn paths_can_be_replaced_by_name_from_the_configuration() {
         ..RunConfig::default()
     };
     CsvToJson::run_blocking(&args, &config).unwrap();
-    assert_eq!(std::fs::read_to_string(&redirected).unwrap(), "{\"id\":7,\"name\":\"gus\"}\n");
+    assert_eq!(
+        std::fs::read_to_string(&redirected).unwrap(),
+        "{\"id\":7,\"name\":\"gus\"}\n"
+    );
     assert!(!args.output.exists());
 }
 
@@ -100,9 +127,17 @@ fn replacing_the_path_of_a_source_that_has_none_is_a_clear_error() {
             read(Memory::new(vec![1u32])) -> write(args.clone());
         }
     }
-    let config = RunConfig { inputs: vec![(None, "x.jsonl".into())], ..RunConfig::default() };
-    let error = FromMemory::run_blocking(&Collector::new(), &config).unwrap_err().to_string();
-    assert!(error.contains("is not a file") && error.contains("x.jsonl"), "{error}");
+    let config = RunConfig {
+        inputs: vec![(None, "x.jsonl".into())],
+        ..RunConfig::default()
+    };
+    let error = FromMemory::run_blocking(&Collector::new(), &config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("is not a file") && error.contains("x.jsonl"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -117,9 +152,14 @@ fn csv_output_has_a_header_and_quotes_what_needs_it() {
                 -> write(Csv::create(&args.out));
         }
     }
-    let args = CArgs { out: dir.path().join("out.csv") };
+    let args = CArgs {
+        out: dir.path().join("out.csv"),
+    };
     ToCsv::run_blocking(&args, &RunConfig::default()).unwrap();
-    assert_eq!(std::fs::read_to_string(&args.out).unwrap(), "id,name\n1,\"a,b\"\n2,c\n");
+    assert_eq!(
+        std::fs::read_to_string(&args.out).unwrap(),
+        "id,name\n1,\"a,b\"\n2,c\n"
+    );
 }
 
 /// A sink whose every third write fails, like a flaky remote store.
@@ -152,7 +192,11 @@ fn a_failing_sink_write_dead_letters_the_element_and_the_run_goes_on() {
     let out = Collector::new();
     let summary = ToFlaky::run_blocking(&out, &RunConfig::default()).unwrap();
     assert_eq!(out.take(), vec![0, 1, 3, 4, 6, 7]);
-    let errors: Vec<String> = summary.dead_letters.iter().map(|d| format!("{}: {}", d.position, d.error)).collect();
+    let errors: Vec<String> = summary
+        .dead_letters
+        .iter()
+        .map(|d| format!("{}: {}", d.position, d.error))
+        .collect();
     assert_eq!(
         errors,
         [

@@ -20,7 +20,11 @@ pipeline! {
 }
 
 fn split(keys: Vec<u64>, ratios: [u32; 3]) -> [Vec<u64>; 3] {
-    let args = Args { keys, ratios, arms: Default::default() };
+    let args = Args {
+        keys,
+        ratios,
+        arms: Default::default(),
+    };
     let summary = Split::run_blocking(&args, &RunConfig::default()).unwrap();
     assert!(summary.totals().balanced());
     args.arms.each_ref().map(|c| c.take())
@@ -34,7 +38,10 @@ fn ratios_hold_within_one_percent_over_100k_keys() {
         for (arm, ratio) in arms.iter().zip(ratios) {
             let expected = f64::from(ratio) / f64::from(total);
             let got = arm.len() as f64 / 100_000.0;
-            assert!((got - expected).abs() < 0.01, "ratios {ratios:?}: arm got {got:.4}, expected {expected:.4}");
+            assert!(
+                (got - expected).abs() < 0.01,
+                "ratios {ratios:?}: arm got {got:.4}, expected {expected:.4}"
+            );
         }
     }
 }
@@ -82,7 +89,11 @@ fn random_split(seed: u64, n: u64) -> Vec<u64> {
             rest -> drop();
         }
     }
-    let args = RArgs { seed, n, out: Collector::new() };
+    let args = RArgs {
+        seed,
+        n,
+        out: Collector::new(),
+    };
     Random::run_blocking(&args, &RunConfig::default()).unwrap();
     args.out.take()
 }
@@ -92,7 +103,11 @@ fn split_random_is_reproducible_for_a_seed_and_keeps_its_ratio() {
     let a = random_split(7, 100_000);
     assert_eq!(a, random_split(7, 100_000));
     assert_ne!(a, random_split(8, 100_000));
-    assert!((a.len() as f64 / 100_000.0 - 0.3).abs() < 0.01, "{}", a.len());
+    assert!(
+        (a.len() as f64 / 100_000.0 - 0.3).abs() < 0.01,
+        "{}",
+        a.len()
+    );
 }
 
 proptest! {

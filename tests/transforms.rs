@@ -9,7 +9,10 @@ use tandem::prelude::*;
 
 fn run_checked<P: Pipeline>(args: &P::Args) -> Summary {
     let summary = tandem::exec::run_pipeline::<P>(args, &RunConfig::default()).unwrap();
-    assert!(summary.totals().balanced(), "counts do not add up:\n{summary}");
+    assert!(
+        summary.totals().balanced(),
+        "counts do not add up:\n{summary}"
+    );
     summary
 }
 
@@ -22,7 +25,12 @@ struct Args {
 
 impl Args {
     fn new(n: u64) -> Self {
-        Self { n, out: Collector::new(), text: Collector::new(), seen: Arc::new(AtomicU64::new(0)) }
+        Self {
+            n,
+            out: Collector::new(),
+            text: Collector::new(),
+            seen: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -58,7 +66,11 @@ fn order_within_a_source_is_kept_across_batches_and_channels() {
         }
     }
     let args = Args::new(100_000);
-    let config = RunConfig { batch_size: 7, channel_capacity: 2, ..RunConfig::default() };
+    let config = RunConfig {
+        batch_size: 7,
+        channel_capacity: 2,
+        ..RunConfig::default()
+    };
     let summary = Ordered::run_blocking(&args, &config).unwrap();
     assert!(summary.totals().balanced());
     assert_eq!(args.out.take(), (1..=100_000).collect::<Vec<_>>());
@@ -77,7 +89,10 @@ pipeline! {
 fn errors_and_panics_in_user_code_dead_letter_only_their_element() {
     let args = Args::new(20);
     let summary = run_checked::<Failing>(&args);
-    assert_eq!(args.out.take(), vec![0, 1, 2, 4, 5, 6, 9, 10, 11, 12, 14, 15, 16, 17, 19]);
+    assert_eq!(
+        args.out.take(),
+        vec![0, 1, 2, 4, 5, 6, 9, 10, 11, 12, 14, 15, 16, 17, 19]
+    );
     let dead: Vec<(u32, u64, String)> = summary
         .dead_letters
         .iter()
@@ -85,10 +100,20 @@ fn errors_and_panics_in_user_code_dead_letter_only_their_element() {
         .collect();
     assert_eq!(dead.len(), 5, "{dead:#?}");
     // Positions are 1-based record numbers of the source: element 3 is record 4.
-    assert_eq!((dead[0].0, dead[0].1, dead[0].2.as_str()), (1, 4, "3 is not allowed"));
-    let panic = dead.iter().find(|d| d.0 == 2).expect("the panic is dead-lettered");
+    assert_eq!(
+        (dead[0].0, dead[0].1, dead[0].2.as_str()),
+        (1, 4, "3 is not allowed")
+    );
+    let panic = dead
+        .iter()
+        .find(|d| d.0 == 2)
+        .expect("the panic is dead-lettered");
     assert_eq!(panic.1, 8);
-    assert!(panic.2.contains("seven is unlucky") && panic.2.contains("transforms.rs"), "{}", panic.2);
+    assert!(
+        panic.2.contains("seven is unlucky") && panic.2.contains("transforms.rs"),
+        "{}",
+        panic.2
+    );
     assert_eq!(summary.totals().dead, 5);
 }
 
@@ -106,15 +131,25 @@ fn a_panic_in_a_filter_or_flat_map_is_dead_lettered_too() {
     let summary = run_checked::<Panicky>(&args);
     // 0 -> nothing, 1 -> [1], 3 -> [3, 3, 3], 4 -> [4, 4] then the panic.
     assert_eq!(args.out.take(), vec![1, 3, 3, 3, 4, 4]);
-    let errors: Vec<&str> = summary.dead_letters.iter().map(|d| d.error.as_str()).collect();
+    let errors: Vec<&str> = summary
+        .dead_letters
+        .iter()
+        .map(|d| d.error.as_str())
+        .collect();
     assert_eq!(errors.len(), 2);
-    assert!(errors[0].contains("no twos") && errors[1].contains("mid-iteration"), "{errors:?}");
+    assert!(
+        errors[0].contains("no twos") && errors[1].contains("mid-iteration"),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn fail_fast_turns_a_user_error_into_a_failed_run() {
     let args = Args::new(20);
-    let config = RunConfig { fail_fast: true, ..RunConfig::default() };
+    let config = RunConfig {
+        fail_fast: true,
+        ..RunConfig::default()
+    };
     match Failing::run_blocking(&args, &config) {
         Err(Error::FailFast(letter)) => assert_eq!(letter.error, "3 is not allowed"),
         other => panic!("expected fail-fast, got {other:?}"),
@@ -137,7 +172,10 @@ pipeline! {
 fn fan_out_copies_every_element_to_each_consumer_and_merge_loses_none() {
     let args = Args::new(1000);
     let summary = run_checked::<FanOutMerge>(&args);
-    assert_eq!(args.out.take(), (0..1000).map(|x| x * 10).collect::<Vec<_>>());
+    assert_eq!(
+        args.out.take(),
+        (0..1000).map(|x| x * 10).collect::<Vec<_>>()
+    );
     let mut text = args.text.take();
     assert_eq!(text.len(), 1000);
     // Merge interleaves its inputs but keeps the order within each.
@@ -148,7 +186,10 @@ fn fan_out_copies_every_element_to_each_consumer_and_merge_loses_none() {
     text.dedup();
     assert_eq!(text.len(), 1000);
     let totals = summary.totals();
-    assert_eq!((totals.read, totals.created, totals.written, totals.filtered), (1000, 2000, 2000, 1000));
+    assert_eq!(
+        (totals.read, totals.created, totals.written, totals.filtered),
+        (1000, 2000, 2000, 1000)
+    );
 }
 
 #[test]
@@ -164,7 +205,9 @@ fn key_by_pairs_each_element_with_its_key_and_drop_counts_what_it_discards() {
             rest -> drop();
         }
     }
-    let args = KArgs { out: Collector::new() };
+    let args = KArgs {
+        out: Collector::new(),
+    };
     let summary = run_checked::<Keyed>(&args);
     assert_eq!(args.out.take(), vec![(true, 3), (true, 6)]);
     assert_eq!(summary.totals().dropped, 4);
@@ -183,7 +226,9 @@ fn a_partition_function_choosing_a_missing_arm_dead_letters_the_element() {
     let summary = run_checked::<BadArm>(&args);
     assert_eq!(args.out.take(), vec![0]);
     assert_eq!(summary.dead_letters.len(), 2);
-    assert!(summary.dead_letters[0].error.contains("arm 2, but there are only 2 arms"));
+    assert!(summary.dead_letters[0]
+        .error
+        .contains("arm 2, but there are only 2 arms"));
 }
 
 #[tokio::test]
@@ -197,7 +242,9 @@ async fn run_is_async_and_the_future_is_send() {
         }
     }
     let out = Collector::new();
-    let summary = assert_send(Owned::run((5, out.clone()), RunConfig::default())).await.unwrap();
+    let summary = assert_send(Owned::run((5, out.clone()), RunConfig::default()))
+        .await
+        .unwrap();
     assert_eq!(out.take(), vec![0, 1, 2, 3, 4]);
     assert_eq!(summary.totals().written, 5);
 }

@@ -21,7 +21,9 @@ use crate::ops::Role;
 use crate::parse::Pipeline;
 
 pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
-    let Pipeline { attrs, vis, name, .. } = ast;
+    let Pipeline {
+        attrs, vis, name, ..
+    } = ast;
     let name_str = name.to_string();
     let doc = doc_text(ast);
     let args_ty = args_type(ast);
@@ -59,11 +61,20 @@ pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
 
     let typed = graph.order.iter().map(|&id| typed_stage(graph, id));
     let fan_out = fan_out_checks(graph);
-    let channels = graph.stages.iter().enumerate().filter(|&(id, _)| plan.channel[id]).map(|(id, s)| {
-        let (tx, rx) = (format_ident!("__tx{}", id), format_ident!("__rx{}", id));
-        let input = marker(graph, s.inputs[0].from);
-        quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#input, __ex);)
-    });
+    let channels = graph
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|&(id, _)| plan.channel[id])
+        .map(|(id, s)| {
+            let (tx, rx) = (format_ident!("__tx{}", id), format_ident!("__rx{}", id));
+            // A merge's channel carries the merge's checked type; a sink's, what flows into it.
+            let input = match s.op.role {
+                Role::Merge => format_ident!("__m{}", id),
+                _ => marker(graph, s.inputs[0].from),
+            };
+            quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#input, __ex);)
+        });
     let segments = graph.stages.iter().enumerate().filter_map(|(id, s)| {
         let id32 = id as u32;
         let chain = format_ident!("__chain{}", id);
@@ -177,7 +188,8 @@ fn doc_text(ast: &Pipeline) -> String {
         .filter_map(|a| match &a.meta {
             syn::Meta::NameValue(nv) => match &nv.value {
                 Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s), ..
+                    lit: syn::Lit::Str(s),
+                    ..
                 }) => Some(s.value().trim().to_owned()),
                 _ => None,
             },
@@ -188,11 +200,17 @@ fn doc_text(ast: &Pipeline) -> String {
 }
 
 /// The marker variable of a stream.
-fn marker(graph: &Graph, (stage, port): PortRef) -> Ident {
+fn marker(graph: &Graph, port: PortRef) -> Ident {
+    marker_at(graph, port, Span::call_site())
+}
+
+/// The marker variable of a stream, spanned where it is checked: rustc reports a failed check
+/// once per span, so every token of a check carries the stage's span.
+fn marker_at(graph: &Graph, (stage, port): PortRef, span: Span) -> Ident {
     if graph.stages[stage].op.role == Role::Partition {
-        format_ident!("__m{}_{}", stage, port)
+        format_ident!("__m{}_{}", stage, port, span = span)
     } else {
-        format_ident!("__m{}", stage)
+        format_ident!("__m{}", stage, span = span)
     }
 }
 
@@ -222,63 +240,62 @@ fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
     let span = stage.span();
     let id32 = id as u32;
     let check = Ident::new(stage.op.check, span);
-    let (op, out) = (format_ident!("__op{}", id), format_ident!("__m{}", id));
+    let op = format_ident!("__op{}", id, span = span);
+    let out = format_ident!("__m{}", id, span = span);
     let arg = stage_arg(graph, id);
+    let input = stage.inputs.first().map(|i| marker_at(graph, i.from, span));
     match stage.op.role {
         Role::Source => {
-            let src = format_ident!("__src{}", id);
+            let src = format_ident!("__src{}", id, span = span);
             quote_spanned!(span=> let (#src, #out) = ::tandem::__private::#check(#arg);)
         }
         Role::Merge => {
-            let first = marker(graph, stage.inputs[0].from);
-            let others = stage.inputs[1..].iter().map(|input| {
-                let other = marker(graph, input.from);
-                let at = input.via.as_ref().map_or(span, Ident::span);
-                quote_spanned!(at=> ::tandem::__private::merge_input(&#first, &#other);)
+            let others = stage.inputs.iter().enumerate().skip(1).map(|(n, i)| {
+                let at = i.via.as_ref().map_or(span, Ident::span);
+                let merged = format_ident!("__m{}", id, span = at);
+                let (other, into) = (marker_at(graph, i.from, at), format_ident!("__into{}_{}", id, n, span = at));
+                quote_spanned!(at=> let #into = ::tandem::__private::merge_input(&#merged, &#other);)
             });
-            quote_spanned!(span=> #(#others)* let #out = ::tandem::__private::#check(&#first);)
+            quote_spanned!(span=> let #out = ::tandem::__private::#check(&#input); #(#others)*)
         }
         Role::Element => {
-            let input = marker(graph, stage.inputs[0].from);
             quote_spanned!(span=> let (#op, #out) = ::tandem::__private::#check(&#input, #id32, #arg);)
         }
         Role::Partition => {
-            let input = marker(graph, stage.inputs[0].from);
             let arms = stage.consumers.len();
-            let outs = (0..arms).map(|p| format_ident!("__m{}_{}", id, p));
+            let outs = (0..arms).map(|p| format_ident!("__m{}_{}", id, p, span = span));
             quote_spanned!(span=>
                 let (#op, [#(#outs),*]) = ::tandem::__private::#check::<_, _, #arms>(&#input, #id32, #arg);
             )
         }
-        Role::Sink => {
-            let input = marker(graph, stage.inputs[0].from);
-            match arg {
-                Some(arg) => quote_spanned!(span=>
-                    let #op = __ex.sink(#id32, ::tandem::__private::#check(&#input, #arg))?;
-                ),
-                None => quote_spanned!(span=> let #op = ::tandem::__private::#check(&#input, #id32);),
-            }
-        }
+        Role::Sink => match arg {
+            Some(arg) => quote_spanned!(span=>
+                let #op = __ex.sink(#id32, ::tandem::__private::#check(&#input, #arg))?;
+            ),
+            None => quote_spanned!(span=> let #op = ::tandem::__private::#check(&#input, #id32);),
+        },
     }
 }
 
-/// A stream consumed more than once is copied: each further consumer checks `Clone`, at the
-/// place where it names the stream.
+/// A stream consumed more than once is copied, so its type must be `Clone`: checked once, where
+/// the second consumer names the stream.
 fn fan_out_checks(graph: &Graph) -> Vec<TokenStream> {
     let mut checks = Vec::new();
     for (id, stage) in graph.stages.iter().enumerate() {
         for port in 0..stage.consumers.len() {
             let consumers = graph.consumers((id, port));
-            let m = marker(graph, (id, port));
-            for &c in consumers.iter().skip(1) {
-                let at = graph.stages[c]
-                    .inputs
-                    .iter()
-                    .find(|i| i.from == (id, port))
-                    .and_then(|i| i.via.as_ref())
-                    .map_or(graph.stages[c].span(), Ident::span);
-                checks.push(quote_spanned!(at=> ::tandem::__private::fan_out(&#m);));
-            }
+            let Some(&second) = consumers.get(1) else {
+                continue;
+            };
+            let at = graph.stages[second]
+                .inputs
+                .iter()
+                .find(|i| i.from == (id, port))
+                .and_then(|i| i.via.as_ref())
+                .map_or(graph.stages[second].span(), Ident::span);
+            let m = marker_at(graph, (id, port), at);
+            let checked = format_ident!("__fan{}_{}", id, port, span = at);
+            checks.push(quote_spanned!(at=> let #checked = ::tandem::__private::fan_out(&#m);));
         }
     }
     checks
@@ -287,23 +304,45 @@ fn fan_out_checks(graph: &Graph) -> Vec<TokenStream> {
 /// Step 3: what elements of `port` are pushed into.
 fn consumers(graph: &Graph, plan: &Plan, port: PortRef) -> TokenStream {
     let list = graph.consumers(port);
-    if let [only] = list {
-        return stage_chain(graph, plan, *only);
+    // Which input of each consumer this port is (a merge may name one stream twice).
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    let mut chains: Vec<TokenStream> = list
+        .iter()
+        .map(|&c| {
+            let nth = taken.iter().filter(|&&(t, _)| t == c).count();
+            let input = graph.stages[c]
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.from == port)
+                .nth(nth)
+                .map_or(0, |(n, _)| n);
+            taken.push((c, input));
+            stage_chain(graph, plan, c, input)
+        })
+        .collect();
+    if chains.len() == 1 {
+        return chains.pop().expect("one chain");
     }
     let producer = port.0 as u32;
-    let nested = list.iter().rev().fold(quote!(()), |rest, &c| {
-        let head = stage_chain(graph, plan, c);
-        quote!((#head, #rest))
-    });
-    quote!(::tandem::__private::Tee::new(#producer, #nested))
+    let checked = format_ident!("__fan{}_{}", port.0, port.1);
+    let nested = chains
+        .into_iter()
+        .rev()
+        .fold(quote!(()), |rest, head| quote!((#head, #rest)));
+    quote!(::tandem::__private::Tee::new(#producer, #checked, #nested))
 }
 
-/// A stage and everything fused after it.
-fn stage_chain(graph: &Graph, plan: &Plan, id: usize) -> TokenStream {
+/// A stage and everything fused after it; `input` is which of the stage's inputs feeds it.
+fn stage_chain(graph: &Graph, plan: &Plan, id: usize, input: usize) -> TokenStream {
     let op = format_ident!("__op{}", id);
     if plan.channel[id] {
         let tx = format_ident!("__tx{}", id);
-        return quote!(::tandem::__private::channel_out(&#tx, __ex));
+        if input == 0 {
+            return quote!(::tandem::__private::channel_out(&#tx, __ex));
+        }
+        let into = format_ident!("__into{}_{}", id, input);
+        return quote!(::tandem::__private::channel_out_via(&#tx, #into, __ex));
     }
     let stage = &graph.stages[id];
     match stage.op.role {

@@ -7,7 +7,9 @@ use quote::quote;
 use crate::parse::Pipeline;
 
 pub fn stand_in(ast: &Pipeline) -> TokenStream {
-    let Pipeline { attrs, vis, name, .. } = ast;
+    let Pipeline {
+        attrs, vis, name, ..
+    } = ast;
     let args_ty = crate::expand::args_type(ast);
     let api = crate::expand::api(name, &args_ty);
     let name_str = name.to_string();

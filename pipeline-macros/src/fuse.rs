@@ -20,7 +20,8 @@ pub fn plan(graph: &Graph) -> Plan {
             Role::Merge => true,
             Role::Sink if stage.op.kind == "Sink" => {
                 let from = stage.inputs[0].from;
-                let after_merge = graph.stages[from.0].op.role == Role::Merge && graph.consumers(from).len() == 1;
+                let after_merge =
+                    graph.stages[from.0].op.role == Role::Merge && graph.consumers(from).len() == 1;
                 !after_merge
             }
             _ => false,

@@ -63,19 +63,23 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
     let mut inputs: Vec<Vec<Pending>> = Vec::new();
     let mut names: HashMap<String, (Ident, PortRef)> = HashMap::new();
     let mut sinks = 0;
+    // Names whose mistakes were reported already: no "never consumed" on top.
+    let mut duplicates: Vec<Ident> = Vec::new();
+    let mut suggested: Vec<String> = Vec::new();
 
-    let new_stage = |stages: &mut Vec<Stage<'a>>, op: &'static OpSpec, call: &'a Call, ports: usize| {
-        stages.push(Stage {
-            op,
-            call,
-            inputs: Vec::new(),
-            consumers: vec![Vec::new(); ports],
-            bound: vec![None; ports],
-            name: String::new(),
-            label: call.label(),
-        });
-        stages.len() - 1
-    };
+    let new_stage =
+        |stages: &mut Vec<Stage<'a>>, op: &'static OpSpec, call: &'a Call, ports: usize| {
+            stages.push(Stage {
+                op,
+                call,
+                inputs: Vec::new(),
+                consumers: vec![Vec::new(); ports],
+                bound: vec![None; ports],
+                name: String::new(),
+                label: call.label(),
+            });
+            stages.len() - 1
+        };
 
     for stmt in &ast.stmts {
         // The stream flowing out of the chain so far: none before the head, then a port.
@@ -112,7 +116,10 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
                         }
                     }
                     if call.args.len() < 2 {
-                        cx.error(call.name.span(), "`merge` needs at least two streams: `merge(a, b)`");
+                        cx.error(
+                            call.name.span(),
+                            "`merge` needs at least two streams: `merge(a, b)`",
+                        );
                     }
                     let id = new_stage(&mut stages, op, call, 1);
                     inputs.push(streams);
@@ -175,14 +182,14 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
             }
         }
 
-        let chain_span = stmt
-            .calls
-            .last()
-            .map(|c| c.name.span())
-            .unwrap_or_else(|| match &stmt.head {
-                Head::Stream(n) => n.span(),
-                Head::Call(c) => c.name.span(),
-            });
+        let chain_span =
+            stmt.calls
+                .last()
+                .map(|c| c.name.span())
+                .unwrap_or_else(|| match &stmt.head {
+                    Head::Stream(n) => n.span(),
+                    Head::Call(c) => c.name.span(),
+                });
         let last_op = last_stage.map(|id| stages[id].op);
         if stmt.calls.is_empty() {
             if let Head::Stream(name) = &stmt.head {
@@ -215,8 +222,10 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
                         name.span(),
                         "`partition` makes several streams: bind one name per arm, as in `[a, b] = ..`",
                     );
+                    // Still define it, so its uses do not add "unknown stream" errors.
+                    define(&mut names, &mut duplicates, name, (last, 0), cx);
                 } else {
-                    define(&mut names, name, (last, 0), cx);
+                    define(&mut names, &mut duplicates, name, (last, 0), cx);
                     stages[last].bound[0] = Some(name.clone());
                 }
             }
@@ -247,7 +256,7 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
                     }
                 }
                 for (port, name) in bound.iter().enumerate() {
-                    define(&mut names, name, (last, port), cx);
+                    define(&mut names, &mut duplicates, name, (last, port), cx);
                     stages[last].bound[port] = Some(name.clone());
                 }
             }
@@ -269,13 +278,13 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
                         from,
                         via: Some(name),
                     }),
-                    None => cx.error(
-                        name.span(),
-                        format!(
-                            "unknown stream `{name}`{}",
-                            did_you_mean(&name.to_string(), known.iter().copied())
-                        ),
-                    ),
+                    None => {
+                        let hint = did_you_mean(&name.to_string(), known.iter().copied());
+                        if let Some(meant) = hint.split('`').nth(1) {
+                            suggested.push(meant.to_owned());
+                        }
+                        cx.error(name.span(), format!("unknown stream `{name}`{hint}"));
+                    }
                 },
             }
         }
@@ -289,7 +298,10 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
     for stage in &stages {
         for (port, consumers) in stage.consumers.iter().enumerate() {
             if consumers.is_empty() && stage.op.role != Role::Sink {
-                if let Some(name) = &stage.bound[port] {
+                let reported = |n: &Ident| {
+                    duplicates.iter().any(|d| d == n) || suggested.iter().any(|s| n == s)
+                };
+                if let Some(name) = stage.bound[port].as_ref().filter(|n| !reported(n)) {
                     cx.error(
                         name.span(),
                         format!("stream `{name}` is never consumed: use it in a chain (`{name} -> ..`), or end it with `{name} -> drop();` to discard it on purpose"),
@@ -299,7 +311,10 @@ pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
         }
     }
     if !stages.iter().any(|s| s.op.role == Role::Source) {
-        cx.error(ast.name.span(), "this pipeline reads nothing: start a chain with `read(..)`");
+        cx.error(
+            ast.name.span(),
+            "this pipeline reads nothing: start a chain with `read(..)`",
+        );
     }
 
     let order = topological(&stages, cx)?;
@@ -333,17 +348,32 @@ fn check_args(op: &OpSpec, call: &Call, cx: &mut Ctxt) {
             };
             cx.error(
                 call.name.span(),
-                format!("`{}` takes {takes}, not {}: `{}`", op.name, call.args.len(), op.usage),
+                format!(
+                    "`{}` takes {takes}, not {}: `{}`",
+                    op.name,
+                    call.args.len(),
+                    op.usage
+                ),
             );
         }
     }
 }
 
-fn define(names: &mut HashMap<String, (Ident, PortRef)>, name: &Ident, port: PortRef, cx: &mut Ctxt) {
+fn define(
+    names: &mut HashMap<String, (Ident, PortRef)>,
+    duplicates: &mut Vec<Ident>,
+    name: &Ident,
+    port: PortRef,
+    cx: &mut Ctxt,
+) {
     let key = name.to_string();
     if let Some((first, _)) = names.get(&key) {
+        duplicates.push(name.clone());
         let mut e = syn::Error::new(name.span(), format!("stream `{name}` is defined twice"));
-        e.combine(syn::Error::new(first.span(), format!("`{name}` is first defined here")));
+        e.combine(syn::Error::new(
+            first.span(),
+            format!("`{name}` is first defined here"),
+        ));
         cx.push(e);
     } else {
         names.insert(key, (name.clone(), port));
@@ -363,7 +393,9 @@ fn literal_arms(call: &Call) -> Option<usize> {
     let Some(Expr::Call(inner)) = call.args.first() else {
         return None;
     };
-    let Expr::Path(f) = &*inner.func else { return None };
+    let Expr::Path(f) = &*inner.func else {
+        return None;
+    };
     let name = f.path.segments.last()?.ident.to_string();
     if name != "split_by" && name != "split_random" {
         return None;
@@ -377,7 +409,10 @@ fn literal_arms(call: &Call) -> Option<usize> {
 /// Kahn's algorithm; a leftover stage means a cycle of stream names.
 fn topological(stages: &[Stage], cx: &mut Ctxt) -> Option<Vec<usize>> {
     let mut waiting: Vec<usize> = stages.iter().map(|s| s.inputs.len()).collect();
-    let mut ready: Vec<usize> = (0..stages.len()).filter(|&i| waiting[i] == 0).rev().collect();
+    let mut ready: Vec<usize> = (0..stages.len())
+        .filter(|&i| waiting[i] == 0)
+        .rev()
+        .collect();
     let mut order = Vec::with_capacity(stages.len());
     while let Some(id) = ready.pop() {
         order.push(id);
@@ -397,7 +432,12 @@ fn topological(stages: &[Stage], cx: &mut Ctxt) -> Option<Vec<usize>> {
     }
     for (id, stage) in stages.iter().enumerate() {
         if waiting[id] > 0 {
-            if let Some(via) = stage.inputs.iter().find_map(|i| i.via.as_ref()) {
+            let in_cycle = stage
+                .inputs
+                .iter()
+                .filter(|i| waiting[i.from.0] > 0)
+                .find_map(|i| i.via.as_ref());
+            if let Some(via) = in_cycle {
                 cx.error(
                     via.span(),
                     format!("stream `{via}` is part of a cycle: a stream cannot be computed from itself"),

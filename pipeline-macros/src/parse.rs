@@ -71,7 +71,16 @@ fn squeeze(text: &str) -> String {
 /// Undoes the spacing `TokenStream::to_string` adds, for spans without source text.
 fn tidy(text: &str) -> String {
     let mut out = text.to_owned();
-    for (from, to) in [(" :: ", "::"), (" (", "("), ("( ", "("), (" )", ")"), (" ,", ","), (" .", "."), (". ", "."), ("& ", "&")] {
+    for (from, to) in [
+        (" :: ", "::"),
+        (" (", "("),
+        ("( ", "("),
+        (" )", ")"),
+        (" ,", ","),
+        (" .", "."),
+        (". ", "."),
+        ("& ", "&"),
+    ] {
         out = out.replace(from, to);
     }
     out
@@ -106,7 +115,8 @@ impl Parse for Pipeline {
             stmts.push(body.parse()?);
         }
         if !input.is_empty() {
-            return Err(input.error("one pipeline per `pipeline!`; put the next one in its own `pipeline!`"));
+            return Err(input
+                .error("one pipeline per `pipeline!`; put the next one in its own `pipeline!`"));
         }
         Ok(Self {
             attrs,
@@ -129,7 +139,11 @@ impl Parse for Stmt {
                 span: bracket.span.join(),
                 names: names.into_iter().collect(),
             }
-        } else if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) && !input.peek2(Token![=>]) {
+        } else if input.peek(Ident)
+            && input.peek2(Token![=])
+            && !input.peek2(Token![==])
+            && !input.peek2(Token![=>])
+        {
             let name = input.parse()?;
             input.parse::<Token![=]>()?;
             Lhs::One(name)
@@ -140,7 +154,10 @@ impl Parse for Stmt {
             Head::Call(input.parse()?)
         } else {
             Head::Stream(input.parse().map_err(|e| {
-                syn::Error::new(e.span(), "expected a stream name, `read(..)` or `merge(..)` to start the chain")
+                syn::Error::new(
+                    e.span(),
+                    "expected a stream name, `read(..)` or `merge(..)` to start the chain",
+                )
             })?)
         };
         let mut calls = Vec::new();
@@ -149,7 +166,9 @@ impl Parse for Stmt {
             calls.push(input.parse()?);
         }
         if !input.peek(Token![;]) {
-            return Err(input.error("expected `->` and the next stage, or `;` to end the statement"));
+            return Err(
+                input.error("expected `->` and the next stage, or `;` to end the statement")
+            );
         }
         input.parse::<Token![;]>()?;
         Ok(Self { lhs, head, calls })

@@ -105,8 +105,15 @@ impl<T, K, F: FnMut(&T) -> K + Send> KeyFn<T> for F {
     label = "this stream carries `{Self}`",
     note = "map the streams to one type (an enum, say) before merging them"
 )]
-pub trait SameElementAs<T> {}
-impl<T> SameElementAs<T> for T {}
+pub trait SameElementAs<T> {
+    fn into_first(self) -> T;
+}
+impl<T> SameElementAs<T> for T {
+    #[inline(always)]
+    fn into_first(self) -> T {
+        self
+    }
+}
 
 /// A stream consumed by several chains is copied to each, so its elements must be `Clone`.
 #[diagnostic::on_unimplemented(
@@ -117,27 +124,70 @@ impl<T> SameElementAs<T> for T {}
 pub trait FanOutElement: Clone {}
 impl<T: Clone> FanOutElement for T {}
 
-pub fn source<S: Source>(source: S) -> (S, Stream<S::Item>) {
+/// A partitioner that fits the stream and the number of bound arms (see [`Partitioner`]).
+#[diagnostic::on_unimplemented(
+    message = "`partition` binds {ARMS} streams, but `{Self}` cannot split `{T}` into {ARMS} arms",
+    label = "this partitioner does not fit",
+    note = "use `split_by(|x: &{T}| key, [..])` or `split_random(seed, [..])` with one ratio per bound stream, or a closure `|x: &{T}| -> usize`"
+)]
+pub trait PartitionFits<T, const ARMS: usize>: Partitioner<T, ARMS> {}
+impl<T, P: Partitioner<T, ARMS>, const ARMS: usize> PartitionFits<T, ARMS> for P {}
+
+/// A sink that can write the stream's elements (see [`Sink`]).
+#[diagnostic::on_unimplemented(
+    message = "`write` receives `{T}`, but `{Self}` cannot write `{T}`",
+    label = "this sink cannot write `{T}`",
+    note = "file sinks (`JsonLines::create`, `Csv::create`) write any `T: serde::Serialize`; `Collector<T>` collects exactly `T`"
+)]
+pub trait SinkFits<T>: Sink<T> {}
+impl<T, S: Sink<T>> SinkFits<T> for S {}
+
+// Each constructor checks its bound once and hands back the stage behind an opaque type that
+// states the bound as proven: when a check fails, rustc reports it here, at the stage, and not a
+// second time for the whole assembled segment.
+
+pub fn source<S: Source>(source: S) -> (impl Source<Item = S::Item>, Stream<S::Item>) {
     (source, Stream::new())
 }
 
-pub fn map<T, F: MapFn<T>>(_: &Stream<T>, id: u32, f: F) -> (Map<F, ()>, Stream<F::Out>) {
+#[allow(clippy::type_complexity)]
+pub fn map<T, F: MapFn<T>>(
+    _: &Stream<T>,
+    id: u32,
+    f: F,
+) -> (Map<impl MapFn<T, Out = F::Out>, T, ()>, Stream<F::Out>) {
     (Map::new(id, f), Stream::new())
 }
 
-pub fn filter<T, F: FilterFn<T>>(_: &Stream<T>, id: u32, f: F) -> (Filter<F, ()>, Stream<T>) {
+pub fn filter<T, F: FilterFn<T>>(
+    _: &Stream<T>,
+    id: u32,
+    f: F,
+) -> (Filter<impl FilterFn<T>, T, ()>, Stream<T>) {
     (Filter::new(id, f), Stream::new())
 }
 
+#[allow(clippy::type_complexity)]
 pub fn flat_map<T, F: FlatMapFn<T>>(
     _: &Stream<T>,
     id: u32,
     f: F,
-) -> (FlatMap<F, ()>, Stream<<F::Iter as IntoIterator>::Item>) {
+) -> (
+    FlatMap<impl FlatMapFn<T, Iter = F::Iter>, T, ()>,
+    Stream<<F::Iter as IntoIterator>::Item>,
+) {
     (FlatMap::new(id, f), Stream::new())
 }
 
-pub fn try_map<T, F>(_: &Stream<T>, id: u32, f: F) -> (TryMap<F, ()>, Stream<F::Ok>)
+#[allow(clippy::type_complexity)]
+pub fn try_map<T, F>(
+    _: &Stream<T>,
+    id: u32,
+    f: F,
+) -> (
+    TryMap<impl TryMapFn<T, Ok = F::Ok, Err = impl Display>, T, ()>,
+    Stream<F::Ok>,
+)
 where
     F: TryMapFn<T>,
     F::Err: DeadLetterError,
@@ -145,36 +195,64 @@ where
     (TryMap::new(id, f), Stream::new())
 }
 
-pub fn inspect<T, F: InspectFn<T>>(_: &Stream<T>, id: u32, f: F) -> (Inspect<F, ()>, Stream<T>) {
+pub fn inspect<T, F: InspectFn<T>>(
+    _: &Stream<T>,
+    id: u32,
+    f: F,
+) -> (Inspect<impl InspectFn<T>, T, ()>, Stream<T>) {
     (Inspect::new(id, f), Stream::new())
 }
 
-pub fn key_by<T, F: KeyFn<T>>(_: &Stream<T>, id: u32, f: F) -> (KeyBy<F, ()>, Stream<(F::Key, T)>) {
+#[allow(clippy::type_complexity)]
+pub fn key_by<T, F: KeyFn<T>>(
+    _: &Stream<T>,
+    id: u32,
+    f: F,
+) -> (
+    KeyBy<impl KeyFn<T, Key = F::Key>, T, ()>,
+    Stream<(F::Key, T)>,
+) {
     (KeyBy::new(id, f), Stream::new())
 }
 
-pub fn partition<T, P: Partitioner<T, ARMS>, const ARMS: usize>(
+#[allow(clippy::type_complexity)]
+pub fn partition<T, P: PartitionFits<T, ARMS>, const ARMS: usize>(
     _: &Stream<T>,
     id: u32,
     p: P,
-) -> (Partition<P, (), ARMS>, [Stream<T>; ARMS]) {
-    (Partition::new(id, p), std::array::from_fn(|_| Stream::new()))
+) -> (
+    Partition<impl Partitioner<T, ARMS>, T, (), ARMS>,
+    [Stream<T>; ARMS],
+) {
+    (
+        Partition::new(id, p),
+        std::array::from_fn(|_| Stream::new()),
+    )
 }
 
-/// Checks one further input of a merge against its first.
-pub fn merge_input<T, U: SameElementAs<T>>(_first: &Stream<T>, _other: &Stream<U>) {}
-
+/// A merge carries the type of its first input.
 pub fn merged<T>(_first: &Stream<T>) -> Stream<T> {
     Stream::new()
 }
 
-pub fn fan_out<T: FanOutElement>(_: &Stream<T>) {}
+/// Checks a further input of a merge; returns how its elements enter the merge's channel.
+pub fn merge_input<T, U: SameElementAs<T>>(
+    _merged: &Stream<T>,
+    _other: &Stream<U>,
+) -> impl Fn(U) -> T + Copy + Send {
+    U::into_first
+}
 
-pub fn sink<T, S: Sink<T>>(_: &Stream<T>, sink: S) -> (S, Stream<T>) {
+/// Checks a stream consumed several times; returns how its elements are copied.
+pub fn fan_out<T: FanOutElement>(_: &Stream<T>) -> impl Fn(&T) -> T + Copy + Send {
+    T::clone
+}
+
+pub fn sink<T, S: SinkFits<T>>(_: &Stream<T>, sink: S) -> (impl Sink<T>, Stream<T>) {
     (sink, Stream::new())
 }
 
-pub fn discard<T>(_: &Stream<T>, id: u32) -> Discard {
+pub fn discard<T>(_: &Stream<T>, id: u32) -> Discard<T> {
     Discard::new(id)
 }
 
@@ -186,6 +264,19 @@ pub fn channel_for<T>(
     ex.channel()
 }
 
-pub fn channel_out<T>(tx: &tokio::sync::mpsc::Sender<Batch<T>>, ex: &crate::exec::Executor<'_, '_>) -> ChannelOut<T> {
-    ChannelOut::new(tx.clone(), ex.batch_size())
+/// The end of a segment feeding a boundary's channel.
+pub fn channel_out<T>(
+    tx: &tokio::sync::mpsc::Sender<Batch<T>>,
+    ex: &crate::exec::Executor<'_, '_>,
+) -> ChannelOut<T, T, fn(T) -> T> {
+    ChannelOut::new(tx.clone(), ex.batch_size(), std::convert::identity)
+}
+
+/// The end of a segment feeding a merge's channel as a further input (see [`merge_input`]).
+pub fn channel_out_via<T, U, C: Fn(U) -> T + Send>(
+    tx: &tokio::sync::mpsc::Sender<Batch<T>>,
+    into_merged: C,
+    ex: &crate::exec::Executor<'_, '_>,
+) -> ChannelOut<T, U, C> {
+    ChannelOut::new(tx.clone(), ex.batch_size(), into_merged)
 }

@@ -31,7 +31,12 @@ pub struct StdArgs {
     #[arg(long = "output", value_name = "[SINK=]PATH", value_parser = parse_override)]
     pub outputs: Vec<(Option<String>, PathBuf)>,
     /// Where records that could not be processed go, as JSON lines (created only if there are any).
-    #[arg(long, value_name = "PATH", default_value = "dead-letters.jsonl", env = "TANDEM_DEAD_LETTERS")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "dead-letters.jsonl",
+        env = "TANDEM_DEAD_LETTERS"
+    )]
     pub dead_letters: PathBuf,
     /// Stop with an error at the first record that cannot be processed.
     #[arg(long)]

@@ -60,7 +60,10 @@ pub trait Pipeline: Sized + 'static {
 
     /// Wires the pipeline's segments into the executor. Called by [`run_pipeline`].
     #[doc(hidden)]
-    fn build<'scope, 'env: 'scope>(args: &'env Self::Args, ex: &mut Executor<'scope, 'env>) -> Result<()>;
+    fn build<'scope, 'env: 'scope>(
+        args: &'env Self::Args,
+        ex: &mut Executor<'scope, 'env>,
+    ) -> Result<()>;
 }
 
 /// Per-stage counters, published by each stage at chunk boundaries.
@@ -111,7 +114,11 @@ impl Shared {
         Self {
             graph,
             stats: Stats(graph.stages.iter().map(|_| StageStats::default()).collect()),
-            sources: graph.stages.iter().map(|_| std::sync::OnceLock::new()).collect(),
+            sources: graph
+                .stages
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             dead: Mutex::new(DeadLetterOut::new(&config.dead_letters)),
             fail_fast: config.fail_fast,
             abort: AtomicBool::new(false),
@@ -138,7 +145,11 @@ impl Shared {
         if self.fail_fast {
             self.fail(Error::FailFast(Box::new(letter.clone())));
         }
-        let written = self.dead.lock().unwrap_or_else(|e| e.into_inner()).write(letter);
+        let written = self
+            .dead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(letter);
         if let Err(error) = written {
             self.fail(error);
         }
@@ -159,7 +170,10 @@ impl Shared {
 
     pub(crate) fn add_commit(&self, commit: Option<Box<dyn Commit>>) {
         if let Some(c) = commit {
-            self.commits.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+            self.commits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c);
         }
     }
 
@@ -212,7 +226,12 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     }
 
     fn count_of(&self, kind: crate::StageKind) -> usize {
-        self.shared.graph.stages.iter().filter(|s| s.kind == kind).count()
+        self.shared
+            .graph
+            .stages
+            .iter()
+            .filter(|s| s.kind == kind)
+            .count()
     }
 
     fn apply_override(
@@ -242,7 +261,9 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         S: Source + 'scope,
         C: Push<S::Item> + 'scope,
     {
-        self.apply_override(&self.config.inputs, id, crate::StageKind::Source, |p| source.set_path(p))?;
+        self.apply_override(&self.config.inputs, id, crate::StageKind::Source, |p| {
+            source.set_path(p)
+        })?;
         source.open()?;
         let _ = self.shared.sources[id as usize].set(source.describe());
         let shared = self.shared;
@@ -254,7 +275,11 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     }
 
     /// Opens a sink (before anything runs) and returns the stage that writes to it.
-    pub fn sink<T, S: Sink<T>>(&mut self, id: u32, (mut sink, _): (S, crate::check::Stream<T>)) -> Result<SinkOp<S>> {
+    pub fn sink<T, S: Sink<T>>(
+        &mut self,
+        id: u32,
+        (mut sink, _): (S, crate::check::Stream<T>),
+    ) -> Result<SinkOp<S, T>> {
         self.apply_override(&self.config.outputs, id, crate::StageKind::Sink, |p| {
             sink.set_path(p)
         })?;
@@ -269,7 +294,8 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         C: Push<T> + 'scope,
     {
         let shared = self.shared;
-        self.segments.push(Box::new(move || run_receiver(rx, chain, shared)));
+        self.segments
+            .push(Box::new(move || run_receiver(rx, chain, shared)));
     }
 }
 
@@ -357,11 +383,21 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .close()?;
-    if let Some(error) = shared.failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    if let Some(error) = shared
+        .failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
         // Uncommitted temporary outputs are removed when their handles drop.
         return Err(error);
     }
-    for commit in shared.commits.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+    for commit in shared
+        .commits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
         commit.commit()?;
     }
     Ok(Summary::collect(
@@ -404,7 +440,9 @@ fn show_progress(name: &str, shared: &Shared, done: &AtomicBool) {
         });
         let (read, written) = shared.progress();
         let rate = read as f64 / start.elapsed().as_secs_f64();
-        bar.set_message(format!("read {read}, written {written} ({rate:.0} records/s)"));
+        bar.set_message(format!(
+            "read {read}, written {written} ({rate:.0} records/s)"
+        ));
         bar.tick();
     }
     if let Some(bar) = bar {

@@ -95,7 +95,10 @@ impl Graph {
 
     /// A Graphviz digraph (`dot -Tsvg`).
     pub fn dot(&self) -> String {
-        let mut out = format!("digraph {} {{\n    rankdir=LR;\n    node [fontname=\"monospace\"];\n", self.name);
+        let mut out = format!(
+            "digraph {} {{\n    rankdir=LR;\n    node [fontname=\"monospace\"];\n",
+            self.name
+        );
         for (id, stage) in self.stages.iter().enumerate() {
             let shape = match stage.kind {
                 StageKind::Source | StageKind::Sink | StageKind::Drop => "parallelogram",
@@ -103,11 +106,17 @@ impl Graph {
                 StageKind::Merge => "circle",
                 _ => "box",
             };
-            let label = format!("{id}: {}", stage.label).replace('\\', "\\\\").replace('"', "\\\"");
+            let label = format!("{id}: {}", stage.label)
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"");
             let _ = writeln!(out, "    s{id} [shape={shape}, label=\"{label}\"];");
         }
         for edge in self.edges {
-            let _ = writeln!(out, "    s{} -> s{} [label=\"{}\"];", edge.from, edge.to, edge.stream);
+            let _ = writeln!(
+                out,
+                "    s{} -> s{} [label=\"{}\"];",
+                edge.from, edge.to, edge.stream
+            );
         }
         out.push_str("}\n");
         out

@@ -12,8 +12,8 @@ pub mod graph;
 pub mod hash;
 pub mod io;
 pub mod ops;
-pub mod partition;
 mod panic;
+pub mod partition;
 pub mod push;
 pub mod summary;
 

@@ -25,7 +25,9 @@ pub(crate) fn quiet_thread() {
                     .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
                     .unwrap_or_default();
                 let message = payload_text(info.payload());
-                LAST.with(|last| *last.borrow_mut() = Some(format!("panicked{location}: {message}")));
+                LAST.with(|last| {
+                    *last.borrow_mut() = Some(format!("panicked{location}: {message}"))
+                });
             } else {
                 previous(info);
             }

@@ -57,7 +57,11 @@ impl<const N: usize> Ratios<N> {
 /// ```ignore
 /// [champion, challenger] = requests -> partition(split_by(|r: &Request| r.user_id, [50, 50]));
 /// ```
-pub fn split_by<F, const N: usize>(key: F, ratios: [u32; N]) -> SplitBy<F, N> {
+pub fn split_by<T, K, F, const N: usize>(key: F, ratios: [u32; N]) -> SplitBy<F, N>
+where
+    F: FnMut(&T) -> K,
+    K: StableKey,
+{
     SplitBy {
         key,
         ratios: Ratios::new(ratios),

@@ -130,7 +130,12 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self.stages.iter().map(|s| s.label.chars().count().min(48)).max().unwrap_or(5);
+        let width = self
+            .stages
+            .iter()
+            .map(|s| s.label.chars().count().min(48))
+            .max()
+            .unwrap_or(5);
         writeln!(f, "{} finished in {:.2?}", self.pipeline, self.elapsed)?;
         writeln!(
             f,

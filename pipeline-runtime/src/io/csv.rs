@@ -102,7 +102,10 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
             .has_headers(true)
             .flexible(true)
             .from_reader(self.input.open("input file")?);
-        self.headers = reader.byte_headers().map_err(|e| read_error(&self.input, 1, e))?.clone();
+        self.headers = reader
+            .byte_headers()
+            .map_err(|e| read_error(&self.input, 1, e))?
+            .clone();
         self.reader = Some(reader);
         Ok(())
     }
@@ -110,7 +113,7 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
     fn read_chunk<E: FnMut(Record<T>)>(&mut self, max: usize, mut emit: E) -> crate::Result<bool> {
         let reader = self.reader.as_mut().expect("source read before open");
         for _ in 0..max {
-            let line = reader.position().line() ;
+            let line = reader.position().line();
             match reader.read_byte_record(&mut self.record) {
                 Ok(false) => return Ok(false),
                 Ok(true) => {
@@ -179,7 +182,10 @@ struct RowBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for RowBuf {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(bytes);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -204,7 +210,9 @@ impl<T: Serialize> Sink<T> for CsvWriter {
     fn write(&mut self, item: T) -> Result<(), String> {
         // Each row is serialized into memory first, so a failing value leaves no partial row.
         let writer = self.writer.as_mut().expect("sink used before open");
-        let result = writer.serialize(&item).and_then(|()| writer.flush().map_err(Into::into));
+        let result = writer
+            .serialize(&item)
+            .and_then(|()| writer.flush().map_err(Into::into));
         let row = std::mem::take(&mut *self.row.0.lock().unwrap_or_else(|e| e.into_inner()));
         result.map_err(|e| e.to_string())?;
         self.out.writer().write_all(&row).map_err(|e| e.to_string())

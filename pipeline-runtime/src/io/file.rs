@@ -24,7 +24,10 @@ impl AtomicFile {
         let temp = tempfile::Builder::new()
             .prefix(&format!(
                 ".{}.",
-                target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+                target
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
             ))
             .suffix(".partial")
             .tempfile_in(dir)
@@ -51,8 +54,12 @@ impl AtomicFile {
             what: format!("output file `{}`", self.target.display()),
             message,
         };
-        let temp = writer.into_inner().map_err(|e| fail(e.error().to_string()))?;
-        temp.as_file().sync_data().map_err(|e| fail(e.to_string()))?;
+        let temp = writer
+            .into_inner()
+            .map_err(|e| fail(e.error().to_string()))?;
+        temp.as_file()
+            .sync_data()
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Some(Box::new(Rename {
             temp: temp.into_temp_path(),
             target: self.target.clone(),

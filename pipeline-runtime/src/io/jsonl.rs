@@ -170,7 +170,9 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
                 Err(e) => {
                     let mut error = json_error(&e);
                     if !terminated && e.is_eof() {
-                        error = format!("truncated last line (the file ends without a newline): {error}");
+                        error = format!(
+                            "truncated last line (the file ends without a newline): {error}"
+                        );
                     }
                     emit(Record::Bad(
                         self.line,
@@ -210,7 +212,10 @@ impl<T: Serialize> Sink<T> for JsonLinesWriter {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &item).map_err(|e| e.to_string())?;
         self.buf.push(b'\n');
-        self.out.writer().write_all(&self.buf).map_err(|e| e.to_string())
+        self.out
+            .writer()
+            .write_all(&self.buf)
+            .map_err(|e| e.to_string())
     }
 
     fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {

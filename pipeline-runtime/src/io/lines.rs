@@ -8,14 +8,22 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 pub(crate) enum Line {
     Eof,
     /// A line is in the buffer; `terminated` is false for a last line without a newline.
-    Complete { terminated: bool },
+    Complete {
+        terminated: bool,
+    },
     /// The line was longer than the limit: its first `max` bytes are in the buffer and the rest
     /// was skipped. `len` is its full length.
-    TooLong { len: usize },
+    TooLong {
+        len: usize,
+    },
 }
 
 /// Reads one line (without its `\n` or `\r\n`) into `buf`.
-pub(crate) fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+pub(crate) fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Line> {
     buf.clear();
     let mut len = 0usize;
     let mut any = false;
@@ -72,9 +80,11 @@ mod tests {
         loop {
             match read_line(&mut r, &mut buf, max).unwrap() {
                 Line::Eof => return out,
-                Line::Complete { terminated } => {
-                    out.push(format!("{}{}", String::from_utf8_lossy(&buf), if terminated { "" } else { "<eof>" }))
-                }
+                Line::Complete { terminated } => out.push(format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&buf),
+                    if terminated { "" } else { "<eof>" }
+                )),
                 Line::TooLong { len } => out.push(format!("long:{len}")),
             }
         }
@@ -82,11 +92,17 @@ mod tests {
 
     #[test]
     fn splits_lines_across_buffer_refills() {
-        assert_eq!(lines(b"abcdefg\r\nhi\n\nlast", 100), ["abcdefg", "hi", "", "last<eof>"]);
+        assert_eq!(
+            lines(b"abcdefg\r\nhi\n\nlast", 100),
+            ["abcdefg", "hi", "", "last<eof>"]
+        );
     }
 
     #[test]
     fn over_long_lines_are_reported_and_skipped() {
-        assert_eq!(lines(b"0123456789\nok\n0123456789", 5), ["long:10", "ok", "long:10"]);
+        assert_eq!(
+            lines(b"0123456789\nok\n0123456789", 5),
+            ["long:10", "ok", "long:10"]
+        );
     }
 }

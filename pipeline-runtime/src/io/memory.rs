@@ -37,7 +37,11 @@ where
         "in-memory items".into()
     }
 
-    fn read_chunk<E: FnMut(Record<I::Item>)>(&mut self, max: usize, mut emit: E) -> crate::Result<bool> {
+    fn read_chunk<E: FnMut(Record<I::Item>)>(
+        &mut self,
+        max: usize,
+        mut emit: E,
+    ) -> crate::Result<bool> {
         for _ in 0..max {
             match self.items.next() {
                 Some(item) => {

@@ -68,7 +68,11 @@ pub trait Source: Send {
 
     /// Reads up to `max` records, handing each to `emit`. `Ok(false)` once the input is done.
     /// An `Err` is an input that cannot be read any further (not a bad record).
-    fn read_chunk<E: FnMut(Record<Self::Item>)>(&mut self, max: usize, emit: E) -> crate::Result<bool>;
+    fn read_chunk<E: FnMut(Record<Self::Item>)>(
+        &mut self,
+        max: usize,
+        emit: E,
+    ) -> crate::Result<bool>;
 }
 
 /// Where a chain ends: `write(sink)`.

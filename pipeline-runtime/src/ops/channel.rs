@@ -8,21 +8,28 @@ pub type Batch<T> = Vec<(Pos, T)>;
 
 /// The end of a segment that feeds a boundary (merge, sink): buffers elements into batches and
 /// sends them over a bounded channel, blocking when it is full — that is the backpressure.
-pub struct ChannelOut<T> {
+///
+/// Elements of type `U` enter as `T` through `into`: the identity, except for the further inputs
+/// of a merge, whose type was checked equal to the first input's.
+pub struct ChannelOut<T, U, C> {
     tx: mpsc::Sender<Batch<T>>,
     buf: Batch<T>,
     batch: usize,
     closed: bool,
+    into: C,
+    _input: std::marker::PhantomData<fn(U)>,
 }
 
-impl<T> ChannelOut<T> {
-    pub fn new(tx: mpsc::Sender<Batch<T>>, batch: usize) -> Self {
+impl<T, U, C> ChannelOut<T, U, C> {
+    pub fn new(tx: mpsc::Sender<Batch<T>>, batch: usize, into: C) -> Self {
         let batch = batch.max(1);
         Self {
             tx,
             buf: Vec::with_capacity(batch),
             batch,
             closed: false,
+            into,
+            _input: std::marker::PhantomData,
         }
     }
 
@@ -38,10 +45,10 @@ impl<T> ChannelOut<T> {
     }
 }
 
-impl<T: Send> Push<T> for ChannelOut<T> {
+impl<T: Send, U, C: Fn(U) -> T + Send> Push<U> for ChannelOut<T, U, C> {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, _: &Shared) {
-        self.buf.push((pos, item));
+    fn push(&mut self, item: U, pos: Pos, _: &Shared) {
+        self.buf.push((pos, (self.into)(item)));
         if self.buf.len() >= self.batch {
             self.send();
         }

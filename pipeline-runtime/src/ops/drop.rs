@@ -2,19 +2,21 @@ use crate::exec::Shared;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `drop()`: the end of a chain whose elements are discarded on purpose (counted as dropped).
-pub struct Discard {
+pub struct Discard<I> {
     cell: StageCell,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 
-impl Discard {
+impl<I> Discard<I> {
     pub fn new(id: u32) -> Self {
         Self {
             cell: StageCell::new(id),
+            _input: std::marker::PhantomData,
         }
     }
 }
 
-impl<T> Push<T> for Discard {
+impl<T: Send> Push<T> for Discard<T> {
     #[inline(always)]
     fn push(&mut self, _: T, _: Pos, _: &Shared) {
         self.cell.count();

@@ -1,18 +1,20 @@
 use super::linkable;
+use crate::check::FilterFn;
 use crate::exec::Shared;
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `filter(f)`: keeps the elements for which `f` is true; the others are counted as filtered.
-pub struct Filter<F, N> {
+pub struct Filter<F, I, N> {
     cell: StageCell,
     f: F,
     filtered: u64,
     next: N,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 linkable!(Filter { filtered });
 
-impl<F, N> Filter<F, N> {
+impl<F, I, N> Filter<F, I, N> {
     fn publish(&mut self, cx: &Shared) {
         self.cell.publish(cx);
         if self.filtered != 0 {
@@ -22,9 +24,9 @@ impl<F, N> Filter<F, N> {
     }
 }
 
-impl<T, F, N> Push<T> for Filter<F, N>
+impl<T, F, N> Push<T> for Filter<F, T, N>
 where
-    F: FnMut(&T) -> bool + Send,
+    F: FilterFn<T>,
     N: Push<T>,
 {
     #[inline(always)]

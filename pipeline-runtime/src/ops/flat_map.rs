@@ -1,18 +1,20 @@
 use super::linkable;
+use crate::check::FlatMapFn;
 use crate::exec::Shared;
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `flat_map(f)`: zero or more outputs per input, all keeping the input's position.
-pub struct FlatMap<F, N> {
+pub struct FlatMap<F, I, N> {
     cell: StageCell,
     f: F,
     produced: u64,
     next: N,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 linkable!(FlatMap { produced });
 
-impl<F, N> FlatMap<F, N> {
+impl<F, I, N> FlatMap<F, I, N> {
     fn publish(&mut self, cx: &Shared) {
         self.cell.publish(cx);
         if self.produced != 0 {
@@ -22,11 +24,10 @@ impl<F, N> FlatMap<F, N> {
     }
 }
 
-impl<T, I, F, N> Push<T> for FlatMap<F, N>
+impl<T, F, N> Push<T> for FlatMap<F, T, N>
 where
-    F: FnMut(T) -> I + Send,
-    I: IntoIterator,
-    N: Push<I::Item>,
+    F: FlatMapFn<T>,
+    N: Push<<F::Iter as IntoIterator>::Item>,
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {

@@ -1,20 +1,22 @@
 use super::{forward_flush, linkable};
+use crate::check::MapFn;
 use crate::exec::Shared;
 use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
 
 /// `map(f)`: one output per input.
-pub struct Map<F, N> {
+pub struct Map<F, I, N> {
     cell: StageCell,
     f: F,
     next: N,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 linkable!(Map {});
 
-impl<T, U, F, N> Push<T> for Map<F, N>
+impl<T, F, N> Push<T> for Map<F, T, N>
 where
-    F: FnMut(T) -> U + Send,
-    N: Push<U>,
+    F: MapFn<T>,
+    N: Push<F::Out>,
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {

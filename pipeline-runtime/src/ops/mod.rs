@@ -45,17 +45,27 @@ macro_rules! forward_flush {
 pub(crate) use forward_flush;
 
 /// `then(next)` for a stage struct whose last field is `next`.
+///
+/// Stages carry their input type `I` (from the typed constructor): when a constructor's check
+/// fails, the types after it become errors and rustc reports the mistake once, at the stage,
+/// instead of again for the assembled segment.
 macro_rules! linkable {
     ($name:ident { $($field:ident),* }) => {
-        impl<F> $name<F, ()> {
+        impl<F, I> $name<F, I, ()> {
             #[doc(hidden)]
             pub fn new(id: u32, f: F) -> Self {
-                $name { cell: $crate::push::StageCell::new(id), f, $($field: Default::default(),)* next: () }
+                $name {
+                    cell: $crate::push::StageCell::new(id),
+                    f,
+                    $($field: Default::default(),)*
+                    next: (),
+                    _input: std::marker::PhantomData,
+                }
             }
 
             /// Links this stage to the rest of its segment.
-            pub fn then<N>(self, next: N) -> $name<F, N> {
-                $name { cell: self.cell, f: self.f, $($field: self.$field,)* next }
+            pub fn then<N>(self, next: N) -> $name<F, I, N> {
+                $name { cell: self.cell, f: self.f, $($field: self.$field,)* next, _input: self._input }
             }
         }
     };

@@ -53,32 +53,35 @@ impl<T, A: Push<T>, R: Arms<T>> Arms<T> for (A, R) {
 }
 
 /// `partition(p)`: sends each element to exactly one arm.
-pub struct Partition<P, N, const ARMS: usize> {
+pub struct Partition<P, I, N, const ARMS: usize> {
     cell: StageCell,
     p: P,
     next: N,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 
-impl<P, const ARMS: usize> Partition<P, (), ARMS> {
+impl<P, I, const ARMS: usize> Partition<P, I, (), ARMS> {
     #[doc(hidden)]
     pub fn new(id: u32, p: P) -> Self {
         Self {
             cell: StageCell::new(id),
             p,
             next: (),
+            _input: std::marker::PhantomData,
         }
     }
 
-    pub fn then<N>(self, next: N) -> Partition<P, N, ARMS> {
+    pub fn then<N>(self, next: N) -> Partition<P, I, N, ARMS> {
         Partition {
             cell: self.cell,
             p: self.p,
             next,
+            _input: self._input,
         }
     }
 }
 
-impl<T, P, N, const ARMS: usize> Push<T> for Partition<P, N, ARMS>
+impl<T, P, N, const ARMS: usize> Push<T> for Partition<P, T, N, ARMS>
 where
     P: Partitioner<T, ARMS>,
     N: Arms<T>,

@@ -3,27 +3,32 @@ use crate::io::Sink;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `write(sink)`: the end of a chain. A failed write sends the element to the dead letters.
-pub struct SinkOp<S> {
+pub struct SinkOp<S, I> {
     cell: StageCell,
     sink: S,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 
-impl<S> SinkOp<S> {
+impl<S, I> SinkOp<S, I> {
     pub fn new(id: u32, sink: S) -> Self {
         Self {
             cell: StageCell::new(id),
             sink,
+            _input: std::marker::PhantomData,
         }
     }
 }
 
-impl<T, S: Sink<T>> Push<T> for SinkOp<S> {
+impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
         self.cell.count();
         if let Err(error) = self.sink.write(item) {
-            self.cell
-                .dead(cx, pos, format!("writing to {} failed: {error}", self.sink.describe()));
+            self.cell.dead(
+                cx,
+                pos,
+                format!("writing to {} failed: {error}", self.sink.describe()),
+            );
         }
     }
 

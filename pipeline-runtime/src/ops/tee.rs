@@ -3,19 +3,22 @@ use crate::push::{Flow, Pos, Push};
 
 /// Fan-out: a stream consumed by several chains. Every consumer but the last gets a clone; the
 /// last gets the element itself. Consumers are a cons list `(a, (b, ()))`.
-pub struct Tee<L> {
+pub struct Tee<L, C> {
     /// The stage whose output is fanned out; the extra copies are counted against it.
     id: u32,
     copies: u64,
     consumers: L,
+    /// Copies an element: `Clone::clone`, checked by [`crate::check::fan_out`].
+    copy: C,
 }
 
-impl<L> Tee<L> {
-    pub fn new(id: u32, consumers: L) -> Self {
+impl<L, C> Tee<L, C> {
+    pub fn new(id: u32, copy: C, consumers: L) -> Self {
         Self {
             id,
             copies: 0,
             consumers,
+            copy,
         }
     }
 }
@@ -23,7 +26,7 @@ impl<L> Tee<L> {
 /// The consumers of a fanned-out stream.
 pub trait Consumers<T>: Send {
     const LEN: u64;
-    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared);
+    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, copy: &impl Fn(&T) -> T);
     fn flush_all(&mut self, cx: &Shared) -> Flow;
     fn finish_all(&mut self, cx: &Shared) -> crate::Result<()>;
 }
@@ -31,7 +34,7 @@ pub trait Consumers<T>: Send {
 impl<T, A: Push<T>> Consumers<T> for (A, ()) {
     const LEN: u64 = 1;
     #[inline(always)]
-    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, _: &impl Fn(&T) -> T) {
         self.0.push(item, pos, cx);
     }
     fn flush_all(&mut self, cx: &Shared) -> Flow {
@@ -42,15 +45,15 @@ impl<T, A: Push<T>> Consumers<T> for (A, ()) {
     }
 }
 
-impl<T: Clone, A: Push<T>, B, R> Consumers<T> for (A, (B, R))
+impl<T, A: Push<T>, B, R> Consumers<T> for (A, (B, R))
 where
     (B, R): Consumers<T>,
 {
     const LEN: u64 = 1 + <(B, R) as Consumers<T>>::LEN;
     #[inline(always)]
-    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared) {
-        self.0.push(item.clone(), pos, cx);
-        self.1.push_all(item, pos, cx);
+    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, copy: &impl Fn(&T) -> T) {
+        self.0.push(copy(&item), pos, cx);
+        self.1.push_all(item, pos, cx, copy);
     }
     fn flush_all(&mut self, cx: &Shared) -> Flow {
         let a = self.0.flush(cx);
@@ -68,7 +71,7 @@ where
     }
 }
 
-impl<L> Tee<L> {
+impl<L, C> Tee<L, C> {
     fn publish(&mut self, cx: &Shared) {
         if self.copies != 0 {
             cx.stats.add_copies(self.id, self.copies);
@@ -77,11 +80,11 @@ impl<L> Tee<L> {
     }
 }
 
-impl<T, L: Consumers<T>> Push<T> for Tee<L> {
+impl<T, L: Consumers<T>, C: Fn(&T) -> T + Send> Push<T> for Tee<L, C> {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
         self.copies += L::LEN - 1;
-        self.consumers.push_all(item, pos, cx);
+        self.consumers.push_all(item, pos, cx, &self.copy);
     }
     fn flush(&mut self, cx: &Shared) -> Flow {
         self.publish(cx);
