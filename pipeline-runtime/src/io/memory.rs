@@ -7,6 +7,7 @@ pub struct Memory;
 
 impl Memory {
     /// Reads the items of `items` in order, numbered from 1.
+    #[allow(clippy::new_ret_no_self)] // `Memory` only names the family, like `JsonLines`
     pub fn new<I>(items: I) -> MemorySource<I::IntoIter>
     where
         I: IntoIterator,
