@@ -141,6 +141,37 @@ fn replacing_the_path_of_a_source_that_has_none_is_a_clear_error() {
 }
 
 #[test]
+fn an_override_naming_no_source_or_sink_is_an_error_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = Args {
+        input: dir.path().join("in.csv"),
+        output: dir.path().join("out.jsonl"),
+    };
+    let typo = RunConfig {
+        outputs: vec![(Some("sink2".into()), "x.jsonl".into())],
+        ..RunConfig::default()
+    };
+    let error = CsvToJson::run_blocking(&args, &typo)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "`--output sink2=x.jsonl`: this pipeline has no sink named `sink2` (sinks: sink1)"
+    );
+    let stream = RunConfig {
+        inputs: vec![(Some("nums".into()), "x.csv".into())],
+        ..RunConfig::default()
+    };
+    let error = CsvToJson::run_blocking(&args, &stream)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no source named `nums` (sources: source0)"),
+        "{error}"
+    );
+}
+
+#[test]
 fn csv_output_has_a_header_and_quotes_what_needs_it() {
     let dir = tempfile::tempdir().unwrap();
     struct CArgs {

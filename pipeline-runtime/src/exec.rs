@@ -214,36 +214,19 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         channel(self.config.channel_capacity)
     }
 
-    fn override_for<'c>(
-        overrides: &'c [(Option<String>, PathBuf)],
-        name: &str,
-        only_one: bool,
-    ) -> Option<&'c PathBuf> {
-        overrides
-            .iter()
-            .find(|(n, _)| n.as_deref() == Some(name) || (n.is_none() && only_one))
-            .map(|(_, p)| p)
-    }
-
-    fn count_of(&self, kind: crate::StageKind) -> usize {
-        self.shared
-            .graph
-            .stages
-            .iter()
-            .filter(|s| s.kind == kind)
-            .count()
-    }
-
     fn apply_override(
         &self,
         overrides: &[(Option<String>, PathBuf)],
         id: u32,
-        kind: crate::StageKind,
         set: impl FnOnce(&std::path::Path) -> bool,
     ) -> Result<()> {
         let info = &self.shared.graph.stages[id as usize];
-        let only_one = self.count_of(kind) == 1;
-        if let Some(path) = Self::override_for(overrides, info.name, only_one) {
+        // `check_overrides` made sure an unnamed override has exactly one stage to go to.
+        let path = overrides
+            .iter()
+            .find(|(n, _)| n.as_deref().is_none_or(|n| n == info.name))
+            .map(|(_, p)| p);
+        if let Some(path) = path {
             if !set(path) {
                 return Err(Error::Config(format!(
                     "`{}` is not a file, so its path cannot be replaced by `{}`",
@@ -261,9 +244,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         S: Source + 'scope,
         C: Push<S::Item> + 'scope,
     {
-        self.apply_override(&self.config.inputs, id, crate::StageKind::Source, |p| {
-            source.set_path(p)
-        })?;
+        self.apply_override(&self.config.inputs, id, |p| source.set_path(p))?;
         source.open()?;
         let _ = self.shared.sources[id as usize].set(source.describe());
         let shared = self.shared;
@@ -280,9 +261,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         id: u32,
         (mut sink, _): (S, crate::check::Stream<T>),
     ) -> Result<SinkOp<S, T>> {
-        self.apply_override(&self.config.outputs, id, crate::StageKind::Sink, |p| {
-            sink.set_path(p)
-        })?;
+        self.apply_override(&self.config.outputs, id, |p| sink.set_path(p))?;
         sink.open()?;
         Ok(SinkOp::new(id, sink))
     }
@@ -343,11 +322,51 @@ fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -
     chain.finish(cx)
 }
 
+/// Checks that every `--input`/`--output` names a source/sink of the pipeline, before anything
+/// is opened: a typo must not be ignored silently.
+fn check_overrides(graph: &Graph, config: &RunConfig) -> Result<()> {
+    for (overrides, kind, option, what) in [
+        (
+            &config.inputs,
+            crate::StageKind::Source,
+            "--input",
+            "source",
+        ),
+        (&config.outputs, crate::StageKind::Sink, "--output", "sink"),
+    ] {
+        let names: Vec<&str> = graph
+            .stages
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.name)
+            .collect();
+        for (name, path) in overrides {
+            let fits = match name {
+                Some(name) => names.contains(&name.as_str()),
+                None => names.len() == 1,
+            };
+            if !fits {
+                let given = match name {
+                    Some(name) => format!("`{option} {name}={}`: this pipeline has no {what} named `{name}`", path.display()),
+                    None if names.is_empty() => format!("`{option} {}`: this pipeline has no {what}", path.display()),
+                    None => format!("`{option} {}`: this pipeline has {} {what}s, so say which: `{option} NAME=PATH`", path.display(), names.len()),
+                };
+                return Err(Error::Config(format!(
+                    "{given} ({what}s: {})",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs a pipeline to the end on the calling thread (segments get threads of their own) and
 /// returns its summary. Sink outputs are committed (renamed into place) only if every segment
 /// ended well.
 pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summary> {
     let graph = P::graph();
+    check_overrides(graph, config)?;
     let shared = Shared::new(graph, config);
     let started = Instant::now();
     let done = AtomicBool::new(false);
