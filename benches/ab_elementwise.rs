@@ -1,1 +1,401 @@
-fn main() {}
+//! The A/B workload without models: what the pipeline costs over a hand-written loop when the
+//! work is reading and parsing JSON lines, a map, a filter, a sticky 50/50 split by user, tagging
+//! each arm and counting per arm.
+//!
+//! Input: 1,000,000 JSON lines `{"user_id": i % 10007, "ad_id": i % 97, "score": (i % 1000) / 1000}`,
+//! written once to a temporary file (so it is read from the page cache).
+//!
+//! - `pipeline`: `read(JsonLines) -> map(double score) -> filter(score >= 0) -> partition(split_by
+//!   user_id, [50, 50])`, each arm tagged by a `map`, `merge`d and written to a small counting sink.
+//! - `pipeline_no_merge`: a diagnostic, not the workload: the same stages with each arm counted in
+//!   a last `inspect` and ended by `drop()`, so everything runs fused on one thread and nothing
+//!   crosses a channel; it tells the cost of the fused stages and the reader from that of the merge.
+//! - `hand_loop`: one thread, `BufReader::read_line` into a reused `String`, `serde_json::from_str`,
+//!   the same double, filter, CRC32-of-the-decimal-user-id arm choice, tag and count.
+//!
+//! All must give the same count and the same sum of doubled scores per arm. Besides criterion's
+//! figures, `main` runs the variants interleaved and prints the throughput ratios measured in that
+//! one process (see BENCHMARKS.md). `TANDEM_BENCH_RUNS` sets the rounds (0: criterion only),
+//! `TANDEM_BENCH_BATCH` the pipeline's batch size.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use serde::{Deserialize, Serialize};
+use tandem::io::{Commit, Sink};
+use tandem::prelude::*;
+
+/// Lines per run in `cargo bench`; `cargo test --benches` uses a hundredth of it.
+const LINES: u64 = 1_000_000;
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Req {
+    user_id: u64,
+    ad_id: u32,
+    score: f64,
+}
+
+/// A request tagged with the arm that served it.
+struct Served {
+    arm: &'static str,
+    req: Req,
+}
+
+const CHAMPION: &str = "champion";
+const CHALLENGER: &str = "challenger";
+
+/// Per arm: how many requests and the sum of their (doubled) scores. Scores are summed in input
+/// order within each arm in both variants, so the sums must match exactly.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ArmCounts(Vec<(&'static str, u64, f64)>);
+
+impl ArmCounts {
+    #[inline]
+    fn add(&mut self, served: &Served) {
+        match self.0.iter_mut().find(|(arm, ..)| *arm == served.arm) {
+            Some((_, count, score)) => {
+                *count += 1;
+                *score += served.req.score;
+            }
+            None => self.0.push((served.arm, 1, served.req.score)),
+        }
+    }
+
+    fn sorted(mut self) -> Self {
+        self.0.sort_by_key(|&(arm, ..)| arm);
+        self
+    }
+}
+
+fn write_input(path: &Path, lines: u64) {
+    let mut out = BufWriter::new(File::create(path).expect("create the input file"));
+    for i in 0..lines {
+        let req = Req {
+            user_id: i % 10007,
+            ad_id: (i % 97) as u32,
+            score: (i % 1000) as f64 / 1000.0,
+        };
+        serde_json::to_writer(&mut out, &req).expect("write a line");
+        out.write_all(b"\n").expect("write a line");
+    }
+    out.flush().expect("flush the input file");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hand-written loop
+
+/// `split_by(|r| r.user_id, [50, 50])` by hand: CRC32 of the decimal user id, multiply-shift onto
+/// 0..100, the first half is the champion.
+#[inline]
+fn arm_of(user_id: u64) -> &'static str {
+    let hash = crc32fast::hash(itoa::Buffer::new().format(user_id).as_bytes());
+    if (u64::from(hash) * 100) >> 32 < 50 {
+        CHAMPION
+    } else {
+        CHALLENGER
+    }
+}
+
+fn hand_loop(path: &Path) -> ArmCounts {
+    let mut reader = BufReader::with_capacity(256 * 1024, File::open(path).expect("open input"));
+    let mut line = String::new();
+    let mut counts = ArmCounts::default();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).expect("read a line") == 0 {
+            break;
+        }
+        let mut req: Req = serde_json::from_str(&line).expect("a valid line");
+        req.score *= 2.0;
+        if req.score < 0.0 {
+            continue;
+        }
+        let served = Served {
+            arm: arm_of(req.user_id),
+            req,
+        };
+        counts.add(&served);
+    }
+    counts.sorted()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipeline
+
+/// The sink: counts per arm, hands the counts over when the run ends well.
+struct ArmCounter {
+    counts: ArmCounts,
+    out: Arc<Mutex<Option<ArmCounts>>>,
+}
+
+impl Sink<Served> for ArmCounter {
+    fn describe(&self) -> String {
+        "per-arm counter".into()
+    }
+
+    fn write(&mut self, served: Served) -> Result<(), String> {
+        self.counts.add(&served);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
+        *self.out.lock().unwrap() = Some(std::mem::take(&mut self.counts));
+        Ok(None)
+    }
+}
+
+struct AbArgs {
+    input: PathBuf,
+    counts: Arc<Mutex<Option<ArmCounts>>>,
+}
+
+impl AbArgs {
+    fn counter(&self) -> ArmCounter {
+        ArmCounter {
+            counts: ArmCounts::default(),
+            out: self.counts.clone(),
+        }
+    }
+}
+
+pipeline! {
+    /// Sticky 50/50 split of requests by user, each arm tagged, counted per arm.
+    AbElementwise(args: AbArgs) {
+        requests = read(JsonLines::<Req>::open(&args.input))
+            -> map(|mut r: Req| {
+                r.score *= 2.0;
+                r
+            })
+            -> filter(|r: &Req| r.score >= 0.0);
+        [champ, chall] = requests -> partition(split_by(|r: &Req| r.user_id, [50, 50]));
+        a = champ -> map(|req: Req| Served { arm: CHAMPION, req });
+        b = chall -> map(|req: Req| Served { arm: CHALLENGER, req });
+        merge(a, b) -> write(args.counter());
+    }
+}
+
+/// The default configuration; `TANDEM_BENCH_BATCH` overrides its batch size, to see how the
+/// merge channel's cost depends on it.
+fn run_config() -> RunConfig {
+    let mut config = RunConfig::default();
+    if let Some(batch) = std::env::var("TANDEM_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        config.batch_size = batch;
+    }
+    config
+}
+
+/// Counts an arm inside its fused chain and hands the counts over when the segment drops it.
+struct ArmTally {
+    counts: ArmCounts,
+    out: Arc<Mutex<Vec<ArmCounts>>>,
+}
+
+impl ArmTally {
+    fn new(out: &Arc<Mutex<Vec<ArmCounts>>>) -> Self {
+        Self {
+            counts: ArmCounts::default(),
+            out: out.clone(),
+        }
+    }
+
+    // A method, so that a `move` closure captures the whole tally, not a copy of a field.
+    #[inline]
+    fn add(&mut self, served: &Served) {
+        self.counts.add(served);
+    }
+}
+
+impl Drop for ArmTally {
+    fn drop(&mut self) {
+        let counts = std::mem::take(&mut self.counts);
+        self.out.lock().unwrap().push(counts);
+    }
+}
+
+struct NoMergeArgs {
+    input: PathBuf,
+    tallies: Arc<Mutex<Vec<ArmCounts>>>,
+}
+
+pipeline! {
+    /// The same stages, each arm counted in its own fused chain: no merge, no channel at all.
+    AbNoMerge(args: NoMergeArgs) {
+        requests = read(JsonLines::<Req>::open(&args.input))
+            -> map(|mut r: Req| {
+                r.score *= 2.0;
+                r
+            })
+            -> filter(|r: &Req| r.score >= 0.0);
+        [champ, chall] = requests -> partition(split_by(|r: &Req| r.user_id, [50, 50]));
+        champ -> map(|req: Req| Served { arm: CHAMPION, req })
+            -> inspect({
+                let mut tally = ArmTally::new(&args.tallies);
+                move |s: &Served| tally.add(s)
+            })
+            -> drop();
+        chall -> map(|req: Req| Served { arm: CHALLENGER, req })
+            -> inspect({
+                let mut tally = ArmTally::new(&args.tallies);
+                move |s: &Served| tally.add(s)
+            })
+            -> drop();
+    }
+}
+
+fn pipeline_no_merge(input: &Path) -> ArmCounts {
+    let args = NoMergeArgs {
+        input: input.to_owned(),
+        tallies: Arc::default(),
+    };
+    let summary = AbNoMerge::run_blocking(&args, &run_config()).expect("pipeline run");
+    let totals = summary.totals();
+    assert!(totals.balanced() && totals.dead == 0, "{summary}");
+    let tallies = std::mem::take(&mut *args.tallies.lock().unwrap());
+    ArmCounts(tallies.into_iter().flat_map(|t| t.0).collect()).sorted()
+}
+
+fn pipeline(input: &Path) -> ArmCounts {
+    let args = AbArgs {
+        input: input.to_owned(),
+        counts: Arc::default(),
+    };
+    let summary = AbElementwise::run_blocking(&args, &run_config()).expect("pipeline run");
+    let totals = summary.totals();
+    assert!(totals.balanced() && totals.dead == 0, "{summary}");
+    let counts = args.counts.lock().unwrap().take();
+    counts.expect("the sink finished").sorted()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+/// CPU time used by this process so far (all threads, ended ones included), from
+/// `/proc/self/stat` in clock ticks of 1/100 s; 0 where there is no such file.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // the first, utime and stime the 12th and 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// Runs every variant `runs` times, interleaved (the order rotating each round, so that no
+/// variant always follows the same neighbour), and prints for each its mean time, throughput and
+/// the CPUs it kept busy, and its throughput ratio to the first variant: mean over mean, and the
+/// lowest and highest ratio of single rounds, to show the noise.
+fn interleaved<R>(
+    what: &str,
+    runs: usize,
+    elements: u64,
+    variants: &mut [(&str, &mut dyn FnMut() -> R)],
+) {
+    let mut rounds = vec![vec![0.0; variants.len()]; runs];
+    let mut cpu = vec![0.0; variants.len()];
+    for (round, times) in rounds.iter_mut().enumerate() {
+        for k in 0..variants.len() {
+            let i = (round + k) % variants.len();
+            let cpu_before = cpu_seconds();
+            let start = Instant::now();
+            black_box((variants[i].1)());
+            times[i] = start.elapsed().as_secs_f64();
+            cpu[i] += cpu_seconds() - cpu_before;
+        }
+    }
+    let seconds: Vec<Vec<f64>> = (0..variants.len())
+        .map(|i| rounds.iter().map(|times| times[i]).collect())
+        .collect();
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    println!("{what}, interleaved: {runs} runs of each variant, {elements} elements per run");
+    for (((name, _), s), cpu) in variants.iter().zip(&seconds).zip(&cpu) {
+        println!(
+            "  {name:<22} mean {:>8.2} ms  {:>7.2} M elements/s  {:>5.2} CPUs busy",
+            mean(s) * 1e3,
+            elements as f64 / mean(s) / 1e6,
+            cpu / s.iter().sum::<f64>()
+        );
+    }
+    let base = &seconds[0];
+    for ((name, _), s) in variants.iter().zip(&seconds).skip(1) {
+        let rounds = base.iter().zip(s).map(|(b, v)| b / v);
+        let (low, high) = rounds.fold((f64::MAX, 0.0_f64), |(l, h), r| (l.min(r), h.max(r)));
+        println!(
+            "ratio {name}/{} = {:.2} over {runs} runs (single rounds {low:.2} to {high:.2})",
+            variants[0].0,
+            mean(base) / mean(s)
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) run a quick smoke check.
+    let full = std::env::args().any(|a| a == "--bench");
+    let lines = if full { LINES } else { LINES / 100 };
+    let runs: usize = std::env::var("TANDEM_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if full { 20 } else { 1 });
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let input = dir.path().join("requests.jsonl");
+    write_input(&input, lines);
+
+    let expected = hand_loop(&input);
+    assert_eq!(pipeline(&input), expected, "pipeline vs hand loop");
+    assert_eq!(
+        pipeline_no_merge(&input),
+        expected,
+        "pipeline without merge vs hand loop"
+    );
+    assert_eq!(
+        expected.0.iter().map(|&(_, count, _)| count).sum::<u64>(),
+        lines
+    );
+    println!("ab_elementwise: {lines} lines, per arm (arm, count, sum of doubled scores): {expected:?}, identical in all variants");
+
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+    {
+        let mut group = criterion.benchmark_group("ab_elementwise");
+        group.throughput(Throughput::Elements(lines));
+        group.sampling_mode(SamplingMode::Flat);
+        group.bench_function("hand_loop", |b| b.iter(|| hand_loop(black_box(&input))));
+        group.bench_function("pipeline", |b| b.iter(|| pipeline(black_box(&input))));
+        group.bench_function("pipeline_no_merge", |b| {
+            b.iter(|| pipeline_no_merge(black_box(&input)))
+        });
+        group.finish();
+    }
+
+    if runs > 0 {
+        interleaved(
+            "ab_elementwise",
+            runs,
+            lines,
+            &mut [
+                ("hand_loop", &mut || hand_loop(&input)),
+                ("pipeline", &mut || pipeline(&input)),
+                ("pipeline_no_merge", &mut || pipeline_no_merge(&input)),
+            ],
+        );
+    }
+    criterion.final_summary();
+}
