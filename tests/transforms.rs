@@ -248,3 +248,44 @@ async fn run_is_async_and_the_future_is_send() {
     assert_eq!(out.take(), vec![0, 1, 2, 3, 4]);
     assert_eq!(summary.totals().written, 5);
 }
+
+#[test]
+fn merging_two_sources_crosses_a_channel_and_keeps_each_sources_order() {
+    struct MArgs {
+        n: u64,
+        out: Collector<(char, u64)>,
+    }
+    pipeline! {
+        TwoSources(args: MArgs) {
+            left = read(Memory::new(0..args.n)) -> map(|x| ('l', x));
+            right = read(Memory::new(0..args.n)) -> filter(|x: &u64| x % 3 != 0) -> map(|x| ('r', x));
+            merge(left, right) -> write(args.out.clone());
+        }
+    }
+    for (batch_size, channel_capacity) in [(1, 1), (7, 2), (1024, 16)] {
+        let args = MArgs {
+            n: 20_000,
+            out: Collector::new(),
+        };
+        let config = RunConfig {
+            batch_size,
+            channel_capacity,
+            ..RunConfig::default()
+        };
+        let summary = TwoSources::run_blocking(&args, &config).unwrap();
+        assert!(summary.totals().balanced(), "{summary}");
+        let out = args.out.take();
+        let left: Vec<u64> = out.iter().filter(|(s, _)| *s == 'l').map(|e| e.1).collect();
+        let right: Vec<u64> = out.iter().filter(|(s, _)| *s == 'r').map(|e| e.1).collect();
+        assert_eq!(left, (0..20_000).collect::<Vec<_>>());
+        assert_eq!(
+            right,
+            (0..20_000).filter(|x| x % 3 != 0).collect::<Vec<_>>()
+        );
+        let merge = summary.stage(5);
+        assert_eq!(
+            (merge.input, merge.output),
+            (20_000 + right.len() as u64, 20_000 + right.len() as u64)
+        );
+    }
+}

@@ -52,8 +52,8 @@ pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
                 .as_ref()
                 .map(|n| n.to_string())
                 .unwrap_or_default();
-            let (from, to) = (from as u32, to as u32);
-            quote!(::tandem::__private::Edge { from: #from, to: #to, stream: #stream })
+            let (from, port, to) = (from as u32, port as u32, to as u32);
+            quote!(::tandem::__private::Edge { from: #from, port: #port, to: #to, stream: #stream })
         })
     });
     let stage_count = graph.stages.len();
@@ -66,42 +66,28 @@ pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
         .iter()
         .enumerate()
         .filter(|&(id, _)| plan.channel[id])
-        .map(|(id, s)| {
+        .map(|(id, _)| {
             let (tx, rx) = (format_ident!("__tx{}", id), format_ident!("__rx{}", id));
-            // A merge's channel carries the merge's checked type; a sink's, what flows into it.
-            let input = match s.op.role {
-                Role::Merge => format_ident!("__m{}", id),
-                _ => marker(graph, s.inputs[0].from),
-            };
-            quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#input, __ex);)
+            let merged = format_ident!("__m{}", id);
+            quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#merged, __ex);)
         });
-    let segments = graph.stages.iter().enumerate().filter_map(|(id, s)| {
-        let id32 = id as u32;
-        let chain = format_ident!("__chain{}", id);
-        match s.op.role {
-            Role::Source => {
-                let src = format_ident!("__src{}", id);
-                let body = consumers(graph, plan, (id, 0));
-                Some(quote! {
-                    let #chain = #body;
-                    __ex.source(#id32, #src, #chain)?;
-                })
-            }
-            Role::Merge => {
-                let rx = format_ident!("__rx{}", id);
-                let body = consumers(graph, plan, (id, 0));
-                Some(quote! {
-                    let #chain = ::tandem::__private::Merge::new(#id32).then(#body);
-                    __ex.receive(#rx, #chain);
-                })
-            }
-            Role::Sink if plan.channel[id] => {
-                let (rx, op) = (format_ident!("__rx{}", id), format_ident!("__op{}", id));
-                Some(quote!(__ex.receive(#rx, #op);))
-            }
-            _ => None,
-        }
-    });
+    let sames = graph
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.op.role == Role::Merge)
+        .map(|(id, s)| {
+            let same = format_ident!("__same{}", id);
+            let first = marker(graph, s.inputs[0].from);
+            quote!(let #same = ::tandem::__private::same(&#first);)
+        });
+    let segments: Vec<TokenStream> = graph
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|&(id, s)| s.op.role == Role::Source || plan.channel[id])
+        .map(|(head, s)| segment(graph, plan, head, s.op.role))
+        .collect();
     let api = api(name, &args_ty);
 
     quote! {
@@ -133,7 +119,9 @@ pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
                 ) -> ::tandem::__private::Result<()> {
                     #(#typed)*
                     #(#fan_out)*
+                    #(#sames)*
                     #(#channels)*
+                    let __batch = __ex.batch_size();
                     #(#segments)*
                     ::tandem::__private::std::result::Result::Ok(())
                 }
@@ -301,15 +289,65 @@ fn fan_out_checks(graph: &Graph) -> Vec<TokenStream> {
     checks
 }
 
-/// Step 3: what elements of `port` are pushed into.
-fn consumers(graph: &Graph, plan: &Plan, port: PortRef) -> TokenStream {
+/// Step 3 for one segment: its stages nested into one value, built on the segment's thread.
+fn segment(graph: &Graph, plan: &Plan, head: usize, role: Role) -> TokenStream {
+    let mut cx = Segment {
+        senders: Vec::new(),
+    };
+    let body = consumers(graph, plan, (head, 0), &mut cx);
+    // Junctions downstream first: a junction's chain may feed a later one.
+    let mut junctions = Vec::new();
+    for &id in graph.order.iter().rev() {
+        if plan.junction[id] && plan.segment[id] == head {
+            let junction = format_ident!("__j{}", id);
+            let chain = consumers(graph, plan, (id, 0), &mut cx);
+            let (id32, inputs) = (id as u32, graph.stages[id].inputs.len());
+            junctions.push(quote! {
+                let #junction = ::tandem::__private::Junction::new(
+                    ::tandem::__private::Merge::new(#id32).then(#chain),
+                    #inputs,
+                );
+            });
+        }
+    }
+    let senders = cx.senders.iter().map(|tx| {
+        let local = format_ident!("{}_s{}", tx, head);
+        quote!(let #local = #tx.clone();)
+    });
+    let head32 = head as u32;
+    let start = match role {
+        Role::Source => {
+            let src = format_ident!("__src{}", head);
+            quote!(__ex.source(#head32, #src, move || { #(#junctions)* #body })?;)
+        }
+        _ => {
+            let rx = format_ident!("__rx{}", head);
+            quote! {
+                __ex.receive(#rx, move || {
+                    #(#junctions)*
+                    ::tandem::__private::Merge::new(#head32).then(#body)
+                });
+            }
+        }
+    };
+    quote!({ #(#senders)* #start })
+}
+
+/// What a segment being built needs from outside: the channels it sends into.
+struct Segment {
+    senders: Vec<Ident>,
+}
+
+/// What elements of `port` are pushed into.
+fn consumers(graph: &Graph, plan: &Plan, port: PortRef, cx: &mut Segment) -> TokenStream {
     let list = graph.consumers(port);
     // Which input of each consumer this port is (a merge may name one stream twice).
-    let mut taken: Vec<(usize, usize)> = Vec::new();
+    let mut taken: Vec<usize> = Vec::new();
     let mut chains: Vec<TokenStream> = list
         .iter()
         .map(|&c| {
-            let nth = taken.iter().filter(|&&(t, _)| t == c).count();
+            let nth = taken.iter().filter(|&&t| t == c).count();
+            taken.push(c);
             let input = graph.stages[c]
                 .inputs
                 .iter()
@@ -317,8 +355,7 @@ fn consumers(graph: &Graph, plan: &Plan, port: PortRef) -> TokenStream {
                 .filter(|(_, i)| i.from == port)
                 .nth(nth)
                 .map_or(0, |(n, _)| n);
-            taken.push((c, input));
-            stage_chain(graph, plan, c, input)
+            stage_chain(graph, plan, c, input, cx)
         })
         .collect();
     if chains.len() == 1 {
@@ -334,32 +371,47 @@ fn consumers(graph: &Graph, plan: &Plan, port: PortRef) -> TokenStream {
 }
 
 /// A stage and everything fused after it; `input` is which of the stage's inputs feeds it.
-fn stage_chain(graph: &Graph, plan: &Plan, id: usize, input: usize) -> TokenStream {
+fn stage_chain(
+    graph: &Graph,
+    plan: &Plan,
+    id: usize,
+    input: usize,
+    cx: &mut Segment,
+) -> TokenStream {
     let op = format_ident!("__op{}", id);
-    if plan.channel[id] {
-        let tx = format_ident!("__tx{}", id);
-        if input == 0 {
-            return quote!(::tandem::__private::channel_out(&#tx, __ex));
-        }
-        let into = format_ident!("__into{}_{}", id, input);
-        return quote!(::tandem::__private::channel_out_via(&#tx, #into, __ex));
-    }
     let stage = &graph.stages[id];
     match stage.op.role {
+        Role::Merge => {
+            let into = if input == 0 {
+                format_ident!("__same{}", id)
+            } else {
+                format_ident!("__into{}_{}", id, input)
+            };
+            if plan.junction[id] {
+                let junction = format_ident!("__j{}", id);
+                return quote!(#junction.input(#into));
+            }
+            let tx = format_ident!("__tx{}", id);
+            let local = format_ident!("{}_s{}", tx, plan.segment[stage.inputs[input].from.0]);
+            if !cx.senders.contains(&tx) {
+                cx.senders.push(tx);
+            }
+            quote!(::tandem::__private::channel_out(#local.clone(), #into, __batch))
+        }
         Role::Element => {
-            let next = consumers(graph, plan, (id, 0));
+            let next = consumers(graph, plan, (id, 0), cx);
             quote!(#op.then(#next))
         }
         Role::Partition => {
             let arms = (0..stage.consumers.len())
                 .rev()
                 .fold(quote!(()), |rest, p| {
-                    let arm = consumers(graph, plan, (id, p));
+                    let arm = consumers(graph, plan, (id, p), cx);
                     quote!((#arm, #rest))
                 });
             quote!(#op.then(#arms))
         }
         Role::Sink => quote!(#op),
-        Role::Source | Role::Merge => unreachable!("sources and merges head their own segments"),
+        Role::Source => unreachable!("sources head their own segments"),
     }
 }

@@ -264,19 +264,16 @@ pub fn channel_for<T>(
     ex.channel()
 }
 
-/// The end of a segment feeding a boundary's channel.
-pub fn channel_out<T>(
-    tx: &tokio::sync::mpsc::Sender<Batch<T>>,
-    ex: &crate::exec::Executor<'_, '_>,
-) -> ChannelOut<T, T, fn(T) -> T> {
-    ChannelOut::new(tx.clone(), ex.batch_size(), std::convert::identity)
+/// How the first input of a merge enters it: as it is.
+pub fn same<T>(_first: &Stream<T>) -> impl Fn(T) -> T + Copy + Send {
+    |item| item
 }
 
-/// The end of a segment feeding a merge's channel as a further input (see [`merge_input`]).
-pub fn channel_out_via<T, U, C: Fn(U) -> T + Send>(
-    tx: &tokio::sync::mpsc::Sender<Batch<T>>,
-    into_merged: C,
-    ex: &crate::exec::Executor<'_, '_>,
+/// The end of a segment feeding a boundary's channel; `into` is [`same`] or from [`merge_input`].
+pub fn channel_out<T, U, C: Fn(U) -> T>(
+    tx: tokio::sync::mpsc::Sender<Batch<T>>,
+    into: C,
+    batch: usize,
 ) -> ChannelOut<T, U, C> {
-    ChannelOut::new(tx.clone(), ex.batch_size(), into_merged)
+    ChannelOut::new(tx, batch, into)
 }

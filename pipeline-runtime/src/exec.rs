@@ -76,6 +76,8 @@ pub(crate) struct StageStats {
     pub produced: AtomicU64,
     /// Extra copies made because the stage's output is consumed by several chains.
     pub copies: AtomicU64,
+    /// Elements sent to each output port (counted by partitions only).
+    pub ports: Box<[AtomicU64]>,
 }
 
 #[derive(Debug)]
@@ -93,6 +95,11 @@ impl Stats {
     }
     pub fn add_copies(&self, id: u32, n: u64) {
         self.0[id as usize].copies.fetch_add(n, Relaxed);
+    }
+    pub fn add_port(&self, id: u32, port: usize, n: u64) {
+        if let Some(count) = self.0[id as usize].ports.get(port) {
+            count.fetch_add(n, Relaxed);
+        }
     }
 }
 
@@ -113,7 +120,22 @@ impl Shared {
     fn new(graph: &'static Graph, config: &RunConfig) -> Self {
         Self {
             graph,
-            stats: Stats(graph.stages.iter().map(|_| StageStats::default()).collect()),
+            stats: Stats(
+                (0..graph.stages.len())
+                    .map(|id| {
+                        let ports = graph
+                            .edges
+                            .iter()
+                            .filter(|e| e.from as usize == id)
+                            .map(|e| e.port + 1)
+                            .max();
+                        StageStats {
+                            ports: (0..ports.unwrap_or(1)).map(|_| AtomicU64::new(0)).collect(),
+                            ..StageStats::default()
+                        }
+                    })
+                    .collect(),
+            ),
             sources: graph
                 .stages
                 .iter()
@@ -238,11 +260,13 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         Ok(())
     }
 
-    /// A segment that starts at a source.
-    pub fn source<S, C>(&mut self, id: u32, mut source: S, chain: C) -> Result<()>
+    /// A segment that starts at a source. The segment is built on its own thread by `chain`, so
+    /// its stages may share state that is not `Send` (a fused merge's junction).
+    pub fn source<S, C, B>(&mut self, id: u32, mut source: S, chain: B) -> Result<()>
     where
         S: Source + 'scope,
-        C: Push<S::Item> + 'scope,
+        B: FnOnce() -> C + Send + 'scope,
+        C: Push<S::Item>,
     {
         self.apply_override(&self.config.inputs, id, |p| source.set_path(p))?;
         source.open()?;
@@ -250,7 +274,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         let shared = self.shared;
         let chunk = self.config.batch_size;
         self.segments.push(Box::new(move || {
-            run_source(id, source, chain, chunk, shared)
+            run_source(id, source, chain(), chunk, shared)
         }));
         Ok(())
     }
@@ -266,15 +290,16 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         Ok(SinkOp::new(id, sink))
     }
 
-    /// A segment that starts at a boundary's channel.
-    pub fn receive<T, C>(&mut self, rx: Receiver<T>, chain: C)
+    /// A segment that starts at a boundary's channel, built on its own thread by `chain`.
+    pub fn receive<T, C, B>(&mut self, rx: Receiver<T>, chain: B)
     where
         T: Send + 'scope,
-        C: Push<T> + 'scope,
+        B: FnOnce() -> C + Send + 'scope,
+        C: Push<T>,
     {
         let shared = self.shared;
         self.segments
-            .push(Box::new(move || run_receiver(rx, chain, shared)));
+            .push(Box::new(move || run_receiver(rx, chain(), shared)));
     }
 }
 
@@ -286,6 +311,9 @@ fn run_source<S: Source, C: Push<S::Item>>(
     cx: &Shared,
 ) -> Result<()> {
     panic::quiet_thread();
+    // Partial batches go on at most this often: sending one per chunk would halve the batches.
+    const LINGER: Duration = Duration::from_millis(50);
+    let mut last_partial = Instant::now();
     loop {
         if cx.aborted() {
             break;
@@ -302,7 +330,11 @@ fn run_source<S: Source, C: Push<S::Item>>(
         });
         cx.stats.add_input(id, read);
         let more = more?;
-        if chain.flush(cx) == Flow::Stop || !more {
+        let partial = last_partial.elapsed() >= LINGER;
+        if partial {
+            last_partial = Instant::now();
+        }
+        if chain.flush(cx, partial) == Flow::Stop || !more {
             break;
         }
     }
@@ -311,11 +343,25 @@ fn run_source<S: Source, C: Push<S::Item>>(
 
 fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -> Result<()> {
     panic::quiet_thread();
-    while let Some(batch) = rx.recv() {
+    loop {
+        let batch = match rx.try_recv() {
+            Ok(batch) => batch,
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                // About to wait: send on what is buffered so nothing lingers downstream.
+                if chain.flush(cx, true) == Flow::Stop {
+                    break;
+                }
+                match rx.recv() {
+                    Some(batch) => batch,
+                    None => break,
+                }
+            }
+        };
         for (pos, item) in batch {
             chain.push(item, pos, cx);
         }
-        if chain.flush(cx) == Flow::Stop {
+        if chain.flush(cx, false) == Flow::Stop {
             break;
         }
     }

@@ -53,6 +53,8 @@ pub struct StageInfo {
 #[derive(Clone, Copy, Debug)]
 pub struct Edge {
     pub from: u32,
+    /// The output of `from` (a partition's arm; 0 for every other stage).
+    pub port: u32,
     pub to: u32,
     /// The stream's name where the pipeline binds one, else empty.
     pub stream: &'static str,

@@ -32,19 +32,22 @@ pub enum Flow {
     message = "this stage cannot take elements of type `{T}`",
     note = "every stage's input type must equal the output type of the stage before it"
 )]
-pub trait Push<T>: Send {
+pub trait Push<T> {
     /// Runs this stage and everything fused after it on one element.
     fn push(&mut self, item: T, pos: Pos, cx: &Shared);
 
-    /// Called between chunks of input: sends buffered output on and publishes counters.
-    fn flush(&mut self, cx: &Shared) -> Flow;
+    /// Called between chunks of input: publishes counters and, with `partial`, sends on batches
+    /// that are not full yet (when the segment is about to wait for input, so nothing lingers).
+    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow;
 
     /// End of input: flush, and let sinks finish their output.
     fn finish(&mut self, cx: &Shared) -> crate::Result<()>;
 }
 
-/// A stage's own count of elements pushed into it, published to the shared counters on flush so
-/// the hot path touches no atomic.
+/// A stage's number and, for the stages whose input cannot be derived from the graph (merges,
+/// sinks, drops), its own count of elements pushed into it, published to the shared counters on
+/// flush so the hot path touches no atomic. Element-wise stages count nothing per element: the
+/// summary derives their counts from their neighbours'.
 #[derive(Debug)]
 pub struct StageCell {
     pub(crate) id: u32,

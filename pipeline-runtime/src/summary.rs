@@ -67,39 +67,66 @@ impl Summary {
         dead_letters: Vec<DeadLetter>,
         dead_letter_file: Option<PathBuf>,
     ) -> Self {
-        let stages = graph
-            .stages
-            .iter()
-            .zip(stats.0.iter())
-            .enumerate()
-            .map(|(id, (info, s))| {
-                let input = s.input.load(Relaxed);
-                let filtered = s.filtered.load(Relaxed);
-                let dead = s.dead.load(Relaxed);
-                let copies = s.copies.load(Relaxed) as i64;
-                let (output, created) = match info.kind {
-                    StageKind::FlatMap => {
-                        let produced = s.produced.load(Relaxed);
-                        (produced, produced as i64 - (input - dead) as i64 + copies)
-                    }
-                    StageKind::Drop => (0, 0),
-                    _ => (input - filtered - dead, copies),
-                };
-                StageSummary {
-                    id: id as u32,
-                    kind: info.kind,
-                    label: info.label,
-                    input,
-                    output,
-                    filtered,
-                    dead,
-                    created,
-                }
-            })
-            .collect();
+        let n = graph.stages.len();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+        // Sources, merges, sinks and drops count their input, partitions each arm, flat_maps
+        // their outputs, filters what they drop; every other count follows from the graph, stage
+        // by stage in dataflow order. The totals use only counted figures, so they still prove
+        // that nothing was lost.
+        let mut port_out: Vec<Vec<u64>> = vec![Vec::new(); n];
+        let mut stages: Vec<Option<StageSummary>> = vec![None; n];
+        for id in topological(graph) {
+            let (info, s) = (&graph.stages[id], &stats.0[id]);
+            let counted_input = matches!(
+                info.kind,
+                StageKind::Source | StageKind::Merge | StageKind::Sink | StageKind::Drop
+            );
+            let input = if counted_input {
+                load(&s.input)
+            } else {
+                graph
+                    .edges
+                    .iter()
+                    .filter(|e| e.to as usize == id)
+                    .map(|e| {
+                        port_out[e.from as usize]
+                            .get(e.port as usize)
+                            .copied()
+                            .unwrap_or(0)
+                    })
+                    .sum()
+            };
+            let (filtered, dead) = (load(&s.filtered), load(&s.dead));
+            let remaining = input.saturating_sub(filtered + dead);
+            let ports: Vec<u64> = match info.kind {
+                StageKind::Partition => s.ports.iter().map(load).collect(),
+                StageKind::FlatMap => vec![load(&s.produced)],
+                StageKind::Drop => vec![0],
+                _ => vec![remaining],
+            };
+            let output: u64 = ports.iter().sum();
+            let created = match info.kind {
+                StageKind::FlatMap => output as i64 - remaining as i64,
+                _ => 0,
+            } + load(&s.copies) as i64;
+            port_out[id] = ports;
+            stages[id] = Some(StageSummary {
+                id: id as u32,
+                kind: info.kind,
+                label: info.label,
+                input,
+                output,
+                filtered,
+                dead,
+                created,
+            });
+        }
         Self {
             pipeline,
-            stages,
+            stages: stages
+                .into_iter()
+                .map(|s| s.expect("every stage is visited"))
+                .collect(),
             elapsed,
             dead_letters,
             dead_letter_file,
@@ -126,6 +153,27 @@ impl Summary {
     pub fn stage(&self, id: u32) -> &StageSummary {
         &self.stages[id as usize]
     }
+}
+
+/// Stage ids, each after the stages feeding it.
+fn topological(graph: &Graph) -> Vec<usize> {
+    let n = graph.stages.len();
+    let mut waiting: Vec<usize> = (0..n)
+        .map(|id| graph.edges.iter().filter(|e| e.to as usize == id).count())
+        .collect();
+    let mut ready: Vec<usize> = (0..n).filter(|&id| waiting[id] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(id) = ready.pop() {
+        order.push(id);
+        for edge in graph.edges.iter().filter(|e| e.from as usize == id) {
+            let to = edge.to as usize;
+            waiting[to] -= 1;
+            if waiting[to] == 0 {
+                ready.push(to);
+            }
+        }
+    }
+    order
 }
 
 impl fmt::Display for Summary {

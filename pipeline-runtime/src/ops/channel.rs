@@ -45,7 +45,7 @@ impl<T, U, C> ChannelOut<T, U, C> {
     }
 }
 
-impl<T: Send, U, C: Fn(U) -> T + Send> Push<U> for ChannelOut<T, U, C> {
+impl<T, U, C: Fn(U) -> T> Push<U> for ChannelOut<T, U, C> {
     #[inline(always)]
     fn push(&mut self, item: U, pos: Pos, _: &Shared) {
         self.buf.push((pos, (self.into)(item)));
@@ -54,8 +54,10 @@ impl<T: Send, U, C: Fn(U) -> T + Send> Push<U> for ChannelOut<T, U, C> {
         }
     }
 
-    fn flush(&mut self, _: &Shared) -> Flow {
-        self.send();
+    fn flush(&mut self, _: &Shared, partial: bool) -> Flow {
+        if partial {
+            self.send();
+        }
         if self.closed {
             Flow::Stop
         } else {
@@ -73,6 +75,12 @@ impl<T: Send, U, C: Fn(U) -> T + Send> Push<U> for ChannelOut<T, U, C> {
 pub struct Receiver<T>(pub(crate) mpsc::Receiver<Batch<T>>);
 
 impl<T> Receiver<T> {
+    /// The next batch, or what `try_recv` says when none is waiting.
+    pub(crate) fn try_recv(&mut self) -> Result<Batch<T>, mpsc::error::TryRecvError> {
+        self.0.try_recv()
+    }
+
+    /// Waits for the next batch; `None` once every sender has gone.
     pub(crate) fn recv(&mut self) -> Option<Batch<T>> {
         self.0.blocking_recv()
     }

@@ -22,7 +22,7 @@ impl<T: Send> Push<T> for Discard<T> {
         self.cell.count();
     }
 
-    fn flush(&mut self, cx: &Shared) -> Flow {
+    fn flush(&mut self, cx: &Shared, _partial: bool) -> Flow {
         self.cell.publish(cx);
         Flow::Continue
     }

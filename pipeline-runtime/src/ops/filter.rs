@@ -31,7 +31,6 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        self.cell.count();
         match guard(|| (self.f)(&item)) {
             Ok(true) => self.next.push(item, pos, cx),
             Ok(false) => self.filtered += 1,
@@ -39,9 +38,9 @@ where
         }
     }
 
-    fn flush(&mut self, cx: &Shared) -> Flow {
+    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
         self.publish(cx);
-        self.next.flush(cx)
+        self.next.flush(cx, partial)
     }
 
     fn finish(&mut self, cx: &Shared) -> crate::Result<()> {

@@ -31,7 +31,6 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        self.cell.count();
         let Self {
             f, next, produced, ..
         } = self;
@@ -47,9 +46,9 @@ where
         }
     }
 
-    fn flush(&mut self, cx: &Shared) -> Flow {
+    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
         self.publish(cx);
-        self.next.flush(cx)
+        self.next.flush(cx, partial)
     }
 
     fn finish(&mut self, cx: &Shared) -> crate::Result<()> {

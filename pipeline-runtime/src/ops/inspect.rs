@@ -20,7 +20,6 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        self.cell.count();
         match guard(|| (self.f)(&item)) {
             Ok(()) => self.next.push(item, pos, cx),
             Err(panic) => self.cell.dead(cx, pos, panic),

@@ -30,9 +30,9 @@ impl<T, N: Push<T>> Push<T> for Merge<N> {
         self.next.push(item, pos, cx);
     }
 
-    fn flush(&mut self, cx: &Shared) -> Flow {
+    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
         self.cell.publish(cx);
-        self.next.flush(cx)
+        self.next.flush(cx, partial)
     }
 
     fn finish(&mut self, cx: &Shared) -> crate::Result<()> {

@@ -7,6 +7,7 @@ mod drop;
 mod filter;
 mod flat_map;
 mod inspect;
+mod junction;
 mod key_by;
 mod map;
 mod merge;
@@ -20,6 +21,7 @@ pub use drop::Discard;
 pub use filter::Filter;
 pub use flat_map::FlatMap;
 pub use inspect::Inspect;
+pub use junction::{Junction, JunctionInput};
 pub use key_by::KeyBy;
 pub use map::Map;
 pub use merge::Merge;
@@ -31,9 +33,9 @@ pub use try_map::TryMap;
 /// Flush and finish for a stage that only counts its input and forwards.
 macro_rules! forward_flush {
     () => {
-        fn flush(&mut self, cx: &$crate::exec::Shared) -> $crate::push::Flow {
+        fn flush(&mut self, cx: &$crate::exec::Shared, partial: bool) -> $crate::push::Flow {
             self.cell.publish(cx);
-            self.next.flush(cx)
+            self.next.flush(cx, partial)
         }
 
         fn finish(&mut self, cx: &$crate::exec::Shared) -> $crate::Result<()> {

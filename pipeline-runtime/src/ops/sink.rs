@@ -32,7 +32,7 @@ impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
         }
     }
 
-    fn flush(&mut self, cx: &Shared) -> Flow {
+    fn flush(&mut self, cx: &Shared, _partial: bool) -> Flow {
         self.cell.publish(cx);
         Flow::Continue
     }

@@ -24,10 +24,10 @@ impl<L, C> Tee<L, C> {
 }
 
 /// The consumers of a fanned-out stream.
-pub trait Consumers<T>: Send {
+pub trait Consumers<T> {
     const LEN: u64;
     fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, copy: &impl Fn(&T) -> T);
-    fn flush_all(&mut self, cx: &Shared) -> Flow;
+    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow;
     fn finish_all(&mut self, cx: &Shared) -> crate::Result<()>;
 }
 
@@ -37,8 +37,8 @@ impl<T, A: Push<T>> Consumers<T> for (A, ()) {
     fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, _: &impl Fn(&T) -> T) {
         self.0.push(item, pos, cx);
     }
-    fn flush_all(&mut self, cx: &Shared) -> Flow {
-        self.0.flush(cx)
+    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow {
+        self.0.flush(cx, partial)
     }
     fn finish_all(&mut self, cx: &Shared) -> crate::Result<()> {
         self.0.finish(cx)
@@ -55,9 +55,9 @@ where
         self.0.push(copy(&item), pos, cx);
         self.1.push_all(item, pos, cx, copy);
     }
-    fn flush_all(&mut self, cx: &Shared) -> Flow {
-        let a = self.0.flush(cx);
-        let b = self.1.flush_all(cx);
+    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow {
+        let a = self.0.flush(cx, partial);
+        let b = self.1.flush_all(cx, partial);
         if a == Flow::Stop || b == Flow::Stop {
             Flow::Stop
         } else {
@@ -80,15 +80,15 @@ impl<L, C> Tee<L, C> {
     }
 }
 
-impl<T, L: Consumers<T>, C: Fn(&T) -> T + Send> Push<T> for Tee<L, C> {
+impl<T, L: Consumers<T>, C: Fn(&T) -> T> Push<T> for Tee<L, C> {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
         self.copies += L::LEN - 1;
         self.consumers.push_all(item, pos, cx, &self.copy);
     }
-    fn flush(&mut self, cx: &Shared) -> Flow {
+    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
         self.publish(cx);
-        self.consumers.flush_all(cx)
+        self.consumers.flush_all(cx, partial)
     }
     fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
         self.publish(cx);

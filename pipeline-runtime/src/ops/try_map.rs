@@ -23,7 +23,6 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        self.cell.count();
         match guard(|| (self.f)(item)) {
             Ok(Ok(out)) => self.next.push(out, pos, cx),
             Ok(Err(error)) => self.cell.dead(cx, pos, error.to_string()),

@@ -1,0 +1,67 @@
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::exec::Shared;
+use crate::push::{Flow, Pos, Push};
+
+/// A `merge` whose inputs all come from one segment: they push straight into the shared rest of
+/// the segment, with no channel. Sound with `RefCell` because a segment runs on one thread and
+/// the graph has no cycle, so no push can re-enter the junction it came through.
+pub struct Junction<N> {
+    shared: Rc<RefCell<JunctionState<N>>>,
+}
+
+struct JunctionState<N> {
+    next: N,
+    /// Inputs not finished yet; the rest of the segment finishes with the last.
+    open: usize,
+}
+
+impl<N> Junction<N> {
+    pub fn new(next: N, inputs: usize) -> Self {
+        Self {
+            shared: Rc::new(RefCell::new(JunctionState { next, open: inputs })),
+        }
+    }
+
+    /// One input; `into` turns its elements into the merge's type (checked equal to it).
+    pub fn input<U, C>(&self, into: C) -> JunctionInput<N, U, C> {
+        JunctionInput {
+            shared: self.shared.clone(),
+            into,
+            _input: std::marker::PhantomData,
+        }
+    }
+}
+
+pub struct JunctionInput<N, U, C> {
+    shared: Rc<RefCell<JunctionState<N>>>,
+    into: C,
+    _input: std::marker::PhantomData<fn(U)>,
+}
+
+impl<T, U, N, C> Push<U> for JunctionInput<N, U, C>
+where
+    C: Fn(U) -> T,
+    N: Push<T>,
+{
+    #[inline(always)]
+    fn push(&mut self, item: U, pos: Pos, cx: &Shared) {
+        let item = (self.into)(item);
+        self.shared.borrow_mut().next.push(item, pos, cx);
+    }
+
+    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
+        self.shared.borrow_mut().next.flush(cx, partial)
+    }
+
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+        let mut state = self.shared.borrow_mut();
+        state.open = state.open.saturating_sub(1);
+        if state.open == 0 {
+            state.next.finish(cx)
+        } else {
+            Ok(())
+        }
+    }
+}
