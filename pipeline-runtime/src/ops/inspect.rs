@@ -1,7 +1,7 @@
 use super::{forward_flush, linkable};
 use crate::check::InspectFn;
 use crate::exec::Shared;
-use crate::panic::guard;
+use crate::panic::enter;
 use crate::push::{Pos, Push, StageCell};
 
 /// `inspect(f)`: sees each element by reference and passes it on unchanged.
@@ -20,10 +20,9 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        match guard(|| (self.f)(&item)) {
-            Ok(()) => self.next.push(item, pos, cx),
-            Err(panic) => self.cell.dead(cx, pos, panic),
-        }
+        enter(self.cell.id);
+        (self.f)(&item);
+        self.next.push(item, pos, cx);
     }
     forward_flush!();
 }

@@ -1,7 +1,7 @@
 use super::{forward_flush, linkable};
 use crate::check::MapFn;
 use crate::exec::Shared;
-use crate::panic::guard;
+use crate::panic::enter;
 use crate::push::{Pos, Push, StageCell};
 
 /// `map(f)`: one output per input.
@@ -20,10 +20,9 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        match guard(|| (self.f)(item)) {
-            Ok(out) => self.next.push(out, pos, cx),
-            Err(panic) => self.cell.dead(cx, pos, panic),
-        }
+        enter(self.cell.id);
+        let out = (self.f)(item);
+        self.next.push(out, pos, cx);
     }
     forward_flush!();
 }
