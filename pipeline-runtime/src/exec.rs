@@ -314,54 +314,22 @@ fn run_source<S: Source, C: Push<S::Item>>(
     // Partial batches go on at most this often: sending one per chunk would halve the batches.
     const LINGER: Duration = Duration::from_millis(50);
     let mut last_partial = Instant::now();
-    // A source that panics again and again without handing anything on is broken, not unlucky.
-    let mut source_panics = 0;
     loop {
         if cx.aborted() {
             break;
         }
         let mut read = 0u64;
-        panic::enter(id);
-        let chunk_read = panic::catch(|| {
-            source.read_chunk(chunk, |record| {
-                read += 1;
-                match record {
-                    Record::Good(index, item) => {
-                        let pos = Pos { source: id, index };
-                        panic::at(pos);
-                        chain.push(item, pos, cx);
-                        panic::enter(id);
-                    }
-                    Record::Bad(index, bad) => {
-                        let pos = Pos { source: id, index };
-                        panic::at(pos);
-                        cx.dead_letter(id, pos, bad.error, bad.raw)
-                    }
+        let more = source.read_chunk(chunk, |record| {
+            read += 1;
+            match record {
+                Record::Good(index, item) => chain.push(item, Pos { source: id, index }, cx),
+                Record::Bad(index, bad) => {
+                    cx.dead_letter(id, Pos { source: id, index }, bad.error, bad.raw)
                 }
-            })
+            }
         });
         cx.stats.add_input(id, read);
-        let more = match chunk_read {
-            Ok(more) => more?,
-            Err(caught) => {
-                let mut pos = caught.pos;
-                if caught.stage == id {
-                    // The source itself panicked (a `Deserialize` impl, say), reading the record
-                    // after the last one it handed on; it was not counted as read.
-                    source_panics = if read == 0 { source_panics + 1 } else { 1 };
-                    if source_panics > 100 {
-                        return Err(Error::Internal(format!(
-                            "the source of stage {id} panics on every read: {}",
-                            caught.message
-                        )));
-                    }
-                    pos.index += 1;
-                    cx.stats.add_input(id, 1);
-                }
-                cx.dead_letter(caught.stage, pos, caught.message, None);
-                true
-            }
-        };
+        let more = more?;
         let partial = last_partial.elapsed() >= LINGER;
         if partial {
             last_partial = Instant::now();
@@ -390,15 +358,8 @@ fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -
                 }
             }
         };
-        let mut items = batch.into_iter();
-        // A panic stops the loop at the element it hit; the rest of the batch goes on after it.
-        while let Err(caught) = panic::catch(|| {
-            for (pos, item) in items.by_ref() {
-                panic::at(pos);
-                chain.push(item, pos, cx);
-            }
-        }) {
-            cx.dead_letter(caught.stage, caught.pos, caught.message, None);
+        for (pos, item) in batch {
+            chain.push(item, pos, cx);
         }
         if chain.flush(cx, false) == Flow::Stop {
             break;

@@ -1,7 +1,7 @@
 use super::linkable;
 use crate::check::FilterFn;
 use crate::exec::Shared;
-use crate::panic::enter;
+use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `filter(f)`: keeps the elements for which `f` is true; the others are counted as filtered.
@@ -31,11 +31,10 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        enter(self.cell.id);
-        if (self.f)(&item) {
-            self.next.push(item, pos, cx);
-        } else {
-            self.filtered += 1;
+        match guard(|| (self.f)(&item)) {
+            Ok(true) => self.next.push(item, pos, cx),
+            Ok(false) => self.filtered += 1,
+            Err(panic) => self.cell.dead(cx, pos, panic),
         }
     }
 

@@ -1,7 +1,7 @@
 use super::linkable;
 use crate::check::FlatMapFn;
 use crate::exec::Shared;
-use crate::panic::enter;
+use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `flat_map(f)`: zero or more outputs per input, all keeping the input's position.
@@ -31,15 +31,18 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        enter(self.cell.id);
-        let mut outputs = (self.f)(item).into_iter();
-        // The iterator is user code too: a panic in `next` must be blamed on this stage, not on
-        // the stage the previous output went to. Outputs already pushed stay pushed and counted.
-        loop {
-            enter(self.cell.id);
-            let Some(out) = outputs.next() else { break };
-            self.produced += 1;
-            self.next.push(out, pos, cx);
+        let Self {
+            f, next, produced, ..
+        } = self;
+        // Downstream stages guard themselves, so a panic caught here came from `f` or from the
+        // iterator it returned; outputs already pushed stay pushed and are counted.
+        if let Err(panic) = guard(|| {
+            for out in f(item) {
+                *produced += 1;
+                next.push(out, pos, cx);
+            }
+        }) {
+            self.cell.dead(cx, pos, panic);
         }
     }
 

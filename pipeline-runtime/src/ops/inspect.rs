@@ -1,7 +1,7 @@
 use super::{forward_flush, linkable};
 use crate::check::InspectFn;
 use crate::exec::Shared;
-use crate::panic::enter;
+use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
 
 /// `inspect(f)`: sees each element by reference and passes it on unchanged.
@@ -20,9 +20,10 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        enter(self.cell.id);
-        (self.f)(&item);
-        self.next.push(item, pos, cx);
+        match guard(|| (self.f)(&item)) {
+            Ok(()) => self.next.push(item, pos, cx),
+            Err(panic) => self.cell.dead(cx, pos, panic),
+        }
     }
     forward_flush!();
 }

@@ -1,7 +1,7 @@
 use super::{forward_flush, linkable};
 use crate::check::KeyFn;
 use crate::exec::Shared;
-use crate::panic::enter;
+use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
 
 /// `key_by(f)`: turns each element into `(f(&element), element)`.
@@ -20,9 +20,10 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        enter(self.cell.id);
-        let key = (self.f)(&item);
-        self.next.push((key, item), pos, cx);
+        match guard(|| (self.f)(&item)) {
+            Ok(key) => self.next.push((key, item), pos, cx),
+            Err(panic) => self.cell.dead(cx, pos, panic),
+        }
     }
     forward_flush!();
 }

@@ -1,7 +1,7 @@
 use super::{forward_flush, linkable};
 use crate::check::MapFn;
 use crate::exec::Shared;
-use crate::panic::enter;
+use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
 
 /// `map(f)`: one output per input.
@@ -20,9 +20,10 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        enter(self.cell.id);
-        let out = (self.f)(item);
-        self.next.push(out, pos, cx);
+        match guard(|| (self.f)(item)) {
+            Ok(out) => self.next.push(out, pos, cx),
+            Err(panic) => self.cell.dead(cx, pos, panic),
+        }
     }
     forward_flush!();
 }

@@ -1,5 +1,5 @@
 use crate::exec::Shared;
-use crate::panic::enter;
+use crate::panic::guard;
 use crate::partition::Partitioner;
 use crate::push::{Flow, Pos, Push, StageCell};
 
@@ -103,17 +103,20 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        enter(self.cell.id);
-        let arm = self.p.arm(&item);
-        if let Some(count) = self.arms.get_mut(arm) {
-            *count += 1;
-        }
-        if self.next.push_to(arm, item, pos, cx).is_err() {
-            self.cell.dead(
-                cx,
-                pos,
-                format!("the partition function chose arm {arm}, but there are only {ARMS} arms (0..{ARMS})"),
-            );
+        match guard(|| self.p.arm(&item)) {
+            Ok(arm) => {
+                if let Some(count) = self.arms.get_mut(arm) {
+                    *count += 1;
+                }
+                if self.next.push_to(arm, item, pos, cx).is_err() {
+                    self.cell.dead(
+                        cx,
+                        pos,
+                        format!("the partition function chose arm {arm}, but there are only {ARMS} arms (0..{ARMS})"),
+                    );
+                }
+            }
+            Err(panic) => self.cell.dead(cx, pos, panic),
         }
     }
 

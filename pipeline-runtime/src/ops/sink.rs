@@ -1,6 +1,5 @@
 use crate::exec::Shared;
 use crate::io::Sink;
-use crate::panic::enter;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `write(sink)`: the end of a chain. A failed write sends the element to the dead letters.
@@ -24,7 +23,6 @@ impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
         self.cell.count();
-        enter(self.cell.id);
         if let Err(error) = self.sink.write(item) {
             self.cell.dead(
                 cx,

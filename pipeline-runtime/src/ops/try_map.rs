@@ -3,7 +3,7 @@ use std::fmt::Display;
 use super::{forward_flush, linkable};
 use crate::check::TryMapFn;
 use crate::exec::Shared;
-use crate::panic::enter;
+use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
 
 /// `try_map(f)`: `Ok` goes on, `Err` goes to the dead letters with the error's text.
@@ -23,10 +23,10 @@ where
 {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
-        enter(self.cell.id);
-        match (self.f)(item) {
-            Ok(out) => self.next.push(out, pos, cx),
-            Err(error) => self.cell.dead(cx, pos, error.to_string()),
+        match guard(|| (self.f)(item)) {
+            Ok(Ok(out)) => self.next.push(out, pos, cx),
+            Ok(Err(error)) => self.cell.dead(cx, pos, error.to_string()),
+            Err(panic) => self.cell.dead(cx, pos, panic),
         }
     }
     forward_flush!();
