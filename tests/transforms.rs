@@ -289,3 +289,40 @@ fn merging_two_sources_crosses_a_channel_and_keeps_each_sources_order() {
         );
     }
 }
+
+#[test]
+fn a_panic_after_a_channel_dead_letters_that_element_and_the_batch_goes_on() {
+    struct MArgs {
+        out: Collector<u64>,
+    }
+    pipeline! {
+        PanicAfterMerge(args: MArgs) {
+            a = read(Memory::new(0..100u64));
+            b = read(Memory::new(100..200u64));
+            merge(a, b) -> map(|x| if x % 50 == 7 { panic!("bad {x}") } else { x }) -> write(args.out.clone());
+        }
+    }
+    let args = MArgs {
+        out: Collector::new(),
+    };
+    let config = RunConfig {
+        batch_size: 16,
+        ..RunConfig::default()
+    };
+    let summary = PanicAfterMerge::run_blocking(&args, &config).unwrap();
+    let mut out = args.out.take();
+    out.sort_unstable();
+    assert_eq!(out, (0..200).filter(|x| x % 50 != 7).collect::<Vec<_>>());
+    let mut dead: Vec<(u32, u64, bool)> = summary
+        .dead_letters
+        .iter()
+        .map(|d| (d.stage_id, d.position, d.error.contains("bad")))
+        .collect();
+    dead.sort_unstable();
+    // Stage 3 is the map; positions are record numbers within each source.
+    assert_eq!(
+        dead,
+        [(3, 8, true), (3, 8, true), (3, 58, true), (3, 58, true)]
+    );
+    assert!(summary.totals().balanced(), "{summary}");
+}

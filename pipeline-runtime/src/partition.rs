@@ -54,7 +54,7 @@ impl<const N: usize> Ratios<N> {
 /// Partitions by a stable hash of `key(element)` in the proportions of `ratios`: the same key
 /// always lands in the same arm (a user stays in their arm of an A/B test).
 ///
-/// ```ignore
+/// ```text
 /// [champion, challenger] = requests -> partition(split_by(|r: &Request| r.user_id, [50, 50]));
 /// ```
 pub fn split_by<T, K, F, const N: usize>(key: F, ratios: [u32; N]) -> SplitBy<F, N>
