@@ -135,15 +135,28 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
         let reader = self.reader.as_mut().expect("source read before open");
         let mut emitted = 0;
         while emitted < max {
-            let read = read_line(reader, &mut self.buf, self.max_line_bytes).map_err(|source| {
-                crate::Error::Read {
-                    what: self.input.describe("JSON lines"),
-                    position: self.line,
-                    source,
+            let fail = |line, source| crate::Error::Read {
+                what: self.input.describe("JSON lines"),
+                position: line,
+                source,
+            };
+            // Fast path: a whole line already in the reader's buffer is parsed in place.
+            let available = reader.fill_buf().map_err(|e| fail(self.line, e))?;
+            if let Some(end) = memchr::memchr(b'\n', available).filter(|&end| end <= self.max_line_bytes) {
+                self.line += 1;
+                let line = match available[..end].last() {
+                    Some(b'\r') => &available[..end - 1],
+                    _ => &available[..end],
+                };
+                if parse_line(line, self.line, true, &mut emit) {
+                    emitted += 1;
                 }
-            })?;
+                reader.consume(end + 1);
+                continue;
+            }
+            let read = read_line(reader, &mut self.buf, self.max_line_bytes).map_err(|e| fail(self.line, e))?;
             self.line += 1;
-            let terminated = match read {
+            match read {
                 Line::Eof => return Ok(false),
                 Line::TooLong { len } => {
                     emit(Record::Bad(
@@ -157,35 +170,41 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
                         },
                     ));
                     emitted += 1;
-                    continue;
                 }
-                Line::Complete { terminated } => terminated,
-            };
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue; // a blank line holds no record
-            }
-            emitted += 1;
-            match serde_json::from_slice::<T>(&self.buf) {
-                Ok(item) => emit(Record::Good(self.line, item)),
-                Err(e) => {
-                    let mut error = json_error(&e);
-                    if !terminated && e.is_eof() {
-                        error = format!(
-                            "truncated last line (the file ends without a newline): {error}"
-                        );
+                Line::Complete { terminated } => {
+                    if parse_line(&self.buf, self.line, terminated, &mut emit) {
+                        emitted += 1;
                     }
-                    emit(Record::Bad(
-                        self.line,
-                        BadRecord {
-                            error,
-                            raw: Some(raw_text(&self.buf)),
-                        },
-                    ))
                 }
             }
         }
         Ok(true)
     }
+}
+
+/// Parses one line into a record; `false` for a blank line, which holds no record.
+#[inline(always)]
+fn parse_line<T: DeserializeOwned>(line: &[u8], number: u64, terminated: bool, emit: &mut impl FnMut(Record<T>)) -> bool {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return false;
+    }
+    match serde_json::from_slice::<T>(line) {
+        Ok(item) => emit(Record::Good(number, item)),
+        Err(e) => {
+            let mut error = json_error(&e);
+            if !terminated && e.is_eof() {
+                error = format!("truncated last line (the file ends without a newline): {error}");
+            }
+            emit(Record::Bad(
+                number,
+                BadRecord {
+                    error,
+                    raw: Some(raw_text(line)),
+                },
+            ))
+        }
+    }
+    true
 }
 
 /// See [`JsonLines::create`].
