@@ -8,8 +8,8 @@
 //! - `pipeline`: `read(JsonLines) -> map(double score) -> filter(score >= 0) -> partition(split_by
 //!   user_id, [50, 50])`, each arm tagged by a `map`, `merge`d and written to a small counting sink.
 //! - `pipeline_no_merge`: a diagnostic, not the workload: the same stages with each arm counted in
-//!   a last `inspect` and ended by `drop()`, so everything runs fused on one thread and nothing
-//!   crosses a channel; it tells the cost of the fused stages and the reader from that of the merge.
+//!   a last `inspect` and ended by `drop()`, no merge (the merge of two arms of one source is a
+//!   fused junction, so both variants run on one thread).
 //! - `hand_loop`: one thread, `BufReader::read_line` into a reused `String`, `serde_json::from_str`,
 //!   the same double, filter, CRC32-of-the-decimal-user-id arm choice, tag and count.
 //!

@@ -4,9 +4,9 @@
 //!
 //! - `hand_loop`: one `for` loop calling the ten stage functions, summing what survives;
 //! - `fused`: a `pipeline!` (`read(Memory) -> 10 stages -> write(SumSink)`), as a user writes it:
-//!   the stages fuse into the source's thread, the sink is a boundary behind a batched channel;
-//! - `fused_no_sink_channel`: the same pipeline summing in a last `inspect` and ending in `drop()`,
-//!   so nothing crosses a channel (tells the cost of the fused stages from that of the sink hop);
+//!   the stages and the sink fuse into one loop on the source's thread;
+//! - `fused_no_sink_channel`: the same pipeline summing in a last `inspect` and ending in `drop()`
+//!   (named from when sinks had a channel of their own; now a check that `write` costs nothing);
 //! - `tokio_tasks`: each stage its own tokio task (2 worker threads), stages joined by a bounded
 //!   `tokio::sync::mpsc` channel each, elements sent in batches of 1024 (`Vec<u64>`).
 //!

@@ -142,7 +142,9 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
             };
             // Fast path: a whole line already in the reader's buffer is parsed in place.
             let available = reader.fill_buf().map_err(|e| fail(self.line, e))?;
-            if let Some(end) = memchr::memchr(b'\n', available).filter(|&end| end <= self.max_line_bytes) {
+            if let Some(end) =
+                memchr::memchr(b'\n', available).filter(|&end| end <= self.max_line_bytes)
+            {
                 self.line += 1;
                 let line = match available[..end].last() {
                     Some(b'\r') => &available[..end - 1],
@@ -154,7 +156,8 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
                 reader.consume(end + 1);
                 continue;
             }
-            let read = read_line(reader, &mut self.buf, self.max_line_bytes).map_err(|e| fail(self.line, e))?;
+            let read = read_line(reader, &mut self.buf, self.max_line_bytes)
+                .map_err(|e| fail(self.line, e))?;
             self.line += 1;
             match read {
                 Line::Eof => return Ok(false),
@@ -184,7 +187,12 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
 
 /// Parses one line into a record; `false` for a blank line, which holds no record.
 #[inline(always)]
-fn parse_line<T: DeserializeOwned>(line: &[u8], number: u64, terminated: bool, emit: &mut impl FnMut(Record<T>)) -> bool {
+fn parse_line<T: DeserializeOwned>(
+    line: &[u8],
+    number: u64,
+    terminated: bool,
+    emit: &mut impl FnMut(Record<T>),
+) -> bool {
     if line.iter().all(u8::is_ascii_whitespace) {
         return false;
     }
