@@ -1,27 +1,13 @@
 //! The generated binary: `--graph`, the standard options, the summary, exit codes. Runs the
-//! `ab_split` example as a real child process.
+//! `ab_split` and `jsonl_grep` examples as real child processes.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn example() -> PathBuf {
-    // cargo test builds the examples next to the test binaries: target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("ab_split");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "ab_split"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    common::example_binary("ab_split")
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -146,4 +132,47 @@ fn usage_errors_come_from_clap_with_exit_code_2() {
     let out = run(Path::new("."), &["--graph", "png"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: mermaid, dot"));
+}
+
+#[test]
+fn stdin_to_stdout_with_bad_lines_counted() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::example_binary("jsonl_grep"))
+        .args([
+            "--field",
+            "arm",
+            "--equals",
+            "champion",
+            "--dead-letters",
+            "bad.jsonl",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"arm\":\"champion\",\"n\":1}\n{\"arm\":\"challenger\",\"n\":2}\nnot json\n{\"arm\":\"champion\",\"n\":4}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"arm\":\"champion\",\"n\":1}\n{\"arm\":\"champion\",\"n\":4}\n"
+    );
+    assert!(
+        stderr.contains("read 4 + created 0 = written 2 + filtered 1 + dead-lettered 1"),
+        "{stderr}"
+    );
+    let bad = std::fs::read_to_string(dir.path().join("bad.jsonl")).unwrap();
+    assert!(
+        bad.contains("\"position\":3") && bad.contains("JSON lines on stdin"),
+        "{bad}"
+    );
 }

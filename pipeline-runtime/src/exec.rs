@@ -112,6 +112,7 @@ pub struct Shared {
     dead: Mutex<DeadLetterOut>,
     fail_fast: bool,
     abort: AtomicBool,
+    logged_dead: AtomicU64,
     failure: Mutex<Option<Error>>,
     commits: Mutex<Vec<Box<dyn Commit>>>,
 }
@@ -144,6 +145,7 @@ impl Shared {
             dead: Mutex::new(DeadLetterOut::new(&config.dead_letters)),
             fail_fast: config.fail_fast,
             abort: AtomicBool::new(false),
+            logged_dead: AtomicU64::new(0),
             failure: Mutex::new(None),
             commits: Mutex::new(Vec::new()),
         }
@@ -166,6 +168,14 @@ impl Shared {
         };
         if self.fail_fast {
             self.fail(Error::FailFast(Box::new(letter.clone())));
+        }
+        // The first few are logged as they happen; all of them are in the dead-letter output.
+        const LOGGED: u64 = 3;
+        let seen = self.logged_dead.fetch_add(1, Relaxed);
+        if seen < LOGGED {
+            tracing::warn!("dead letter: {letter}");
+        } else if seen == LOGGED {
+            tracing::warn!("more dead letters: see the dead-letter output and the summary");
         }
         let written = self
             .dead
@@ -424,15 +434,22 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
             _scope: std::marker::PhantomData,
         };
         P::build(args, &mut ex)?;
+        let segments = ex.segments.len();
+        tracing::info!(
+            "running {}: {} stages in {segments} segment{}",
+            P::NAME,
+            graph.stages.len(),
+            if segments == 1 { "" } else { "s" }
+        );
         let handles: Vec<_> = ex
             .segments
             .into_iter()
             .map(|segment| scope.spawn(segment))
             .collect();
-        if config.progress {
+        let progress = config.progress.then(|| {
             let (shared, done) = (&shared, &done);
-            scope.spawn(move || show_progress(P::NAME, shared, done));
-        }
+            scope.spawn(move || show_progress(P::NAME, shared, done))
+        });
         for handle in handles {
             match handle.join() {
                 Ok(Ok(())) => {}
@@ -441,6 +458,10 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
             }
         }
         done.store(true, Relaxed);
+        if let Some(progress) = progress {
+            // Wake it from its wait, so a short run is not held up by the progress line.
+            progress.thread().unpark();
+        }
         Ok(())
     })?;
     let (dead_letters, dead_letter_file) = shared
@@ -490,7 +511,7 @@ fn show_progress(name: &str, shared: &Shared, done: &AtomicBool) {
     let start = Instant::now();
     let mut bar = None;
     while !done.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::park_timeout(Duration::from_millis(100));
         if start.elapsed() < Duration::from_secs(1) {
             continue;
         }
