@@ -41,7 +41,7 @@ fn s2_fold(x: u64) -> u64 {
     x ^ (x >> 29)
 }
 fn s3_keep(x: &u64) -> bool {
-    x % 7 != 0
+    !x.is_multiple_of(7)
 }
 fn s4_offset(x: u64) -> u64 {
     x.wrapping_add(0x632B_E59B_D9B4_E019)

@@ -59,7 +59,7 @@ fn champion(r: AdRequest) -> Served {
 /// The challenger shades its bid for ads it has shown often (a stand-in policy until the
 /// ranking models arrive).
 fn challenger(r: AdRequest) -> Served {
-    let shade = if r.ad_id % 4 == 0 { 0.8 } else { 1.0 };
+    let shade = if r.ad_id.is_multiple_of(4) { 0.8 } else { 1.0 };
     Served {
         arm: "challenger",
         user_id: r.user_id,

@@ -1,1 +1,9 @@
-//! Burn models and their `ModelHandler`s arrive with the inference and models issues.
+//! Burn models with their `ModelHandler`s, for `run_inference` in a `pipeline!`.
+//!
+//! Burn 0.22 keeps the backend in a runtime `Device`: [`device::select`] turns the pipeline's
+//! `--device auto|gpu|cpu` into one (wgpu on a GPU, or the flex CPU backend), and models carry no
+//! backend type. The pretrained models (MTCNN, EfficientNet-Lite, MiniLM) arrive with the models
+//! issue; [`tiny`] is the small deterministic model the inference tests run.
+
+pub mod device;
+pub mod tiny;

@@ -246,6 +246,10 @@ fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
             });
             quote_spanned!(span=> let #out = ::tandem::__private::#check(&#input); #(#others)*)
         }
+        Role::Element if stage.op.loads => quote_spanned!(span=>
+            let (#op, #out) = ::tandem::__private::#check(&#input, #arg);
+            let #op = __ex.#check(#id32, #op)?;
+        ),
         Role::Element => {
             quote_spanned!(span=> let (#op, #out) = ::tandem::__private::#check(&#input, #id32, #arg);)
         }

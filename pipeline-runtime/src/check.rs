@@ -248,6 +248,29 @@ pub fn fan_out<T: FanOutElement>(_: &Stream<T>) -> impl Fn(&T) -> T + Copy + Sen
     T::clone
 }
 
+/// A model handler whose input is the stream's element type.
+#[diagnostic::on_unimplemented(
+    message = "`run_inference` receives `{T}`, but `{Self}` is not a model handler taking `{T}`",
+    label = "this handler does not take `{T}`",
+    note = "a `ModelHandler`'s `Input` must be the stream's element type; `map` the stream to it first"
+)]
+pub trait HandlerFits<T>: crate::inference::ModelHandler<Input = T> {}
+impl<T, H: crate::inference::ModelHandler<Input = T>> HandlerFits<T> for H {}
+
+#[allow(clippy::type_complexity)]
+pub fn run_inference<T: Send, H: HandlerFits<T>>(
+    _: &Stream<T>,
+    handler: H,
+) -> (
+    (
+        impl crate::inference::ModelHandler<Input = T, Inference = H::Inference>,
+        Stream<T>,
+    ),
+    Stream<crate::inference::PredictionResult<T, H::Inference>>,
+) {
+    ((handler, Stream::new()), Stream::new())
+}
+
 pub fn sink<T, S: SinkFits<T>>(_: &Stream<T>, sink: S) -> (impl Sink<T>, Stream<T>) {
     (sink, Stream::new())
 }

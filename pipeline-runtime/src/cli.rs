@@ -44,6 +44,14 @@ pub struct StdArgs {
     /// Elements per batch between stages.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
+    /// Where models run: a GPU through wgpu when one is usable (auto), or the CPU.
+    #[arg(
+        long,
+        value_name = "DEVICE",
+        default_value = "auto",
+        env = "TANDEM_DEVICE"
+    )]
+    pub device: crate::inference::DeviceChoice,
     /// Print no progress and no summary (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
@@ -68,6 +76,7 @@ impl StdArgs {
             inputs: self.inputs.clone(),
             outputs: self.outputs.clone(),
             progress: !self.quiet,
+            device: self.device,
             ..RunConfig::default()
         }
     }

@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub outputs: Vec<(Option<String>, PathBuf)>,
     /// Show a progress line on stderr (only drawn on a terminal).
     pub progress: bool,
+    /// Where `run_inference` stages load their models.
+    pub device: crate::inference::DeviceChoice,
 }
 
 impl Default for RunConfig {
@@ -45,6 +47,7 @@ impl Default for RunConfig {
             inputs: Vec::new(),
             outputs: Vec::new(),
             progress: false,
+            device: crate::inference::DeviceChoice::default(),
         }
     }
 }
@@ -115,6 +118,7 @@ pub struct Shared {
     logged_dead: AtomicU64,
     failure: Mutex<Option<Error>>,
     commits: Mutex<Vec<Box<dyn Commit>>>,
+    inference: Mutex<Vec<crate::inference::InferenceMetrics>>,
 }
 
 impl Shared {
@@ -148,6 +152,7 @@ impl Shared {
             logged_dead: AtomicU64::new(0),
             failure: Mutex::new(None),
             commits: Mutex::new(Vec::new()),
+            inference: Mutex::new(Vec::new()),
         }
     }
 
@@ -198,6 +203,15 @@ impl Shared {
 
     pub(crate) fn aborted(&self) -> bool {
         self.abort.load(Relaxed)
+    }
+
+    /// Keeps the latest figures of a `run_inference` stage.
+    pub(crate) fn publish_inference(&self, metrics: &crate::inference::InferenceMetrics) {
+        let mut all = self.inference.lock().unwrap_or_else(|e| e.into_inner());
+        match all.iter_mut().find(|m| m.stage == metrics.stage) {
+            Some(known) => known.clone_from(metrics),
+            None => all.push(metrics.clone()),
+        }
     }
 
     pub(crate) fn add_commit(&self, commit: Option<Box<dyn Commit>>) {
@@ -287,6 +301,22 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
             run_source(id, source, chain(), chunk, shared)
         }));
         Ok(())
+    }
+
+    /// Loads a `run_inference` stage's model (before anything runs) on the configured device.
+    pub fn run_inference<T, H: crate::inference::ModelHandler<Input = T>>(
+        &mut self,
+        id: u32,
+        (handler, _): (H, crate::check::Stream<T>),
+    ) -> Result<crate::ops::Inference<H, ()>> {
+        let stage = crate::ops::load_model(id, handler, self.config.device)?;
+        tracing::info!(
+            "stage {id}: model `{}` loaded on {} in {:.2?}",
+            stage.metrics().model_id,
+            stage.metrics().device,
+            stage.metrics().load_time
+        );
+        Ok(stage)
     }
 
     /// Opens a sink (before anything runs) and returns the stage that writes to it.
@@ -486,14 +516,18 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
     {
         commit.commit()?;
     }
-    Ok(Summary::collect(
+    let mut summary = Summary::collect(
         P::NAME,
         graph,
         &shared.stats,
         started.elapsed(),
         dead_letters,
         dead_letter_file,
-    ))
+    );
+    summary.inference =
+        std::mem::take(&mut *shared.inference.lock().unwrap_or_else(|e| e.into_inner()));
+    summary.inference.sort_by_key(|m| m.stage);
+    Ok(summary)
 }
 
 /// [`run_pipeline`] for async callers: the run happens on tokio's blocking pool.

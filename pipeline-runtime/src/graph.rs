@@ -13,6 +13,7 @@ pub enum StageKind {
     Inspect,
     KeyBy,
     Partition,
+    Inference,
     Merge,
     Sink,
     Drop,
@@ -29,6 +30,7 @@ impl StageKind {
             Self::Inspect => "inspect",
             Self::KeyBy => "key_by",
             Self::Partition => "partition",
+            Self::Inference => "run_inference",
             Self::Merge => "merge",
             Self::Sink => "write",
             Self::Drop => "drop",
@@ -80,6 +82,7 @@ impl Graph {
                 StageKind::Source => ("[/\"", "\"/]"),
                 StageKind::Sink | StageKind::Drop => ("[\\\"", "\"\\]"),
                 StageKind::Partition => ("{{\"", "\"}}"),
+                StageKind::Inference => ("[[\"", "\"]]"),
                 StageKind::Merge => ("((\"", "\"))"),
                 _ => ("[\"", "\"]"),
             };
@@ -105,6 +108,7 @@ impl Graph {
             let shape = match stage.kind {
                 StageKind::Source | StageKind::Sink | StageKind::Drop => "parallelogram",
                 StageKind::Partition => "hexagon",
+                StageKind::Inference => "box3d",
                 StageKind::Merge => "circle",
                 _ => "box",
             };

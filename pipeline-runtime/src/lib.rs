@@ -10,6 +10,7 @@ mod error;
 pub mod exec;
 pub mod graph;
 pub mod hash;
+pub mod inference;
 pub mod io;
 pub mod ops;
 mod panic;
@@ -29,6 +30,7 @@ pub mod prelude {
     pub use crate::deadletter::{DeadLetter, DeadLetterTarget};
     pub use crate::exec::{Pipeline, RunConfig};
     pub use crate::hash::StableKey;
+    pub use crate::inference::{Batching, DeviceChoice, ModelHandler, PredictionResult};
     pub use crate::io::{Collector, Csv, JsonLines, Memory};
     pub use crate::partition::{split_by, split_random};
     pub use crate::{Error, Result, Summary};

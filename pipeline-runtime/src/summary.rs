@@ -37,6 +37,8 @@ pub struct Summary {
     pub dead_letters: Vec<DeadLetter>,
     /// The file the dead letters were written to, if any were.
     pub dead_letter_file: Option<PathBuf>,
+    /// What each `run_inference` stage did.
+    pub inference: Vec<crate::inference::InferenceMetrics>,
 }
 
 /// The run's totals. `read + created == written + filtered + dead + dropped` when nothing was lost.
@@ -79,7 +81,11 @@ impl Summary {
             let (info, s) = (&graph.stages[id], &stats.0[id]);
             let counted_input = matches!(
                 info.kind,
-                StageKind::Source | StageKind::Merge | StageKind::Sink | StageKind::Drop
+                StageKind::Source
+                    | StageKind::Merge
+                    | StageKind::Sink
+                    | StageKind::Drop
+                    | StageKind::Inference
             );
             let input = if counted_input {
                 load(&s.input)
@@ -130,6 +136,7 @@ impl Summary {
             elapsed,
             dead_letters,
             dead_letter_file,
+            inference: Vec::new(),
         }
     }
 
@@ -215,6 +222,22 @@ impl fmt::Display for Summary {
             t.dropped,
             if t.balanced() { "(all accounted for)" } else { "(DOES NOT ADD UP: please report this bug)" }
         )?;
+        for m in &self.inference {
+            writeln!(
+                f,
+                "  stage {}: model `{}` on {}: {} inferences in {} batches (mean {:.1}, largest {}), {:.2?} per batch, loaded in {:.2?}{}",
+                m.stage,
+                m.model_id,
+                m.device,
+                m.inferences,
+                m.batches,
+                m.mean_batch(),
+                m.largest_batch,
+                m.mean_latency(),
+                m.load_time,
+                if m.failed_batches > 0 { format!(", {} batches failed", m.failed_batches) } else { String::new() }
+            )?;
+        }
         if let Some(path) = &self.dead_letter_file {
             writeln!(f, "  dead letters written to {}", path.display())?;
         }

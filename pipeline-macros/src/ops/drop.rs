@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Drop",
     check: "discard",
     usage: "drop()",
+    loads: false,
 };

@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Filter",
     check: "filter",
     usage: "filter(|x: &T| ..)",
+    loads: false,
 };

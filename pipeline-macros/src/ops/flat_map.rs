@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "FlatMap",
     check: "flat_map",
     usage: "flat_map(|x| iterable)",
+    loads: false,
 };

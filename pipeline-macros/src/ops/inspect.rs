@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Inspect",
     check: "inspect",
     usage: "inspect(|x: &T| ..)",
+    loads: false,
 };

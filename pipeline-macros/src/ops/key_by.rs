@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "KeyBy",
     check: "key_by",
     usage: "key_by(|x: &T| key)",
+    loads: false,
 };

@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Map",
     check: "map",
     usage: "map(|x| ..)",
+    loads: false,
 };

@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Merge",
     check: "merged",
     usage: "merge(a, b)",
+    loads: false,
 };

@@ -11,6 +11,7 @@ mod map;
 mod merge;
 mod partition;
 mod read;
+mod run_inference;
 mod try_map;
 mod write;
 
@@ -40,6 +41,8 @@ pub struct OpSpec {
     pub check: &'static str,
     /// How to call it, for error messages.
     pub usage: &'static str,
+    /// Whether building it loads something through the executor before the run (a model).
+    pub loads: bool,
 }
 
 pub const ALL: &[&OpSpec] = &[
@@ -52,6 +55,7 @@ pub const ALL: &[&OpSpec] = &[
     &inspect::SPEC,
     &key_by::SPEC,
     &partition::SPEC,
+    &run_inference::SPEC,
     &write::SPEC,
     &drop::SPEC,
 ];

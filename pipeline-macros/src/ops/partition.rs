@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Partition",
     check: "partition",
     usage: "[a, b] = s -> partition(split_by(|x: &T| key, [50, 50]))",
+    loads: false,
 };

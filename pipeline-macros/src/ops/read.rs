@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Source",
     check: "source",
     usage: "read(JsonLines::<T>::open(path))",
+    loads: false,
 };

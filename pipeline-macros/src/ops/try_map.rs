@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "TryMap",
     check: "try_map",
     usage: "try_map(|x| -> Result<_, _> ..)",
+    loads: false,
 };

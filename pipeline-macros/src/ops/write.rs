@@ -8,4 +8,5 @@ pub const SPEC: OpSpec = OpSpec {
     kind: "Sink",
     check: "sink",
     usage: "write(JsonLines::create(path))",
+    loads: false,
 };

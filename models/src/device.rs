@@ -1,0 +1,61 @@
+//! `--device auto|gpu|cpu` for Burn: a wgpu GPU adapter when there is one (auto), the flex CPU
+//! backend otherwise; `gpu` without a usable adapter is an error that says so.
+
+use std::sync::OnceLock;
+
+use burn::tensor::{Device, DeviceKind, DeviceType};
+use tandem_runtime::inference::DeviceChoice;
+
+/// The device for a choice, and a name for it (for the summary).
+pub fn select(choice: DeviceChoice) -> Result<(Device, String), String> {
+    match choice {
+        DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Gpu => gpu().clone().map_err(|why| {
+            format!("no GPU can be used: {why}. Run with `--device cpu` (or `--device auto`, which falls back to the CPU).")
+        }),
+        DeviceChoice::Auto => Ok(gpu().clone().unwrap_or_else(|_| cpu())),
+    }
+}
+
+fn cpu() -> (Device, String) {
+    (Device::flex(), "cpu (burn flex)".to_owned())
+}
+
+/// The GPU, found once: wgpu may be initialised only once per kind of device, and probing is slow.
+fn gpu() -> &'static Result<(Device, String), String> {
+    static GPU: OnceLock<Result<(Device, String), String>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        // A broken driver may panic while probing; that is "no GPU", not a crash.
+        std::panic::catch_unwind(probe_gpu)
+            .unwrap_or_else(|_| Err("the GPU driver panicked while being probed".into()))
+    })
+}
+
+fn probe_gpu() -> Result<(Device, String), String> {
+    // Software rasterizers (Mesa's lavapipe) show up as wgpu's `Cpu` kind: not a GPU to serve on.
+    let software = Device::wgpu(DeviceKind::Cpu);
+    let gpus: Vec<Device> = Device::enumerate(DeviceType::Wgpu)
+        .into_iter()
+        .filter(|d| *d != software)
+        .collect();
+    if gpus.is_empty() {
+        return Err("wgpu finds no GPU adapter (Vulkan, Metal, DX12 or GL)".into());
+    }
+    let kind = [
+        DeviceKind::DiscreteGpu(0),
+        DeviceKind::IntegratedGpu(0),
+        DeviceKind::VirtualGpu(0),
+    ]
+    .into_iter()
+    .find(|k| gpus.contains(&Device::wgpu(k.clone())))
+    .unwrap_or(DeviceKind::DefaultDevice);
+    let device = Device::wgpu_options()
+        .device_kind(kind.clone())
+        .init()
+        .map_err(|e| format!("wgpu could not open the GPU: {e}"))?;
+    let name = device
+        .identity()
+        .map(|i| format!("gpu (wgpu: {})", i.name))
+        .unwrap_or_else(|| format!("gpu (wgpu {kind:?})"));
+    Ok((device, name))
+}
