@@ -59,3 +59,11 @@ fn probe_gpu() -> Result<(Device, String), String> {
         .unwrap_or_else(|| format!("gpu (wgpu {kind:?})"));
     Ok((device, name))
 }
+
+/// wgpu on a software adapter (Mesa's lavapipe): ~20x slower than flex, but it runs the wgpu
+/// code path on machines without a GPU, so tests can check it there. Not chosen by `select`.
+pub fn wgpu_software() -> Result<Device, String> {
+    std::panic::catch_unwind(|| Device::wgpu_options().device_kind(DeviceKind::Cpu).init())
+        .map_err(|_| "the Vulkan driver panicked while opening the software adapter".to_owned())?
+        .map_err(|e| format!("wgpu could not open a software adapter (install Mesa's Vulkan driver, `mesa-vulkan-drivers`): {e}"))
+}
