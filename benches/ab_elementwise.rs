@@ -182,19 +182,6 @@ pipeline! {
     }
 }
 
-/// The default configuration; `TANDEM_BENCH_BATCH` overrides its batch size, to see how the
-/// merge channel's cost depends on it.
-fn run_config() -> RunConfig {
-    let mut config = RunConfig::default();
-    if let Some(batch) = std::env::var("TANDEM_BENCH_BATCH")
-        .ok()
-        .and_then(|b| b.parse().ok())
-    {
-        config.batch_size = batch;
-    }
-    config
-}
-
 /// Counts an arm inside its fused chain and hands the counts over when the segment drops it.
 struct ArmTally {
     counts: ArmCounts,
@@ -258,7 +245,7 @@ fn pipeline_no_merge(input: &Path) -> ArmCounts {
         input: input.to_owned(),
         tallies: Arc::default(),
     };
-    let summary = AbNoMerge::run_blocking(&args, &run_config()).expect("pipeline run");
+    let summary = AbNoMerge::run_blocking(&args, &common::run_config()).expect("pipeline run");
     let totals = summary.totals();
     assert!(totals.balanced() && totals.dead == 0, "{summary}");
     let tallies = std::mem::take(&mut *args.tallies.lock().unwrap());
@@ -270,7 +257,7 @@ fn pipeline(input: &Path) -> ArmCounts {
         input: input.to_owned(),
         counts: Arc::default(),
     };
-    let summary = AbElementwise::run_blocking(&args, &run_config()).expect("pipeline run");
+    let summary = AbElementwise::run_blocking(&args, &common::run_config()).expect("pipeline run");
     let totals = summary.totals();
     assert!(totals.balanced() && totals.dead == 0, "{summary}");
     let counts = args.counts.lock().unwrap().take();

@@ -204,25 +204,12 @@ pipeline! {
     }
 }
 
-/// The default configuration; `TANDEM_BENCH_BATCH` overrides its batch size, to see how the
-/// sink channel's cost depends on it.
-fn run_config() -> RunConfig {
-    let mut config = RunConfig::default();
-    if let Some(batch) = std::env::var("TANDEM_BENCH_BATCH")
-        .ok()
-        .and_then(|b| b.parse().ok())
-    {
-        config.batch_size = batch;
-    }
-    config
-}
-
 fn fused(n: u64) -> Total {
     let args = FusionArgs {
         n,
         out: Slot::default(),
     };
-    let summary = Fused::run_blocking(&args, &run_config()).expect("fused run");
+    let summary = Fused::run_blocking(&args, &common::run_config()).expect("fused run");
     assert!(summary.totals().balanced());
     let total = args.out.lock().unwrap().take();
     total.expect("the sink finished")
@@ -233,7 +220,8 @@ fn fused_no_sink_channel(n: u64) -> Total {
         n,
         out: Slot::default(),
     };
-    let summary = FusedNoSinkChannel::run_blocking(&args, &run_config()).expect("fused run");
+    let summary =
+        FusedNoSinkChannel::run_blocking(&args, &common::run_config()).expect("fused run");
     assert!(summary.totals().balanced());
     let total = args.out.lock().unwrap().take();
     total.expect("the accumulator was dropped")

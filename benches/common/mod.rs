@@ -4,6 +4,21 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use tandem::RunConfig;
+
+/// The default run configuration; `TANDEM_BENCH_BATCH` overrides its batch size (the size of
+/// batches crossing a channel, where the pipeline has one).
+pub fn run_config() -> RunConfig {
+    let mut config = RunConfig::default();
+    if let Some(batch) = std::env::var("TANDEM_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        config.batch_size = batch;
+    }
+    config
+}
+
 /// CPU time used by this process so far (all threads, ended ones included), from
 /// `/proc/self/stat` in clock ticks of 1/100 s; 0 where there is no such file.
 pub fn cpu_seconds() -> f64 {
