@@ -1,29 +1,60 @@
-//! `run_inference`: batching, results that keep their input and the model id, failures that
-//! dead-letter exactly the elements concerned, and a model that cannot load failing the run
-//! before anything is read. The handler here is a stand-in whose "model" scales numbers, so these
-//! tests need no Burn; the real Burn model runs in `models/tests/`.
+//! `run_inference`: batching (max batch, max wait, min batch), results in input order that keep
+//! their input and the model id, failures that dead-letter exactly the elements concerned,
+//! replicas, the per-batch timeout, keyed models, hot swap and the metrics endpoint. The handler
+//! here is a stand-in whose "model" multiplies by a factor, so these tests need no Burn; the real
+//! Burn model runs the same way in `models/tests/`.
 
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tandem::inference::{Batching, DeviceChoice, ModelHandler, PredictionResult};
+use tandem::inference::{
+    Batching, DeviceChoice, HandlerExt, Loaded, ModelHandler, PredictionResult,
+};
 use tandem::prelude::*;
 
-/// Multiplies by a factor; fails a batch holding 13, panics on one holding 666, refuses to
-/// prepare negative numbers, and records every batch size it saw.
+/// Multiplies by a factor (3, or read from a weights file); fails a batch holding `fail_on`,
+/// panics on one holding 666, refuses to prepare negative numbers, sleeps on a batch holding `slow.0`, and
+/// records what it saw.
 #[derive(Clone)]
 struct Scale {
     max_batch: usize,
-    batches: Arc<Mutex<Vec<usize>>>,
+    factor: i64,
+    weights: Option<PathBuf>,
     loads_on: Option<DeviceChoice>,
+    fail_on: Option<i64>,
+    slow: Option<(i64, Duration)>,
+    /// Blocks a batch holding this number until the flag is set.
+    gate: Option<(i64, Arc<AtomicUsize>)>,
+    batches: Arc<Mutex<Vec<Vec<i64>>>>,
+    threads: Arc<Mutex<Vec<String>>>,
+    loads: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
+    most_running: Arc<AtomicUsize>,
 }
 
 impl Scale {
     fn new(max_batch: usize) -> Self {
         Self {
             max_batch,
-            batches: Arc::default(),
+            factor: 3,
+            weights: None,
             loads_on: None,
+            fail_on: None,
+            slow: None,
+            gate: None,
+            batches: Arc::default(),
+            threads: Arc::default(),
+            loads: Arc::default(),
+            running: Arc::default(),
+            most_running: Arc::default(),
         }
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().iter().map(Vec::len).collect()
     }
 }
 
@@ -33,8 +64,8 @@ impl ModelHandler for Scale {
     type Inference = i64;
     type Model = i64;
 
-    fn model_id(&self) -> String {
-        "scale@3".into()
+    fn name(&self) -> String {
+        "scale".into()
     }
 
     fn batching(&self) -> Batching {
@@ -44,11 +75,28 @@ impl ModelHandler for Scale {
         }
     }
 
-    fn load(&self, device: DeviceChoice) -> Result<(i64, String), String> {
-        match self.loads_on {
-            Some(only) if only != device => Err(format!("this model only runs on {only}")),
-            _ => Ok((3, format!("{device}"))),
+    fn load(&self, device: DeviceChoice) -> Result<Loaded<i64>, String> {
+        self.loads.fetch_add(1, SeqCst);
+        if let Some(only) = self.loads_on {
+            if only != device {
+                return Err(format!("this model only runs on {only}"));
+            }
         }
+        let factor = match &self.weights {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                text.trim()
+                    .parse()
+                    .map_err(|_| format!("`{}` holds no factor: {text:?}", path.display()))?
+            }
+            None => self.factor,
+        };
+        Ok(Loaded::new(
+            factor,
+            format!("{device}"),
+            format!("scale@{factor}"),
+        ))
     }
 
     fn prepare(&self, input: &i64) -> Result<i64, String> {
@@ -60,8 +108,23 @@ impl ModelHandler for Scale {
     }
 
     fn infer(&self, factor: &mut i64, batch: Vec<i64>) -> Result<Vec<i64>, String> {
-        self.batches.lock().unwrap().push(batch.len());
-        if batch.contains(&13) {
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most_running.fetch_max(now, SeqCst);
+        self.batches.lock().unwrap().push(batch.clone());
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        self.threads.lock().unwrap().push(name);
+        if let Some((trigger, pause)) = self.slow {
+            if trigger < 0 || batch.contains(&trigger) {
+                std::thread::sleep(pause);
+            }
+        }
+        if let Some((trigger, open)) = &self.gate {
+            if batch.contains(trigger) {
+                wait_for(Duration::from_secs(20), || open.load(SeqCst) > 0);
+            }
+        }
+        self.running.fetch_sub(1, SeqCst);
+        if self.fail_on.is_some_and(|x| batch.contains(&x)) {
             return Err("unlucky batch".into());
         }
         if batch.contains(&666) {
@@ -71,25 +134,67 @@ impl ModelHandler for Scale {
     }
 }
 
-struct Args {
-    input: Vec<i64>,
-    model: Scale,
+/// Waits until `done` (polling), at most `limit`; says whether it happened.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    done()
+}
+
+type Items = Box<dyn Iterator<Item = i64> + Send>;
+
+struct Args<H> {
+    input: Mutex<Option<Items>>,
+    model: H,
     out: Collector<PredictionResult<i64, i64>>,
 }
 
 pipeline! {
-    Scaled(args: Args) {
-        read(Memory::new(args.input.clone())) -> run_inference(args.model.clone()) -> write(args.out.clone());
+    Scaled(args: Args<Scale>) {
+        read(Memory::new(args.input.lock().unwrap().take().unwrap()))
+            -> run_inference(args.model.clone())
+            -> write(args.out.clone());
     }
 }
 
-fn run(input: Vec<i64>, model: Scale, config: &RunConfig) -> (Args, tandem::Result<Summary>) {
-    let args = Args {
-        input,
+pipeline! {
+    Tuned(args: Args<tandem::inference::Tuned<Scale>>) {
+        read(Memory::new(args.input.lock().unwrap().take().unwrap()))
+            -> run_inference(args.model.clone())
+            -> write(args.out.clone());
+    }
+}
+
+fn args<H>(input: impl Iterator<Item = i64> + Send + 'static, model: H) -> Args<H> {
+    Args {
+        input: Mutex::new(Some(Box::new(input))),
         model,
         out: Collector::new(),
-    };
+    }
+}
+
+fn run(
+    input: Vec<i64>,
+    model: Scale,
+    config: &RunConfig,
+) -> (Args<Scale>, tandem::Result<Summary>) {
+    let args = args(input.into_iter(), model);
     let summary = Scaled::run_blocking(&args, config);
+    (args, summary)
+}
+
+fn run_tuned(
+    input: impl Iterator<Item = i64> + Send + 'static,
+    model: tandem::inference::Tuned<Scale>,
+) -> (Args<tandem::inference::Tuned<Scale>>, Summary) {
+    let args = args(input, model);
+    let summary = Tuned::run_blocking(&args, &RunConfig::default()).expect("the run succeeds");
+    assert!(summary.totals().balanced(), "{summary}");
     (args, summary)
 }
 
@@ -105,20 +210,130 @@ fn batches_fill_up_to_max_batch_and_results_keep_input_and_model_id() {
         (0..10).map(|x| (x, 3 * x)).collect::<Vec<_>>()
     );
     assert!(out.iter().all(|r| &*r.model_id == "scale@3"));
-    assert_eq!(*args.model.batches.lock().unwrap(), [4, 4, 2]);
+    assert_eq!(args.model.sizes(), [4, 4, 2]);
     let metrics = &summary.inference[0];
     assert_eq!(
         (metrics.inferences, metrics.batches, metrics.largest_batch),
         (10, 3, 4)
     );
+    assert_eq!(metrics.batch_size.count, 3);
+    assert_eq!(metrics.latency.count, 3);
+    assert_eq!(metrics.queue_wait.count, 3);
     assert_eq!(metrics.device, "auto");
     assert!(
         summary
             .to_string()
-            .contains("model `scale@3` on auto: 10 inferences in 3 batches"),
+            .contains("model `scale@3` on auto (1 replica): 10 inferences in 3 batches"),
         "{summary}"
     );
     assert!(summary.totals().balanced());
+}
+
+#[test]
+fn max_wait_runs_a_partial_batch_while_the_source_is_blocked() {
+    let model = Scale::new(100);
+    let seen = model.batches.clone();
+    let ran_while_blocked = Arc::new(AtomicUsize::new(0));
+    let flag = ran_while_blocked.clone();
+    // Three inputs, then the source blocks until the model has run them (at most 10 s).
+    let input = (0..4).inspect(move |&i| {
+        if i == 3 && wait_for(Duration::from_secs(10), || !seen.lock().unwrap().is_empty()) {
+            flag.store(1, SeqCst);
+        }
+    });
+    let (args, _) = run_tuned(input, model.max_wait(Duration::from_millis(20)));
+    assert_eq!(
+        ran_while_blocked.load(SeqCst),
+        1,
+        "the partial batch waited for the source"
+    );
+    assert_eq!(args.model.inner().sizes(), [3, 1]);
+    assert_eq!(args.out.take().len(), 4);
+}
+
+#[test]
+fn min_batch_holds_a_partial_batch_until_it_has_enough() {
+    let model = Scale::new(10);
+    // Three inputs, a pause far longer than max_wait, three more.
+    let input = (0..6).inspect(|&i| {
+        if i == 3 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (args, _) = run_tuned(input, model.max_wait(Duration::from_millis(1)).min_batch(4));
+    let sizes = args.model.inner().sizes();
+    assert!(sizes[0] >= 4, "a batch below min_batch ran: {sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 6);
+    // Without min_batch the pause splits the input.
+    let (args, _) = run_tuned(
+        (0..6).inspect(|&i| {
+            if i == 3 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }),
+        Scale::new(10).max_wait(Duration::from_millis(1)),
+    );
+    assert_eq!(args.model.inner().sizes()[0], 3);
+}
+
+#[test]
+fn replicas_run_batches_at_once_and_results_stay_in_input_order() {
+    let mut model = Scale::new(2);
+    model.slow = Some((-1, Duration::from_millis(30)));
+    let (args, summary) = run_tuned(0..24, model.replicas(3));
+    let out: Vec<i64> = args.out.take().iter().map(|r| r.example).collect();
+    assert_eq!(out, (0..24).collect::<Vec<_>>(), "output keeps input order");
+    let inner = args.model.inner();
+    assert_eq!(
+        inner.most_running.load(SeqCst),
+        3,
+        "three replicas ran at once"
+    );
+    assert_eq!(inner.loads.load(SeqCst), 3, "one model loaded per replica");
+    let threads = inner.threads.lock().unwrap().clone();
+    for replica in 0..3 {
+        let name = format!("tandem-model-{replica}");
+        let ran = threads.iter().filter(|t| **t == name).count();
+        assert!(
+            ran >= 2,
+            "replica {replica} ran {ran} of 12 batches: {threads:?}"
+        );
+    }
+    assert_eq!(summary.inference[0].replicas, 3);
+    assert_eq!(summary.inference[0].batches, 12);
+}
+
+#[test]
+fn a_batch_that_times_out_is_dead_lettered_and_its_replica_replaced() {
+    let mut model = Scale::new(4);
+    // The batch holding 7 takes 3 s: far past the timeout.
+    model.slow = Some((7, Duration::from_secs(3)));
+    let started = Instant::now();
+    let (args, summary) = run_tuned(0..12, model.timeout(Duration::from_millis(100)));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the run waited for the stuck batch"
+    );
+    let out: Vec<i64> = args.out.take().iter().map(|r| r.example).collect();
+    assert_eq!(out, [0, 1, 2, 3, 8, 9, 10, 11]);
+    let dead: Vec<u64> = summary.dead_letters.iter().map(|d| d.position).collect();
+    assert_eq!(dead, [5, 6, 7, 8]);
+    for letter in &summary.dead_letters {
+        assert!(
+            letter
+                .error
+                .contains("model `scale@3` did not answer within the timeout of 100ms"),
+            "{}",
+            letter.error
+        );
+    }
+    let m = &summary.inference[0];
+    assert_eq!((m.timeouts, m.replacements, m.inferences), (1, 1, 8));
+    assert_eq!(
+        args.model.inner().loads.load(SeqCst),
+        2,
+        "the replica was loaded again"
+    );
 }
 
 #[test]
@@ -133,10 +348,11 @@ fn an_input_that_fails_preparation_is_dead_lettered_alone() {
             .collect::<Vec<_>>(),
         [3, 9, 12]
     );
-    assert_eq!(*args.model.batches.lock().unwrap(), [3]);
+    assert_eq!(args.model.sizes(), [3]);
     assert_eq!(summary.dead_letters.len(), 1);
     assert_eq!(summary.dead_letters[0].position, 2);
     assert!(summary.dead_letters[0].error.contains("-2 is negative"));
+    assert_eq!(summary.inference[0].prepare_failures, 1);
     assert!(summary.totals().balanced());
 }
 
@@ -144,7 +360,9 @@ fn an_input_that_fails_preparation_is_dead_lettered_alone() {
 fn a_failing_or_panicking_batch_dead_letters_its_elements_and_the_run_goes_on() {
     // Batches of 3: [10 11 12], [13 14 15] fails, [16 17 18], [666 19 20] panics, [21].
     let input = vec![10, 11, 12, 13, 14, 15, 16, 17, 18, 666, 19, 20, 21];
-    let (args, summary) = run(input, Scale::new(3), &RunConfig::default());
+    let mut model = Scale::new(3);
+    model.fail_on = Some(13);
+    let (args, summary) = run(input, model, &RunConfig::default());
     let summary = summary.unwrap();
     let served: Vec<i64> = args.out.take().iter().map(|r| r.example).collect();
     assert_eq!(served, [10, 11, 12, 16, 17, 18, 21]);
@@ -188,7 +406,7 @@ fn a_model_that_cannot_load_fails_the_run_before_anything_is_read() {
     let error = summary.unwrap_err().to_string();
     assert_eq!(
         error,
-        "cannot load model `scale@3` (--device cpu): this model only runs on gpu"
+        "cannot load model `scale` (--device cpu): this model only runs on gpu"
     );
     assert!(args.model.batches.lock().unwrap().is_empty());
 }
@@ -204,4 +422,240 @@ fn the_device_choice_reaches_the_handler() {
         },
     );
     assert_eq!(summary.unwrap().inference[0].device, "cpu");
+}
+
+struct KeyedArgs {
+    input: Vec<i64>,
+    even: Scale,
+    odd: Scale,
+    out: Collector<PredictionResult<(&'static str, i64), i64>>,
+}
+
+pipeline! {
+    ByParity(args: KeyedArgs) {
+        read(Memory::new(args.input.clone()))
+            -> key_by(|x: &i64| match x { 5 => "five", x if x % 2 == 0 => "even", _ => "odd" })
+            -> run_inference(tandem::inference::keyed([
+                ("even", args.even.clone()),
+                ("odd", args.odd.clone()),
+            ]))
+            -> write(args.out.clone());
+    }
+}
+
+#[test]
+fn keyed_models_answer_their_own_keys_and_load_once() {
+    let mut even = Scale::new(4);
+    even.factor = 10;
+    let mut odd = Scale::new(4);
+    odd.factor = 100;
+    let args = KeyedArgs {
+        input: (0..20).collect(),
+        even,
+        odd,
+        out: Collector::new(),
+    };
+    let summary = ByParity::run_blocking(&args, &RunConfig::default()).unwrap();
+    assert!(summary.totals().balanced(), "{summary}");
+    let out = args.out.take();
+    assert_eq!(out.len(), 19);
+    for r in &out {
+        let (key, x) = r.example;
+        let (factor, id) = if x % 2 == 0 {
+            (10, "scale@10")
+        } else {
+            (100, "scale@100")
+        };
+        assert_eq!(key, if x % 2 == 0 { "even" } else { "odd" });
+        assert_eq!((r.inference, &*r.model_id), (x * factor, id), "{x}");
+    }
+    // Each model loaded once and only ever saw its own key's inputs.
+    assert_eq!(args.even.loads.load(SeqCst), 1);
+    assert_eq!(args.odd.loads.load(SeqCst), 1);
+    assert!(args
+        .even
+        .batches
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .all(|x| x % 2 == 0));
+    assert!(args
+        .odd
+        .batches
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .all(|x| x % 2 == 1));
+    assert_eq!(args.even.sizes().iter().sum::<usize>(), 10);
+    assert_eq!(summary.dead_letters.len(), 1);
+    assert_eq!(summary.dead_letters[0].position, 6);
+    assert!(
+        summary.dead_letters[0]
+            .error
+            .contains(r#"no model for the key "five" (models are keyed "even", "odd")"#),
+        "{}",
+        summary.dead_letters[0].error
+    );
+    assert_eq!(summary.inference[0].model_id, "scale@10, scale@100");
+}
+
+/// Replaces `path` the way a deployment should: write beside it, then rename over it.
+fn replace(path: &std::path::Path, text: &str) {
+    let temp = path.with_extension("new");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+#[test]
+fn hot_swap_switches_the_model_atomically_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("factor.txt");
+    std::fs::write(&weights, "2").unwrap();
+    let mut model = Scale::new(8);
+    model.weights = Some(weights.clone());
+    let loads = model.loads.clone();
+    let path = weights.clone();
+    // Mid-run: first a broken file (the running model must stay), then new weights.
+    let input = (0..600).inspect(move |&i| {
+        let (text, loaded) = match i {
+            200 => ("not a number", 2),
+            400 => ("5", 3),
+            _ => return,
+        };
+        replace(&path, text);
+        assert!(wait_for(Duration::from_secs(10), || loads.load(SeqCst) >= loaded));
+        // Let the dispatcher take the new model before more input arrives.
+        std::thread::sleep(Duration::from_millis(50));
+    });
+    let (args, summary) = run_tuned(
+        input,
+        model
+            .watch(weights)
+            .poll(Duration::from_millis(5))
+            .max_wait(Duration::from_millis(1)),
+    );
+    let out = args.out.take();
+    // Nothing lost, nothing duplicated, in order.
+    assert_eq!(
+        out.iter().map(|r| r.example).collect::<Vec<_>>(),
+        (0..600).collect::<Vec<_>>()
+    );
+    // Every result was computed by the model its id names, and the id switches once.
+    for r in &out {
+        let factor: i64 = r.model_id.strip_prefix("scale@").unwrap().parse().unwrap();
+        assert_eq!(r.inference, r.example * factor, "{r:?}");
+    }
+    let first_new = out
+        .iter()
+        .position(|r| &*r.model_id == "scale@5")
+        .expect("the swap happened");
+    assert!(out[..first_new].iter().all(|r| &*r.model_id == "scale@2"));
+    assert!(out[first_new..].iter().all(|r| &*r.model_id == "scale@5"));
+    assert!(
+        (200..=400).contains(&(first_new as i64)),
+        "swapped at {first_new}"
+    );
+    assert_eq!(out[599].model_id.as_ref(), "scale@5");
+    let m = &summary.inference[0];
+    assert_eq!((m.swaps, m.swap_failures), (1, 1));
+    assert_eq!(m.model_id, "scale@5");
+}
+
+/// `GET /metrics` on `port`: (status line and headers, body).
+fn scrape(port: u16) -> Option<(String, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    Some((head.to_owned(), body.to_owned()))
+}
+
+/// The value of the first sample of `metric` (a full name, e.g. `x_bucket`) whose labels contain
+/// `label`.
+fn sample(body: &str, metric: &str, label: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+#[test]
+fn the_metrics_endpoint_serves_prometheus_text_while_the_pipeline_runs() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut model = Scale::new(10);
+    // Batches 0-9 .. 40-49 run; the batch holding 50 waits until the test has scraped.
+    model.gate = Some((50, open.clone()));
+    let config = RunConfig {
+        metrics_addr: Some(([127, 0, 0, 1], port).into()),
+        ..RunConfig::default()
+    };
+    let runner = std::thread::spawn(move || run((0..100).collect(), model, &config));
+    let mut body = String::new();
+    let mut head = String::new();
+    let seen = wait_for(Duration::from_secs(20), || match scrape(port) {
+        Some((h, b)) => {
+            let done = sample(&b, "tandem_inference_total", "model=\"scale\"") == Some(50.0);
+            (head, body) = (h, b);
+            done
+        }
+        None => false,
+    });
+    open.store(1, SeqCst);
+    let (_, summary) = runner.join().unwrap();
+    let summary = summary.unwrap();
+    assert!(
+        seen,
+        "the endpoint never showed 50 inferences; last scrape:\n{head}\n{body}"
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(
+        body.contains("# TYPE tandem_inference_batch_seconds histogram"),
+        "{body}"
+    );
+    // Six batches of 10 handed out (five answered, one waiting at the gate).
+    assert_eq!(
+        sample(&body, "tandem_inference_batches_total", "stage=\"1\""),
+        Some(6.0)
+    );
+    assert_eq!(
+        sample(&body, "tandem_inference_batch_size_bucket", "le=\"16\""),
+        Some(6.0)
+    );
+    assert_eq!(
+        sample(&body, "tandem_inference_batch_size_bucket", "le=\"8\""),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&body, "tandem_inference_batch_seconds_count", ""),
+        Some(5.0)
+    );
+    assert_eq!(sample(&body, "tandem_inference_replicas", ""), Some(1.0));
+    assert!(sample(
+        &body,
+        "tandem_inference_load_seconds",
+        "model_id=\"scale@3\""
+    )
+    .is_some());
+    assert_eq!(
+        sample(&body, "tandem_stage_input_total", "stage=\"read("),
+        Some(100.0),
+        "{body}"
+    );
+    // The summary has the same figures, complete.
+    let m = &summary.inference[0];
+    assert_eq!((m.inferences, m.batches, m.batch_size.count), (100, 10, 10));
+    // After the run the endpoint is gone.
+    assert!(scrape(port).is_none());
 }

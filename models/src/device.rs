@@ -7,14 +7,36 @@ use burn::tensor::{Device, DeviceKind, DeviceType};
 use tandem_runtime::inference::DeviceChoice;
 
 /// The device for a choice, and a name for it (for the summary).
+///
+/// `TANDEM_SOFTWARE_GPU=1` lets `--device gpu` use a software adapter (Mesa's lavapipe) where
+/// there is no GPU: for testing the wgpu path, not for serving (it is ~20x slower than flex).
 pub fn select(choice: DeviceChoice) -> Result<(Device, String), String> {
+    let software = std::env::var("TANDEM_SOFTWARE_GPU").is_ok_and(|v| v == "1");
+    select_with(choice, software)
+}
+
+/// [`select`], saying whether `gpu` may fall back to a software adapter (never `auto`).
+pub fn select_with(choice: DeviceChoice, software_gpu: bool) -> Result<(Device, String), String> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Gpu => gpu().clone().map_err(|why| {
-            format!("no GPU can be used: {why}. Run with `--device cpu` (or `--device auto`, which falls back to the CPU).")
-        }),
+        DeviceChoice::Gpu => match gpu() {
+            Ok(found) => Ok(found.clone()),
+            Err(_) if software_gpu => software(),
+            Err(why) => Err(format!("no GPU can be used: {why}. Run with `--device cpu` (or `--device auto`, which falls back to the CPU).")),
+        },
         DeviceChoice::Auto => Ok(gpu().clone().unwrap_or_else(|_| cpu())),
     }
+}
+
+/// The software adapter, opened once.
+fn software() -> Result<(Device, String), String> {
+    static SOFTWARE: OnceLock<Result<(Device, String), String>> = OnceLock::new();
+    SOFTWARE
+        .get_or_init(|| {
+            wgpu_software()
+                .map(|device| (device, "gpu (wgpu software adapter: lavapipe)".to_owned()))
+        })
+        .clone()
 }
 
 fn cpu() -> (Device, String) {

@@ -47,3 +47,84 @@ fn wgpu_matches_flex() {
         }
     }
 }
+
+mod pipeline {
+    //! The whole pipeline on wgpu: `--device gpu` (a real GPU where there is one, else the
+    //! software adapter, which `allow_software_gpu` lets the handler take) with two replicas gives
+    //! the flex outputs within 1e-4, in input order.
+
+    use tandem::inference::{DeviceChoice, HandlerExt, PredictionResult};
+    use tandem::prelude::*;
+    use tandem_models::tiny::TinyClassifier;
+
+    type Prediction = PredictionResult<[f32; 4], Vec<f32>>;
+
+    struct Args {
+        input: Vec<[f32; 4]>,
+        model: TinyClassifier,
+        out: Collector<Prediction>,
+    }
+
+    pipeline! {
+        Classify(args: Args) {
+            read(Memory::new(args.input.clone()))
+                -> run_inference(args.model.clone().replicas(2))
+                -> write(args.out.clone());
+        }
+    }
+
+    fn run(device: DeviceChoice) -> tandem::Result<(Vec<Prediction>, Summary)> {
+        let args = Args {
+            input: (0..200)
+                .map(|i| {
+                    let i = i as f32;
+                    [
+                        (i * 0.37).sin(),
+                        (i * 0.11).cos() * 2.0,
+                        i / 100.0 - 1.0,
+                        0.5,
+                    ]
+                })
+                .collect(),
+            model: TinyClassifier::new(16).allow_software_gpu(),
+            out: Collector::new(),
+        };
+        let config = RunConfig {
+            device,
+            ..RunConfig::default()
+        };
+        let summary = Classify::run_blocking(&args, &config)?;
+        assert!(summary.totals().balanced(), "{summary}");
+        Ok((args.out.take(), summary))
+    }
+
+    #[test]
+    fn the_pipeline_on_gpu_gives_the_flex_outputs() {
+        let (flex, _) = run(DeviceChoice::Cpu).unwrap();
+        match run(DeviceChoice::Gpu) {
+            Ok((gpu, summary)) => {
+                let metrics = &summary.inference[0];
+                assert!(metrics.device.starts_with("gpu"), "{}", metrics.device);
+                assert_eq!((metrics.replicas, metrics.inferences), (2, 200));
+                assert_eq!(gpu.len(), flex.len());
+                for (g, f) in gpu.iter().zip(&flex) {
+                    assert_eq!(g.example, f.example, "input order");
+                    for (x, y) in g.inference.iter().zip(&f.inference) {
+                        assert!(
+                            (x - y).abs() / y.abs().max(1e-12) < 1e-4,
+                            "gpu {x} vs flex {y} on {}",
+                            metrics.device
+                        );
+                    }
+                }
+            }
+            Err(error) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI installs a Vulkan driver, yet: {error}"
+                );
+                eprintln!("the wgpu pipeline was not checked here: {error}");
+            }
+        }
+    }
+}

@@ -65,7 +65,7 @@ pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
         .stages
         .iter()
         .enumerate()
-        .filter(|&(id, _)| plan.channel[id])
+        .filter(|&(id, s)| plan.channel[id] && s.op.role == Role::Merge)
         .map(|(id, _)| {
             let (tx, rx) = (format_ident!("__tx{}", id), format_ident!("__rx{}", id));
             let merged = format_ident!("__m{}", id);
@@ -246,10 +246,13 @@ fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
             });
             quote_spanned!(span=> let #out = ::tandem::__private::#check(&#input); #(#others)*)
         }
-        Role::Element if stage.op.loads => quote_spanned!(span=>
-            let (#op, #out) = ::tandem::__private::#check(&#input, #arg);
-            let #op = __ex.#check(#id32, #op)?;
-        ),
+        Role::Element if stage.op.loads => {
+            let rx = format_ident!("__rx{}", id, span = span);
+            quote_spanned!(span=>
+                let (#op, #out) = ::tandem::__private::#check(&#input, #arg);
+                let (#op, #rx) = __ex.#check(#id32, #op)?;
+            )
+        }
         Role::Element => {
             quote_spanned!(span=> let (#op, #out) = ::tandem::__private::#check(&#input, #id32, #arg);)
         }
@@ -324,12 +327,22 @@ fn segment(graph: &Graph, plan: &Plan, head: usize, role: Role) -> TokenStream {
             let src = format_ident!("__src{}", head);
             quote!(__ex.source(#head32, #src, move || { #(#junctions)* #body })?;)
         }
-        _ => {
+        Role::Merge => {
             let rx = format_ident!("__rx{}", head);
             quote! {
                 __ex.receive(#rx, move || {
                     #(#junctions)*
                     ::tandem::__private::Merge::new(#head32).then(#body)
+                });
+            }
+        }
+        // The results of a `run_inference` stage (counted by the stage itself).
+        _ => {
+            let rx = format_ident!("__rx{}", head);
+            quote! {
+                __ex.receive(#rx, move || {
+                    #(#junctions)*
+                    #body
                 });
             }
         }
@@ -402,6 +415,8 @@ fn stage_chain(
             }
             quote!(::tandem::__private::channel_out(#local.clone(), #into, __batch))
         }
+        // A `run_inference` stage's front: what comes after it is in a segment of its own.
+        Role::Element if plan.channel[id] => quote!(#op),
         Role::Element => {
             let next = consumers(graph, plan, (id, 0), cx);
             quote!(#op.then(#next))

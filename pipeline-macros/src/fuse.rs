@@ -1,8 +1,11 @@
 //! Graph -> segments. A segment starts at a source or at a boundary's channel and runs every
 //! stage it can reach as one fused loop body on one thread: element-wise stages, partitions and
 //! fan-out (they only route), sinks (measured: a channel hop in front of a cheap sink cost more
-//! than the sink), and merges whose inputs all come from the segment itself (a junction). The
-//! only boundary left here is a merge of streams from different segments, which needs a channel.
+//! than the sink), and merges whose inputs all come from the segment itself (a junction). Two
+//! boundaries are left: a merge of streams from different segments, which needs a channel, and
+//! `run_inference`, whose pre-processing is fused into the segment in front of it while its
+//! results come out of a channel at the head of a segment of its own (the model runs on threads
+//! of its own in between).
 
 use crate::graph::Graph;
 use crate::ops::Role;
@@ -37,6 +40,10 @@ pub fn plan(graph: &Graph) -> Plan {
                     plan.segment[id] = id;
                     plan.channel[id] = true;
                 }
+            }
+            _ if stage.op.loads => {
+                plan.segment[id] = id;
+                plan.channel[id] = true;
             }
             _ => plan.segment[id] = from.next().expect("a stage has an input"),
         }

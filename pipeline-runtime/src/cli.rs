@@ -52,6 +52,10 @@ pub struct StdArgs {
         env = "TANDEM_DEVICE"
     )]
     pub device: crate::inference::DeviceChoice,
+    /// Serve Prometheus metrics on this address while the pipeline runs (`GET /metrics`),
+    /// e.g. `127.0.0.1:9184`.
+    #[arg(long, value_name = "ADDR", env = "TANDEM_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Print no progress and no summary (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
@@ -77,6 +81,7 @@ impl StdArgs {
             outputs: self.outputs.clone(),
             progress: !self.quiet,
             device: self.device,
+            metrics_addr: self.metrics_addr,
             ..RunConfig::default()
         }
     }

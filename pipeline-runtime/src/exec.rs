@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub progress: bool,
     /// Where `run_inference` stages load their models.
     pub device: crate::inference::DeviceChoice,
+    /// Serve Prometheus text metrics on this address while the pipeline runs (`GET /metrics`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for RunConfig {
@@ -48,6 +50,7 @@ impl Default for RunConfig {
             outputs: Vec::new(),
             progress: false,
             device: crate::inference::DeviceChoice::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -118,7 +121,7 @@ pub struct Shared {
     logged_dead: AtomicU64,
     failure: Mutex<Option<Error>>,
     commits: Mutex<Vec<Box<dyn Commit>>>,
-    inference: Mutex<Vec<crate::inference::InferenceMetrics>>,
+    inference: Mutex<Vec<crate::inference::MetricsCell>>,
 }
 
 impl Shared {
@@ -205,13 +208,33 @@ impl Shared {
         self.abort.load(Relaxed)
     }
 
-    /// Keeps the latest figures of a `run_inference` stage.
-    pub(crate) fn publish_inference(&self, metrics: &crate::inference::InferenceMetrics) {
-        let mut all = self.inference.lock().unwrap_or_else(|e| e.into_inner());
-        match all.iter_mut().find(|m| m.stage == metrics.stage) {
-            Some(known) => known.clone_from(metrics),
-            None => all.push(metrics.clone()),
-        }
+    /// The figures of every `run_inference` stage so far, in stage order.
+    pub(crate) fn inference_metrics(&self) -> Vec<crate::inference::InferenceMetrics> {
+        let cells = self.inference.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = cells
+            .iter()
+            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        all.sort_by_key(|m| m.stage);
+        all
+    }
+
+    /// The Prometheus text of the run so far.
+    pub(crate) fn prometheus(&self) -> String {
+        let stages: Vec<(String, u64, u64)> = self
+            .graph
+            .stages
+            .iter()
+            .zip(self.stats.0.iter())
+            .map(|(info, stats)| {
+                (
+                    info.label.to_owned(),
+                    stats.input.load(Relaxed),
+                    stats.dead.load(Relaxed),
+                )
+            })
+            .collect();
+        crate::inference::render_prometheus(self.graph.name, &stages, &self.inference_metrics())
     }
 
     pub(crate) fn add_commit(&self, commit: Option<Box<dyn Commit>>) {
@@ -303,20 +326,50 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         Ok(())
     }
 
-    /// Loads a `run_inference` stage's model (before anything runs) on the configured device.
-    pub fn run_inference<T, H: crate::inference::ModelHandler<Input = T>>(
+    /// Loads a `run_inference` stage's model (before anything runs) on the configured device and
+    /// starts its dispatcher; returns the stage's front (fused into the segment in front of it)
+    /// and the channel its results come out of (the head of the segment after it).
+    #[allow(clippy::type_complexity)]
+    pub fn run_inference<T, H>(
         &mut self,
         id: u32,
         (handler, _): (H, crate::check::Stream<T>),
-    ) -> Result<crate::ops::Inference<H, ()>> {
-        let stage = crate::ops::load_model(id, handler, self.config.device)?;
-        tracing::info!(
-            "stage {id}: model `{}` loaded on {} in {:.2?}",
-            stage.metrics().model_id,
-            stage.metrics().device,
-            stage.metrics().load_time
-        );
-        Ok(stage)
+    ) -> Result<(
+        crate::inference::Front<H>,
+        Receiver<crate::inference::PredictionResult<T, H::Inference>>,
+    )>
+    where
+        T: Send + 'scope,
+        H: crate::inference::ModelHandler<Input = T>,
+    {
+        let name = handler.name();
+        let device = self.config.device;
+        let stage = crate::inference::start(id, handler, device, self.config.channel_capacity)
+            .map_err(|error| {
+                Error::Config(format!(
+                    "cannot load model `{name}` (--device {device}): {error}"
+                ))
+            })?;
+        {
+            let m = stage.metrics.lock().unwrap_or_else(|e| e.into_inner());
+            tracing::info!(
+                "stage {id}: model `{}` ({}) loaded on {} in {:.2?}, {} replica{}",
+                m.name,
+                m.model_id,
+                m.device,
+                m.load_time,
+                m.replicas,
+                if m.replicas == 1 { "" } else { "s" }
+            );
+        }
+        self.shared
+            .inference
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stage.metrics);
+        let (shared, dispatcher) = (self.shared, stage.dispatcher);
+        self.segments.push(Box::new(move || dispatcher.run(shared)));
+        Ok((stage.front, stage.results))
     }
 
     /// Opens a sink (before anything runs) and returns the stage that writes to it.
@@ -453,6 +506,7 @@ fn check_overrides(graph: &Graph, config: &RunConfig) -> Result<()> {
 pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summary> {
     let graph = P::graph();
     check_overrides(graph, config)?;
+    let listener = config.metrics_addr.map(crate::serve::bind).transpose()?;
     let shared = Shared::new(graph, config);
     let started = Instant::now();
     let done = AtomicBool::new(false);
@@ -476,6 +530,13 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
             .into_iter()
             .map(|segment| scope.spawn(segment))
             .collect();
+        let server = listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics at http://{addr}/metrics");
+            }
+            let (shared, done) = (&shared, &done);
+            scope.spawn(move || crate::serve::serve(listener, shared, done))
+        });
         let progress = config.progress.then(|| {
             let (shared, done) = (&shared, &done);
             scope.spawn(move || show_progress(P::NAME, shared, done))
@@ -492,6 +553,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
             // Wake it from its wait, so a short run is not held up by the progress line.
             progress.thread().unpark();
         }
+        drop(server);
         Ok(())
     })?;
     let (dead_letters, dead_letter_file) = shared
@@ -524,9 +586,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
         dead_letters,
         dead_letter_file,
     );
-    summary.inference =
-        std::mem::take(&mut *shared.inference.lock().unwrap_or_else(|e| e.into_inner()));
-    summary.inference.sort_by_key(|m| m.stage);
+    summary.inference = shared.inference_metrics();
     Ok(summary)
 }
 

@@ -16,6 +16,7 @@ pub mod ops;
 mod panic;
 pub mod partition;
 pub mod push;
+mod serve;
 pub mod summary;
 
 pub use error::{Error, Result};
@@ -30,7 +31,9 @@ pub mod prelude {
     pub use crate::deadletter::{DeadLetter, DeadLetterTarget};
     pub use crate::exec::{Pipeline, RunConfig};
     pub use crate::hash::StableKey;
-    pub use crate::inference::{Batching, DeviceChoice, ModelHandler, PredictionResult};
+    pub use crate::inference::{
+        keyed, Batching, DeviceChoice, HandlerExt, Loaded, ModelHandler, PredictionResult,
+    };
     pub use crate::io::{Collector, Csv, JsonLines, Memory};
     pub use crate::partition::{split_by, split_random};
     pub use crate::{Error, Result, Summary};

@@ -223,19 +223,37 @@ impl fmt::Display for Summary {
             if t.balanced() { "(all accounted for)" } else { "(DOES NOT ADD UP: please report this bug)" }
         )?;
         for m in &self.inference {
+            let ms = |s: f64| format!("{:.1} ms", s * 1e3);
+            let mut extra = String::new();
+            for (n, what) in [
+                (m.failed_batches, "batches failed"),
+                (m.timeouts, "timed out"),
+                (m.prepare_failures, "inputs failed pre-processing"),
+                (m.swaps, "hot swaps"),
+                (m.swap_failures, "reloads failed"),
+                (m.replacements, "replicas replaced"),
+            ] {
+                if n > 0 {
+                    extra.push_str(&format!(", {n} {what}"));
+                }
+            }
             writeln!(
                 f,
-                "  stage {}: model `{}` on {}: {} inferences in {} batches (mean {:.1}, largest {}), {:.2?} per batch, loaded in {:.2?}{}",
+                "  stage {}: model `{}` on {} ({} replica{}): {} inferences in {} batches (mean {:.1}, largest {}), {} per batch (p95 <= {}), queue wait mean {}, loaded in {:.2?}{}",
                 m.stage,
                 m.model_id,
                 m.device,
+                m.replicas,
+                if m.replicas == 1 { "" } else { "s" },
                 m.inferences,
                 m.batches,
                 m.mean_batch(),
                 m.largest_batch,
-                m.mean_latency(),
+                ms(m.latency.mean()),
+                m.latency.quantile_bound(0.95).map_or("-".into(), ms),
+                ms(m.queue_wait.mean()),
                 m.load_time,
-                if m.failed_batches > 0 { format!(", {} batches failed", m.failed_batches) } else { String::new() }
+                extra
             )?;
         }
         if let Some(path) = &self.dead_letter_file {
