@@ -176,3 +176,36 @@ fn stdin_to_stdout_with_bad_lines_counted() {
         "{bad}"
     );
 }
+
+#[test]
+fn metrics_addr_on_a_taken_port_fails_at_start_up_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = data();
+    let out = run(
+        dir.path(),
+        &[
+            "--metrics-addr",
+            &addr,
+            "--input",
+            data.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("cannot serve metrics on {addr} (--metrics-addr)")),
+        "{err}"
+    );
+    assert!(!dir.path().join("served.jsonl").exists(), "nothing ran");
+}
+
+#[test]
+fn metrics_addr_must_be_an_address() {
+    let out = run(Path::new("."), &["--metrics-addr", "localhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--metrics-addr"), "{err}");
+}

@@ -1,4 +1,4 @@
-use tandem::inference::{DeviceChoice, ModelHandler};
+use tandem::inference::{DeviceChoice, Loaded, ModelHandler};
 use tandem::prelude::*;
 
 struct TextModel;
@@ -9,11 +9,11 @@ impl ModelHandler for TextModel {
     type Inference = f32;
     type Model = ();
 
-    fn model_id(&self) -> String {
+    fn name(&self) -> String {
         "text".into()
     }
-    fn load(&self, _: DeviceChoice) -> Result<((), String), String> {
-        Ok(((), "cpu".into()))
+    fn load(&self, _: DeviceChoice) -> Result<Loaded<()>, String> {
+        Ok(Loaded::new((), "cpu", "text@1"))
     }
     fn prepare(&self, input: &String) -> Result<String, String> {
         Ok(input.clone())
