@@ -162,7 +162,7 @@ fn bare_loop(args: &Args) {
     let model_id: std::sync::Arc<str> = "bench".into();
     let mut examples = Vec::with_capacity(handler.batch);
     let mut line = String::new();
-    let mut flush = |examples: &mut Vec<Request>, writer: &mut BufWriter<File>| {
+    let flush = |examples: &mut Vec<Request>, writer: &mut BufWriter<File>| {
         let batch = examples.iter().map(|r| r.x.clone()).collect();
         let outputs = handler.net.run(&handler.device, batch);
         for (example, inference) in examples.drain(..).zip(outputs) {

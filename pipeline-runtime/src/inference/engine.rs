@@ -341,6 +341,9 @@ enum Event<H: ModelHandler> {
     },
 }
 
+/// The ids a model's results carry, one per group.
+type Ids = Arc<[Arc<str>]>;
+
 struct Replica<H: ModelHandler> {
     jobs: cb::Sender<Job<H>>,
     lost: Arc<AtomicBool>,
@@ -349,7 +352,7 @@ struct Replica<H: ModelHandler> {
     busy: Duration,
     ids: Arc<[Arc<str>]>,
     /// A model from a hot swap and its ids, handed over with the replica's next batch.
-    next: Option<(H::Model, Arc<[Arc<str>]>)>,
+    next: Option<(H::Model, Ids)>,
 }
 
 impl<H: ModelHandler> Replica<H> {
