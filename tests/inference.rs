@@ -29,6 +29,9 @@ struct Scale {
     /// Blocks a batch holding this number until the flag is set.
     gate: Option<(i64, Arc<AtomicUsize>)>,
     batches: Arc<Mutex<Vec<Vec<i64>>>>,
+    /// Inputs prepared so far, and that count when each batch started.
+    prepared: Arc<AtomicUsize>,
+    prepared_at_start: Arc<Mutex<Vec<usize>>>,
     threads: Arc<Mutex<Vec<String>>>,
     loads: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
@@ -46,6 +49,8 @@ impl Scale {
             slow: None,
             gate: None,
             batches: Arc::default(),
+            prepared: Arc::default(),
+            prepared_at_start: Arc::default(),
             threads: Arc::default(),
             loads: Arc::default(),
             running: Arc::default(),
@@ -100,6 +105,7 @@ impl ModelHandler for Scale {
     }
 
     fn prepare(&self, input: &i64) -> Result<i64, String> {
+        self.prepared.fetch_add(1, SeqCst);
         if *input < 0 {
             Err(format!("{input} is negative"))
         } else {
@@ -108,6 +114,8 @@ impl ModelHandler for Scale {
     }
 
     fn infer(&self, factor: &mut i64, batch: Vec<i64>) -> Result<Vec<i64>, String> {
+        let at_start = self.prepared.load(SeqCst);
+        self.prepared_at_start.lock().unwrap().push(at_start);
         let now = self.running.fetch_add(1, SeqCst) + 1;
         self.most_running.fetch_max(now, SeqCst);
         self.batches.lock().unwrap().push(batch.clone());
@@ -268,7 +276,7 @@ fn min_batch_holds_a_partial_batch_until_it_has_enough() {
     let (args, _) = run_tuned(
         (0..6).inspect(|&i| {
             if i == 3 {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(300));
             }
         }),
         Scale::new(10).max_wait(Duration::from_millis(1)),
@@ -301,6 +309,21 @@ fn replicas_run_batches_at_once_and_results_stay_in_input_order() {
     }
     assert_eq!(summary.inference[0].replicas, 3);
     assert_eq!(summary.inference[0].batches, 12);
+}
+
+#[test]
+fn the_next_batches_are_prepared_while_the_model_runs() {
+    let mut model = Scale::new(4);
+    model.slow = Some((-1, Duration::from_millis(20)));
+    let (args, _) = run_tuned(0..40, model.max_batch(4));
+    // Batch k holds inputs 4k..4k+3; when it starts, inputs of later batches are prepared
+    // already (on the source's thread), not one batch at a time after the model is done.
+    let at_start = args.model.inner().prepared_at_start.lock().unwrap().clone();
+    assert_eq!(at_start.len(), 10);
+    assert!(
+        at_start[1..9].iter().enumerate().all(|(k, &n)| n >= 4 * (k + 3)),
+        "prepared inputs when each batch started: {at_start:?}"
+    );
 }
 
 #[test]
