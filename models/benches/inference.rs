@@ -15,7 +15,8 @@
 //! dominates, as a served one does). Both variants' outputs are checked equal before timing.
 //!
 //! `cargo bench -p tandem-models --bench inference` (`TANDEM_BENCH_RUNS` rounds, default 10;
-//! `TANDEM_BENCH_DEVICE=gpu|cpu|auto`, default cpu). `cargo test --benches` runs a quick check.
+//! `TANDEM_BENCH_MODEL_BATCH` the model's batch size, default 32; `TANDEM_BENCH_DEVICE=gpu|cpu|auto`,
+//! default cpu). `cargo test --benches` runs a quick check.
 
 #[path = "../../benches/common/mod.rs"]
 mod common;
@@ -213,7 +214,10 @@ fn main() {
     };
     let (device, device_name) = tandem_models::device::select(choice).expect("a device");
     let dir = tempfile::tempdir().unwrap();
-    let batch = 32;
+    let batch: usize = std::env::var("TANDEM_BENCH_MODEL_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(32);
     let cases: [(&str, Net, usize); 2] = [
         ("tiny", Net::Tiny(TinyMlp::new(&device)), 200_000),
         ("mlp", Net::Mlp(Mlp::new(&device)), 4_096),
