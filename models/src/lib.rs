@@ -6,4 +6,5 @@
 //! issue; [`tiny`] is the small deterministic model the inference tests run.
 
 pub mod device;
+pub mod fetch;
 pub mod tiny;
