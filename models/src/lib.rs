@@ -7,4 +7,5 @@
 
 pub mod device;
 pub mod fetch;
+pub mod minilm;
 pub mod tiny;

