@@ -6,6 +6,7 @@
 //! issue; [`tiny`] is the small deterministic model the inference tests run.
 
 pub mod device;
+pub mod efficientnet;
 pub mod fetch;
 pub mod minilm;
 pub mod tiny;
