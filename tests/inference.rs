@@ -321,7 +321,10 @@ fn the_next_batches_are_prepared_while_the_model_runs() {
     let at_start = args.model.inner().prepared_at_start.lock().unwrap().clone();
     assert_eq!(at_start.len(), 10);
     assert!(
-        at_start[1..9].iter().enumerate().all(|(k, &n)| n >= 4 * (k + 3)),
+        at_start[1..9]
+            .iter()
+            .enumerate()
+            .all(|(k, &n)| n >= 4 * (k + 3)),
         "prepared inputs when each batch started: {at_start:?}"
     );
 }
