@@ -2,11 +2,15 @@
 //!
 //! Burn 0.22 keeps the backend in a runtime `Device`: [`device::select`] turns the pipeline's
 //! `--device auto|gpu|cpu` into one (wgpu on a GPU, or the flex CPU backend), and models carry no
-//! backend type. The pretrained models (MTCNN, EfficientNet-Lite, MiniLM) arrive with the models
-//! issue; [`tiny`] is the small deterministic model the inference tests run.
+//! backend type. Pretrained weights come through pip ([`fetch`]); the models, each matched to an
+//! independent NumPy reference on real inputs: [`minilm`] (sentence embeddings),
+//! [`efficientnet`] (ImageNet classifiers Lite0/Lite2) and the three [`mtcnn`] face-detection
+//! networks (the cascade around them is still to come). [`tiny`] is the small deterministic model
+//! the inference tests run.
 
 pub mod device;
 pub mod efficientnet;
 pub mod fetch;
 pub mod minilm;
+pub mod mtcnn;
 pub mod tiny;
