@@ -4,13 +4,14 @@
 //! `--device auto|gpu|cpu` into one (wgpu on a GPU, or the flex CPU backend), and models carry no
 //! backend type. Pretrained weights come through pip ([`fetch`]); the models, each matched to an
 //! independent NumPy reference on real inputs: [`minilm`] (sentence embeddings),
-//! [`efficientnet`] (ImageNet classifiers Lite0/Lite2) and the three [`mtcnn`] face-detection
-//! networks (the cascade around them is still to come). [`tiny`] is the small deterministic model
-//! the inference tests run.
+//! [`efficientnet`] (ImageNet classifiers Lite0/Lite2), the three [`mtcnn`] face-detection
+//! networks and the detection cascade around them ([`mtcnn_cascade`]). [`tiny`] is the small
+//! deterministic model the inference tests run.
 
 pub mod device;
 pub mod efficientnet;
 pub mod fetch;
 pub mod minilm;
 pub mod mtcnn;
+pub mod mtcnn_cascade;
 pub mod tiny;

@@ -18,7 +18,8 @@
 //!
 //! Outputs match an independent NumPy port of the three forward passes on crops of a real photo
 //! within 1e-4 relative (`models/tests/mtcnn.rs`, reference from `models/tests/reference/mtcnn.py`).
-//! The detection cascade (image pyramid, NMS, box calibration) is not ported yet.
+//! The detection cascade around them (image pyramid, NMS, box calibration, landmarks) is in
+//! [`crate::mtcnn_cascade`].
 
 use std::path::Path;
 
