@@ -1,0 +1,92 @@
+//! Throughput of each pretrained model on the CPU (flex), single-threaded caller, at batch 1 and
+//! 16: items per second through the handler's `prepare` (tokenizing, decoding and resizing an
+//! image) and `infer` (the forward pass and reading the outputs back), the figures in the
+//! README's model table.
+//!
+//! `cargo bench -p tandem-models --bench models` (fetches the weights and photos on first use).
+//! Each figure runs batches for at least `TANDEM_BENCH_SECONDS` (default 5) after one warm-up
+//! batch.
+
+use std::time::{Duration, Instant};
+
+use tandem::inference::{DeviceChoice, ModelHandler};
+use tandem_models::efficientnet::EfficientNetLite;
+use tandem_models::fetch::PHOTOS;
+use tandem_models::minilm::MiniLm;
+use tandem_models::mtcnn_cascade::Mtcnn;
+
+fn throughput<H: ModelHandler>(
+    handler: &H,
+    inputs: &[H::Input],
+    batch: usize,
+    run: Duration,
+) -> f64 {
+    let mut model = handler
+        .load(DeviceChoice::Cpu)
+        .expect("the model loads")
+        .model;
+    let mut next = 0;
+    let mut one_batch = |model: &mut H::Model| {
+        let prepared: Vec<H::Prepared> = (0..batch)
+            .map(|_| {
+                let input = &inputs[next % inputs.len()];
+                next += 1;
+                handler.prepare(input).expect("prepares")
+            })
+            .collect();
+        let out = handler.infer(model, prepared).expect("runs");
+        assert_eq!(out.len(), batch);
+    };
+    one_batch(&mut model);
+    let start = Instant::now();
+    let mut items = 0;
+    while start.elapsed() < run || items < 3 * batch {
+        one_batch(&mut model);
+        items += batch;
+    }
+    items as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let seconds: f64 = std::env::var("TANDEM_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 5.0 } else { 0.0 });
+    let run = Duration::from_secs_f64(seconds);
+    let sentences: Vec<String> = [
+        "A man is eating food.",
+        "A man is riding a white horse on an enclosed ground.",
+        "The new movie is awesome, everyone should see it.",
+        "Two people are walking their dog along a beach at sunset while the tide comes in.",
+        "Espresso is brewed by forcing hot water through finely ground coffee.",
+        "The committee postponed the vote until the next quarterly meeting.",
+        "A cat sleeps.",
+        "Rust's ownership rules let the compiler check memory safety without a garbage collector.",
+    ]
+    .map(String::from)
+    .to_vec();
+    let photos: Vec<std::path::PathBuf> = PHOTOS
+        .iter()
+        .map(|p| p.path().expect("the sample photos can be fetched"))
+        .collect();
+    println!("model, batch: items/second on the CPU (flex), {seconds} s per figure");
+    for batch in [1, 16] {
+        let m = throughput(&MiniLm::new(batch), &sentences, batch, run);
+        println!("all-MiniLM-L6-v2, batch {batch}: {m:.1} sentences/s");
+    }
+    for (name, handler) in [
+        ("EfficientNet-Lite0", EfficientNetLite::lite0()),
+        ("EfficientNet-Lite2", EfficientNetLite::lite2()),
+    ] {
+        for batch in [1, 16] {
+            let handler = handler.clone().max_batch(batch);
+            let m = throughput(&handler, &photos, batch, run);
+            println!("{name}, batch {batch}: {m:.1} images/s");
+        }
+    }
+    for batch in [1, 16] {
+        let m = throughput(&Mtcnn::new().max_batch(batch), &photos, batch, run);
+        println!("MTCNN cascade, batch {batch}: {m:.1} images/s");
+    }
+}
