@@ -257,8 +257,8 @@ fn wgpu_on_the_software_adapter_matches_the_reference() {
         Ok(_) => check_against_reference(
             Mtcnn::new().allow_software_gpu(),
             DeviceChoice::Gpu,
-            10.0,
-            1e-2,
+            1.0,
+            1e-3,
         ),
         Err(error) => {
             assert!(
