@@ -28,15 +28,9 @@ pub fn select_with(choice: DeviceChoice, software_gpu: bool) -> Result<(Device, 
     }
 }
 
-/// The software adapter, opened once.
+/// The software adapter (opened once, by [`wgpu_software`]).
 fn software() -> Result<(Device, String), String> {
-    static SOFTWARE: OnceLock<Result<(Device, String), String>> = OnceLock::new();
-    SOFTWARE
-        .get_or_init(|| {
-            wgpu_software()
-                .map(|device| (device, "gpu (wgpu software adapter: lavapipe)".to_owned()))
-        })
-        .clone()
+    wgpu_software().map(|device| (device, "gpu (wgpu software adapter: lavapipe)".to_owned()))
 }
 
 fn cpu() -> (Device, String) {
@@ -84,8 +78,16 @@ fn probe_gpu() -> Result<(Device, String), String> {
 
 /// wgpu on a software adapter (Mesa's lavapipe): ~20x slower than flex, but it runs the wgpu
 /// code path on machines without a GPU, so tests can check it there. Not chosen by `select`.
+///
+/// Opened once per process: Burn registers a wgpu runtime once per kind of device, so a second
+/// `init` (another test, another replica) would fail with "Service already initialized".
 pub fn wgpu_software() -> Result<Device, String> {
-    std::panic::catch_unwind(|| Device::wgpu_options().device_kind(DeviceKind::Cpu).init())
-        .map_err(|_| "the Vulkan driver panicked while opening the software adapter".to_owned())?
-        .map_err(|e| format!("wgpu could not open a software adapter (install Mesa's Vulkan driver, `mesa-vulkan-drivers`): {e}"))
+    static SOFTWARE: OnceLock<Result<Device, String>> = OnceLock::new();
+    SOFTWARE
+        .get_or_init(|| {
+            std::panic::catch_unwind(|| Device::wgpu_options().device_kind(DeviceKind::Cpu).init())
+                .map_err(|_| "the Vulkan driver panicked while opening the software adapter".to_owned())?
+                .map_err(|e| format!("wgpu could not open a software adapter (install Mesa's Vulkan driver, `mesa-vulkan-drivers`): {e}"))
+        })
+        .clone()
 }
