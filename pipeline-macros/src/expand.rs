@@ -216,10 +216,18 @@ impl VisitMut for MoveClosures {
     }
 }
 
-fn stage_arg(graph: &Graph, id: usize) -> Option<Expr> {
-    let mut arg = graph.stages[id].call.args.first()?.clone();
-    MoveClosures.visit_expr_mut(&mut arg);
-    Some(arg)
+/// The stage's arguments, comma-separated, closures made `move`; `None` without arguments.
+fn stage_args(graph: &Graph, id: usize) -> Option<TokenStream> {
+    let args = &graph.stages[id].call.args;
+    if args.is_empty() {
+        return None;
+    }
+    let args = args.iter().map(|arg| {
+        let mut arg = arg.clone();
+        MoveClosures.visit_expr_mut(&mut arg);
+        arg
+    });
+    Some(quote!(#(#args),*))
 }
 
 /// Step 1 for one stage: its typed constructor, spanned at the stage.
@@ -230,7 +238,7 @@ fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
     let check = Ident::new(stage.op.check, span);
     let op = format_ident!("__op{}", id, span = span);
     let out = format_ident!("__m{}", id, span = span);
-    let arg = stage_arg(graph, id);
+    let arg = stage_args(graph, id);
     let input = stage.inputs.first().map(|i| marker_at(graph, i.from, span));
     match stage.op.role {
         Role::Source => {

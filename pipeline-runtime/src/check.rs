@@ -8,7 +8,8 @@ use std::marker::PhantomData;
 
 use crate::io::{Sink, Source};
 use crate::ops::{
-    Batch, ChannelOut, Discard, Filter, FlatMap, Inspect, KeyBy, Map, Partition, Receiver, TryMap,
+    Batch, ChannelOut, CombineOp, Discard, Filter, FlatMap, Inspect, KeyBy, Map, Partition,
+    Receiver, TryMap, WindowOp,
 };
 use crate::partition::Partitioner;
 
@@ -98,6 +99,41 @@ pub trait KeyFn<T>: FnMut(&T) -> <Self as KeyFn<T>>::Key + Send {
 impl<T, K, F: FnMut(&T) -> K + Send> KeyFn<T> for F {
     type Key = K;
 }
+
+/// A function usable as `window`'s time function.
+#[diagnostic::on_unimplemented(
+    message = "`window` receives `{T}`, but this is not a function of `&{T}` returning its event time",
+    label = "expected a closure `|x: &{T}| x.time`",
+    note = "the time is milliseconds (`i64`/`u64`), a `Duration` since your epoch or a `SystemTime`"
+)]
+pub trait TimeFn<T>: Fn(&T) -> <Self as TimeFn<T>>::Time + Send {
+    type Time: crate::window::EventTime;
+}
+impl<T, U: crate::window::EventTime, F: Fn(&T) -> U + Send> TimeFn<T> for F {
+    type Time = U;
+}
+
+/// `combine_per_key` folds the windows that `window` made.
+#[diagnostic::on_unimplemented(
+    message = "`combine_per_key` needs a windowed stream, but this stream carries `{Self}`",
+    label = "not windowed",
+    note = "put `window(Fixed::minutes(5), |x| x.time)` (or `Sliding::new(..)`) in front of `combine_per_key`"
+)]
+pub trait WindowedElement {
+    type Value;
+}
+impl<T> WindowedElement for crate::window::Windowed<T> {
+    type Value = T;
+}
+
+/// A key usable in `combine_per_key`: results come out in key order within a window.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot key `combine_per_key`: it must be `Ord + Clone`",
+    label = "this key function returns `{Self}`",
+    note = "return a key that is `Ord + Clone` (a string, an integer, a tuple of them, an enum deriving `Ord`)"
+)]
+pub trait CombineKey: Ord + Clone {}
+impl<K: Ord + Clone> CombineKey for K {}
 
 /// Every input of a `merge` must carry the type of its first input.
 #[diagnostic::on_unimplemented(
@@ -246,6 +282,45 @@ pub fn merge_input<T, U: SameElementAs<T>>(
 /// Checks a stream consumed several times; returns how its elements are copied.
 pub fn fan_out<T: FanOutElement>(_: &Stream<T>) -> impl Fn(&T) -> T + Copy + Send {
     T::clone
+}
+
+#[allow(clippy::type_complexity)]
+pub fn window<T, W: crate::window::WindowFn<T>, F: TimeFn<T>>(
+    _: &Stream<T>,
+    id: u32,
+    spec: W,
+    time: F,
+) -> (
+    WindowOp<impl crate::window::WindowFn<T>, impl TimeFn<T>, T, ()>,
+    Stream<crate::window::Windowed<T>>,
+) {
+    (WindowOp::new(id, spec, time), Stream::new())
+}
+
+#[allow(clippy::type_complexity)]
+pub fn combine_per_key<W, F, C>(
+    _: &Stream<W>,
+    id: u32,
+    key: F,
+    combiner: C,
+) -> (
+    CombineOp<
+        impl KeyFn<W::Value, Key = F::Key>,
+        impl crate::window::Combiner<W::Value, Acc = C::Acc, Out = C::Out>,
+        W::Value,
+        F::Key,
+        C::Acc,
+        (),
+    >,
+    Stream<crate::window::Combined<F::Key, C::Out>>,
+)
+where
+    W: WindowedElement,
+    F: KeyFn<W::Value>,
+    F::Key: CombineKey,
+    C: crate::window::Combiner<W::Value>,
+{
+    (CombineOp::new(id, key, combiner), Stream::new())
 }
 
 /// A model handler whose input is the stream's element type.

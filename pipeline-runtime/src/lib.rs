@@ -18,6 +18,7 @@ pub mod partition;
 pub mod push;
 mod serve;
 pub mod summary;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use exec::{Pipeline, RunConfig};
@@ -36,6 +37,10 @@ pub mod prelude {
     };
     pub use crate::io::{Collector, Csv, JsonLines, Memory};
     pub use crate::partition::{split_by, split_random};
+    pub use crate::window::{
+        Combined, Combiner, Count, Ctr, CtrStats, Fixed, Max, Mean, Min, Sliding, Sum, TopK,
+        Window, Windowed,
+    };
     pub use crate::{Error, Result, Summary};
 }
 

@@ -22,8 +22,9 @@ pub struct StageSummary {
     pub output: u64,
     pub filtered: u64,
     pub dead: u64,
-    /// Elements it made beyond one per input: `flat_map` outputs and fan-out copies, minus
-    /// inputs a `flat_map` turned into nothing.
+    /// Elements it made beyond one per input: `flat_map` outputs, copies into several sliding
+    /// windows and fan-out copies, minus inputs a `flat_map` turned into nothing; for
+    /// `combine_per_key`, its results minus the inputs folded into them.
     pub created: i64,
 }
 
@@ -106,13 +107,17 @@ impl Summary {
             let remaining = input.saturating_sub(filtered + dead);
             let ports: Vec<u64> = match info.kind {
                 StageKind::Partition => s.ports.iter().map(load).collect(),
-                StageKind::FlatMap => vec![load(&s.produced)],
+                StageKind::FlatMap | StageKind::Window | StageKind::Combine => {
+                    vec![load(&s.produced)]
+                }
                 StageKind::Drop => vec![0],
                 _ => vec![remaining],
             };
             let output: u64 = ports.iter().sum();
             let created = match info.kind {
-                StageKind::FlatMap => output as i64 - remaining as i64,
+                StageKind::FlatMap | StageKind::Window | StageKind::Combine => {
+                    output as i64 - remaining as i64
+                }
                 _ => 0,
             } + load(&s.copies) as i64;
             port_out[id] = ports;

@@ -2,6 +2,7 @@
 //! takes, the runtime constructor that type-checks it and the `StageKind` it reports as. The
 //! phases read these specs; none of them matches on operator names.
 
+mod combine_per_key;
 mod drop;
 mod filter;
 mod flat_map;
@@ -13,6 +14,7 @@ mod partition;
 mod read;
 mod run_inference;
 mod try_map;
+mod window;
 mod write;
 
 /// Where an operator may stand in a chain.
@@ -56,6 +58,8 @@ pub const ALL: &[&OpSpec] = &[
     &key_by::SPEC,
     &partition::SPEC,
     &run_inference::SPEC,
+    &window::SPEC,
+    &combine_per_key::SPEC,
     &write::SPEC,
     &drop::SPEC,
 ];

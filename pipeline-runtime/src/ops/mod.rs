@@ -3,6 +3,7 @@
 //! of its segment once that exists.
 
 mod channel;
+mod combine;
 mod drop;
 mod filter;
 mod flat_map;
@@ -15,8 +16,10 @@ mod partition;
 mod sink;
 mod tee;
 mod try_map;
+mod window;
 
 pub use channel::{channel, Batch, ChannelOut, Receiver};
+pub use combine::CombineOp;
 pub use drop::Discard;
 pub use filter::Filter;
 pub use flat_map::FlatMap;
@@ -29,6 +32,7 @@ pub use partition::{Arms, Partition};
 pub use sink::SinkOp;
 pub use tee::{Consumers, Tee};
 pub use try_map::TryMap;
+pub use window::WindowOp;
 
 /// Flush and finish for a stage that only counts its input and forwards.
 macro_rules! forward_flush {

@@ -1,0 +1,161 @@
+use std::collections::BTreeMap;
+
+use crate::check::KeyFn;
+use crate::exec::Shared;
+use crate::panic::guard;
+use crate::push::{Flow, Pos, Push, StageCell};
+use crate::window::{Combined, Combiner, Window, Windowed};
+
+/// One window's accumulators, by key, each with the position of the last element added (where a
+/// failure downstream of the result points).
+type Panes<K, A> = BTreeMap<K, (A, Pos)>;
+
+/// `combine_per_key(key, combiner)` on a windowed stream: folds each window's elements per key
+/// and emits one [`Combined`] per window and key once the watermark passes the window's end
+/// (windows in order of end, keys in order), and every window still open at the end of input.
+pub struct CombineOp<F, C, I, K, A, N> {
+    cell: StageCell,
+    key: F,
+    combiner: C,
+    /// Open windows by (end, start), so the ones to emit come first.
+    open: BTreeMap<(i64, i64), Panes<K, A>>,
+    /// Windows ending at or before this have been emitted.
+    watermark: i64,
+    produced: u64,
+    next: N,
+    _input: std::marker::PhantomData<fn(I)>,
+}
+
+impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
+    #[doc(hidden)]
+    pub fn new(id: u32, key: F, combiner: C) -> Self {
+        Self {
+            cell: StageCell::new(id),
+            key,
+            combiner,
+            open: BTreeMap::new(),
+            watermark: i64::MIN,
+            produced: 0,
+            next: (),
+            _input: std::marker::PhantomData,
+        }
+    }
+
+    /// Links this stage to the rest of its segment.
+    pub fn then<N>(self, next: N) -> CombineOp<F, C, I, K, A, N> {
+        CombineOp {
+            cell: self.cell,
+            key: self.key,
+            combiner: self.combiner,
+            open: self.open,
+            watermark: self.watermark,
+            produced: self.produced,
+            next,
+            _input: self._input,
+        }
+    }
+}
+
+impl<T, F, C, N> CombineOp<F, C, T, F::Key, C::Acc, N>
+where
+    F: KeyFn<T>,
+    F::Key: Ord + Clone,
+    C: Combiner<T>,
+    N: Push<Combined<F::Key, C::Out>>,
+{
+    fn publish(&mut self, cx: &Shared) {
+        self.cell.publish(cx);
+        if self.produced != 0 {
+            cx.stats.add_produced(self.cell.id, self.produced);
+            self.produced = 0;
+        }
+    }
+
+    /// Emits every open window ending at or before `upto`.
+    fn emit_until(&mut self, upto: i64, cx: &Shared) {
+        while let Some(entry) = self.open.first_entry() {
+            if entry.key().0 > upto {
+                break;
+            }
+            let ((end, start), panes) = entry.remove_entry();
+            let window = Window { start, end };
+            for (key, (acc, pos)) in panes {
+                let combiner = &self.combiner;
+                match guard(|| combiner.extract(acc)) {
+                    Ok(value) => {
+                        self.produced += 1;
+                        self.next.push(Combined { window, key, value }, pos, cx);
+                    }
+                    Err(panic) => self.cell.dead(cx, pos, panic),
+                }
+            }
+        }
+    }
+}
+
+impl<T, F, C, N> Push<Windowed<T>> for CombineOp<F, C, T, F::Key, C::Acc, N>
+where
+    F: KeyFn<T>,
+    F::Key: Ord + Clone,
+    C: Combiner<T>,
+    N: Push<Combined<F::Key, C::Out>>,
+{
+    fn push(&mut self, item: Windowed<T>, pos: Pos, cx: &Shared) {
+        let Windowed {
+            window,
+            value,
+            watermark,
+            ..
+        } = item;
+        if window.end <= self.watermark {
+            // Only when streams with different watermarks were merged after `window`.
+            return self.cell.dead(
+                cx,
+                pos,
+                format!(
+                    "too late: its window {window} was already emitted (the watermark had reached {} ms)",
+                    self.watermark
+                ),
+            );
+        }
+        let Self {
+            key,
+            combiner,
+            open,
+            ..
+        } = self;
+        let added = guard(|| {
+            let k = key(&value);
+            let panes = open.entry((window.end, window.start)).or_default();
+            match panes.get_mut(&k) {
+                Some((acc, last)) => {
+                    combiner.add(acc, value);
+                    *last = pos;
+                }
+                None => {
+                    let mut acc = combiner.create();
+                    combiner.add(&mut acc, value);
+                    panes.insert(k, (acc, pos));
+                }
+            }
+        });
+        if let Err(panic) = added {
+            self.cell.dead(cx, pos, panic);
+        }
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.emit_until(watermark, cx);
+        }
+    }
+
+    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
+        self.publish(cx);
+        self.next.flush(cx, partial)
+    }
+
+    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+        self.emit_until(i64::MAX, cx);
+        self.publish(cx);
+        self.next.finish(cx)
+    }
+}

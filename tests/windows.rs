@@ -1,0 +1,250 @@
+//! `window` and `combine_per_key`: event-time windows, the watermark and its allowed lateness,
+//! the built-in combiners and a user combiner, each in a real pipeline whose counts add up.
+
+use std::time::Duration;
+
+use tandem::prelude::*;
+
+fn run_checked<P: Pipeline>(args: &P::Args) -> Summary {
+    let summary = tandem::exec::run_pipeline::<P>(args, &RunConfig::default()).unwrap();
+    assert!(
+        summary.totals().balanced(),
+        "counts do not add up:\n{summary}"
+    );
+    summary
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Click {
+    time: u64,
+    arm: &'static str,
+    clicked: bool,
+    cost: f64,
+}
+
+fn click(time: u64, arm: &'static str, clicked: bool) -> Click {
+    Click {
+        time,
+        arm,
+        clicked,
+        cost: time as f64 / 1000.0,
+    }
+}
+
+struct Args<K, V> {
+    input: Vec<Click>,
+    out: Collector<Combined<K, V>>,
+}
+
+impl<K, V> Args<K, V> {
+    fn new(input: Vec<Click>) -> Self {
+        Self {
+            input,
+            out: Collector::new(),
+        }
+    }
+}
+
+pipeline! {
+    CtrPerMinute(args: Args<&'static str, CtrStats>) {
+        read(Memory::new(args.input.clone()))
+            -> window(Fixed::minutes(1).allowed_lateness(Duration::from_secs(10)), |c: &Click| c.time)
+            -> combine_per_key(|c: &Click| c.arm, Ctr::of(|c: &Click| c.clicked))
+            -> write(args.out.clone());
+    }
+}
+
+const MIN: u64 = 60_000;
+
+#[test]
+fn fixed_windows_emit_one_result_per_window_and_key_in_order() {
+    let input = vec![
+        click(1_000, "b", true),
+        click(2_000, "a", false),
+        click(30_000, "a", true),
+        click(MIN + 5, "a", true),
+        click(MIN + 6, "b", false),
+        click(3 * MIN, "a", false),
+    ];
+    let args = Args::new(input);
+    let summary = run_checked::<CtrPerMinute>(&args);
+    let got: Vec<_> = args
+        .out
+        .take()
+        .into_iter()
+        .map(|c| (c.window.start, c.key, c.value.impressions, c.value.clicks))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, "a", 2, 1),
+            (0, "b", 1, 1),
+            (MIN as i64, "a", 1, 1),
+            (MIN as i64, "b", 1, 0),
+            (3 * MIN as i64, "a", 1, 0),
+        ]
+    );
+    let combine = summary.stage(2);
+    assert_eq!((combine.input, combine.output), (6, 5));
+}
+
+#[test]
+fn the_ctr_interval_is_wilsons() {
+    let mut input: Vec<Click> = (0..100).map(|i| click(i, "a", i % 10 == 0)).collect();
+    input.push(click(10, "b", false));
+    let args = Args::new(input);
+    run_checked::<CtrPerMinute>(&args);
+    let out = args.out.take();
+    let a = out[0].value;
+    assert_eq!((a.impressions, a.clicks, a.rate), (100, 10, 0.1));
+    // Wilson 95% for 10/100: [0.0552, 0.1744].
+    assert!(
+        (a.low - 0.05523).abs() < 1e-4 && (a.high - 0.17437).abs() < 1e-4,
+        "{a:?}"
+    );
+    let b = out[1].value;
+    assert_eq!((b.impressions, b.clicks, b.rate, b.low), (1, 0, 0.0, 0.0));
+    assert!((b.high - 0.7935).abs() < 1e-3, "{b:?}");
+}
+
+#[test]
+fn elements_within_the_lateness_count_and_later_ones_are_dead_letters() {
+    let input = vec![
+        click(50_000, "a", false),
+        click(MIN + 5_000, "a", false), // watermark: MIN - 5s; window [0, MIN) still open
+        click(55_000, "a", true),       // 10s late, within the lateness: counted
+        click(MIN + 20_000, "a", false), // watermark: MIN + 10s; [0, MIN) closes
+        click(59_000, "a", true),       // its window is closed: dead letter
+    ];
+    let args = Args::new(input);
+    let config = RunConfig {
+        dead_letters: DeadLetterTarget::Memory,
+        ..RunConfig::default()
+    };
+    let summary = tandem::exec::run_pipeline::<CtrPerMinute>(&args, &config).unwrap();
+    assert!(summary.totals().balanced(), "{summary}");
+    let got: Vec<_> = args
+        .out
+        .take()
+        .into_iter()
+        .map(|c| (c.window.start, c.value.impressions, c.value.clicks))
+        .collect();
+    assert_eq!(got, vec![(0, 2, 1), (MIN as i64, 2, 0)]);
+    assert_eq!(summary.dead_letters.len(), 1);
+    let dead = &summary.dead_letters[0];
+    assert_eq!(dead.position, 5);
+    assert!(dead.error.starts_with("too late"), "{}", dead.error);
+    assert!(dead.error.contains("[0, 60000) ms"), "{}", dead.error);
+}
+
+pipeline! {
+    SlidingSums(args: Args<&'static str, f64>) {
+        read(Memory::new(args.input.clone()))
+            -> window(Sliding::new(Duration::from_secs(30), Duration::from_secs(10)), |c: &Click| Duration::from_millis(c.time))
+            -> combine_per_key(|c: &Click| c.arm, Sum::of(|c: &Click| c.cost))
+            -> write(args.out.clone());
+    }
+}
+
+#[test]
+fn sliding_windows_copy_each_element_into_each_of_its_windows() {
+    let args = Args::new(vec![click(25_000, "a", false), click(31_000, "a", false)]);
+    let summary = run_checked::<SlidingSums>(&args);
+    let got: Vec<_> = args
+        .out
+        .take()
+        .into_iter()
+        .map(|c| (c.window.start / 1000, c.window.end / 1000, c.value))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, 30, 25.0),
+            (10, 40, 56.0),
+            (20, 50, 56.0),
+            (30, 60, 31.0)
+        ]
+    );
+    let window = summary.stage(1);
+    assert_eq!((window.input, window.output, window.created), (2, 6, 4));
+}
+
+/// A user combiner: the distinct arms seen, in order.
+struct Arms;
+
+impl Combiner<Click> for Arms {
+    type Acc = std::collections::BTreeSet<&'static str>;
+    type Out = Vec<&'static str>;
+    fn create(&self) -> Self::Acc {
+        Default::default()
+    }
+    fn add(&self, acc: &mut Self::Acc, item: Click) {
+        acc.insert(item.arm);
+    }
+    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
+        acc.extend(other);
+    }
+    fn extract(&self, acc: Self::Acc) -> Vec<&'static str> {
+        acc.into_iter().collect()
+    }
+}
+
+pipeline! {
+    UserCombiner(args: Args<bool, Vec<&'static str>>) {
+        read(Memory::new(args.input.clone()))
+            -> window(Fixed::seconds(10), |c: &Click| c.time)
+            -> combine_per_key(|c: &Click| c.clicked, Arms)
+            -> write(args.out.clone());
+    }
+}
+
+#[test]
+fn user_combiners_plug_in() {
+    let args = Args::new(vec![
+        click(1, "b", true),
+        click(2, "a", true),
+        click(3, "c", false),
+        click(4, "a", true),
+    ]);
+    run_checked::<UserCombiner>(&args);
+    let got: Vec<_> = args
+        .out
+        .take()
+        .into_iter()
+        .map(|c| (c.key, c.value))
+        .collect();
+    assert_eq!(got, vec![(false, vec!["c"]), (true, vec!["a", "b"])]);
+}
+
+pipeline! {
+    Panicky(args: Args<&'static str, u64>) {
+        read(Memory::new(args.input.clone()))
+            -> window(Fixed::seconds(10), |c: &Click| if c.time == 13 { panic!("no clock") } else { c.time })
+            -> combine_per_key(|c: &Click| if c.time == 14 { panic!("no key") } else { c.arm }, Count)
+            -> write(args.out.clone());
+    }
+}
+
+#[test]
+fn a_panicking_time_or_key_function_dead_letters_only_its_element() {
+    let args = Args::new((10..16).map(|t| click(t, "a", false)).collect());
+    let config = RunConfig {
+        dead_letters: DeadLetterTarget::Memory,
+        ..RunConfig::default()
+    };
+    let summary = tandem::exec::run_pipeline::<Panicky>(&args, &config).unwrap();
+    assert!(summary.totals().balanced(), "{summary}");
+    let got: Vec<_> = args.out.take().into_iter().map(|c| c.value).collect();
+    assert_eq!(got, vec![4]);
+    let mut errors: Vec<_> = summary
+        .dead_letters
+        .iter()
+        .map(|d| (d.position, d.error.clone()))
+        .collect();
+    errors.sort();
+    assert_eq!(errors.len(), 2);
+    assert!(
+        errors[0].1.contains("no clock") && errors[1].1.contains("no key"),
+        "{errors:?}"
+    );
+}
