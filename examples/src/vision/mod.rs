@@ -1,0 +1,1 @@
+//! Helpers shared by the vision examples: image folders, drawing faces, label captions.
