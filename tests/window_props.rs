@@ -61,7 +61,11 @@ fn check_merge<T: Clone, C: Combiner<T>>(c: &C, a: &[T], b: &[T], d: &[T]) -> [C
     let mut right_outer = fold(c, a);
     c.merge(&mut right_outer, right);
     let all: Vec<T> = a.iter().chain(b).chain(d).cloned().collect();
-    [c.extract(left), c.extract(right_outer), c.extract(fold(c, &all))]
+    [
+        c.extract(left),
+        c.extract(right_outer),
+        c.extract(fold(c, &all)),
+    ]
 }
 
 // Integer-valued floats, so sums are exact whatever the order.

@@ -121,12 +121,18 @@ where
             None => {}
         }
         init_logging(std.quiet);
-        match run_pipeline::<P>(&args, &std.config()) {
+        let config = std.config();
+        watch_signals(P::NAME, &config.stop);
+        match run_pipeline::<P>(&args, &config) {
             Ok(summary) => {
                 if !std.quiet {
                     eprint!("{summary}");
                 }
-                ExitCode::SUCCESS
+                match summary.stopped_by {
+                    // The shell's convention: 128 + the signal's number (130, 143).
+                    Some(signal) => ExitCode::from(128u8.saturating_add(signal as u8)),
+                    None => ExitCode::SUCCESS,
+                }
             }
             Err(error) => {
                 eprintln!("error: {error}");
@@ -135,6 +141,38 @@ where
         }
     }
 }
+
+/// SIGINT or SIGTERM: stop reading and finish what is in flight; a second one: exit at once
+/// (removing the temporary files of unfinished outputs, so the outputs are untouched).
+#[cfg(unix)]
+fn watch_signals(name: &'static str, stop: &crate::exec::StopSignal) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::warn!("signals will stop the run at once: cannot watch them ({error})");
+            return;
+        }
+    };
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let what = crate::summary::signal_name(signal);
+            if stop.requested().is_some() {
+                crate::io::remove_partial_outputs();
+                eprintln!("{name}: {what} again: exiting now; outputs not written");
+                std::process::exit(128 + signal);
+            }
+            eprintln!(
+                "{name}: {what}: stopping: finishing what was read (send it again to exit at once)"
+            );
+            stop.stop(signal);
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn watch_signals(_: &'static str, _: &crate::exec::StopSignal) {}
 
 fn init_logging(quiet: bool) {
     let default = if quiet { "error" } else { "info" };

@@ -37,6 +37,47 @@ pub struct RunConfig {
     pub device: crate::inference::DeviceChoice,
     /// Serve Prometheus text metrics on this address while the pipeline runs (`GET /metrics`).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Asks the run to stop reading and finish what is in flight (a pipeline binary triggers it
+    /// on SIGINT/SIGTERM).
+    pub stop: StopSignal,
+}
+
+/// A request to stop a run gracefully: sources stop reading at their next chunk, everything
+/// already read is processed, sinks finish and commit, and the summary is made. It remembers
+/// the signal number that asked for it, if any (the exit code is 128 + that number).
+#[derive(Clone, Debug)]
+pub struct StopSignal(std::sync::Arc<std::sync::atomic::AtomicI32>);
+
+impl StopSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop; `signal` is the signal number that asked (0 for none). The first
+    /// request wins.
+    pub fn stop(&self, signal: i32) {
+        let _ = self
+            .0
+            .compare_exchange(NOT_STOPPED, signal, Relaxed, Relaxed);
+    }
+
+    /// The signal number that asked the run to stop, if it was asked (0 when no signal did).
+    pub fn requested(&self) -> Option<i32> {
+        match self.0.load(Relaxed) {
+            NOT_STOPPED => None,
+            signal => Some(signal),
+        }
+    }
+}
+
+const NOT_STOPPED: i32 = -1;
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicI32::new(
+            NOT_STOPPED,
+        )))
+    }
 }
 
 impl Default for RunConfig {
@@ -51,6 +92,7 @@ impl Default for RunConfig {
             progress: false,
             device: crate::inference::DeviceChoice::default(),
             metrics_addr: None,
+            stop: StopSignal::default(),
         }
     }
 }
@@ -118,6 +160,7 @@ pub struct Shared {
     dead: Mutex<DeadLetterOut>,
     fail_fast: bool,
     abort: AtomicBool,
+    stop: StopSignal,
     logged_dead: AtomicU64,
     failure: Mutex<Option<Error>>,
     commits: Mutex<Vec<Box<dyn Commit>>>,
@@ -152,6 +195,7 @@ impl Shared {
             dead: Mutex::new(DeadLetterOut::new(&config.dead_letters)),
             fail_fast: config.fail_fast,
             abort: AtomicBool::new(false),
+            stop: config.stop.clone(),
             logged_dead: AtomicU64::new(0),
             failure: Mutex::new(None),
             commits: Mutex::new(Vec::new()),
@@ -206,6 +250,11 @@ impl Shared {
 
     pub(crate) fn aborted(&self) -> bool {
         self.abort.load(Relaxed)
+    }
+
+    /// Whether sources should stop reading: the run failed or was asked to stop.
+    fn stop_reading(&self) -> bool {
+        self.aborted() || self.stop.requested().is_some()
     }
 
     /// The figures of every `run_inference` stage so far, in stage order.
@@ -408,7 +457,7 @@ fn run_source<S: Source, C: Push<S::Item>>(
     const LINGER: Duration = Duration::from_millis(50);
     let mut last_partial = Instant::now();
     loop {
-        if cx.aborted() {
+        if cx.stop_reading() {
             break;
         }
         let mut read = 0u64;
@@ -587,6 +636,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
         dead_letter_file,
     );
     summary.inference = shared.inference_metrics();
+    summary.stopped_by = config.stop.requested();
     Ok(summary)
 }
 

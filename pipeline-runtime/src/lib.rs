@@ -21,7 +21,7 @@ pub mod summary;
 pub mod window;
 
 pub use error::{Error, Result};
-pub use exec::{Pipeline, RunConfig};
+pub use exec::{Pipeline, RunConfig, StopSignal};
 pub use graph::{Graph, StageInfo, StageKind};
 pub use push::Pos;
 pub use summary::Summary;
@@ -30,7 +30,7 @@ pub use summary::Summary;
 pub mod prelude {
     pub use crate::cli::PipelineMain;
     pub use crate::deadletter::{DeadLetter, DeadLetterTarget};
-    pub use crate::exec::{Pipeline, RunConfig};
+    pub use crate::exec::{Pipeline, RunConfig, StopSignal};
     pub use crate::hash::StableKey;
     pub use crate::inference::{
         keyed, Batching, DeviceChoice, HandlerExt, Loaded, ModelHandler, PredictionResult,

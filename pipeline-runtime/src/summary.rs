@@ -40,6 +40,9 @@ pub struct Summary {
     pub dead_letter_file: Option<PathBuf>,
     /// What each `run_inference` stage did.
     pub inference: Vec<crate::inference::InferenceMetrics>,
+    /// The run was asked to stop before its input ended (by this signal number; 0 for none):
+    /// the counts cover what was read until then.
+    pub stopped_by: Option<i32>,
 }
 
 /// The run's totals. `read + created == written + filtered + dead + dropped` when nothing was lost.
@@ -142,6 +145,7 @@ impl Summary {
             dead_letters,
             dead_letter_file,
             inference: Vec::new(),
+            stopped_by: None,
         }
     }
 
@@ -196,7 +200,16 @@ impl fmt::Display for Summary {
             .map(|s| s.label.chars().count().min(48))
             .max()
             .unwrap_or(5);
-        writeln!(f, "{} finished in {:.2?}", self.pipeline, self.elapsed)?;
+        match self.stopped_by {
+            None => writeln!(f, "{} finished in {:.2?}", self.pipeline, self.elapsed)?,
+            Some(signal) => writeln!(
+                f,
+                "{} stopped by {} after {:.2?}: reading stopped, everything read was processed",
+                self.pipeline,
+                signal_name(signal),
+                self.elapsed
+            )?,
+        }
         writeln!(
             f,
             "  {:>3}  {:<width$}  {:>12}  {:>12}  {:>10}  {:>10}",
@@ -265,5 +278,15 @@ impl fmt::Display for Summary {
             writeln!(f, "  dead letters written to {}", path.display())?;
         }
         Ok(())
+    }
+}
+
+/// `SIGINT` for 2, `SIGTERM` for 15, ...
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        0 => "a stop request".to_owned(),
+        2 => "SIGINT".to_owned(),
+        15 => "SIGTERM".to_owned(),
+        n => format!("signal {n}"),
     }
 }

@@ -9,10 +9,45 @@ pub trait Commit: Send {
     fn commit(self: Box<Self>) -> crate::Result<()>;
 }
 
+/// The temporary files of outputs not committed yet, so that a process exiting at once (a second
+/// SIGINT) can remove them: destructors do not run on `exit`.
+static PARTIALS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the temporary files of every output not committed yet (their targets are untouched).
+pub fn remove_partial_outputs() {
+    let partials = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
+    for path in partials.iter() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A temporary file's entry in [`PARTIALS`], removed when dropped.
+struct Partial(PathBuf);
+
+impl Partial {
+    fn new(path: &Path) -> Self {
+        PARTIALS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.to_owned());
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let mut partials = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = partials.iter().position(|p| *p == self.0) {
+            partials.swap_remove(at);
+        }
+    }
+}
+
 /// A file written under a temporary name beside its target and renamed into place on commit.
 pub(crate) struct AtomicFile {
     target: PathBuf,
     writer: Option<BufWriter<NamedTempFile>>,
+    partial: Option<Partial>,
 }
 
 impl AtomicFile {
@@ -38,6 +73,7 @@ impl AtomicFile {
             })?;
         Ok(Self {
             target: target.to_owned(),
+            partial: Some(Partial::new(temp.path())),
             writer: Some(BufWriter::with_capacity(256 * 1024, temp)),
         })
     }
@@ -63,6 +99,7 @@ impl AtomicFile {
         Ok(Some(Box::new(Rename {
             temp: temp.into_temp_path(),
             target: self.target.clone(),
+            _partial: self.partial.take(),
         })))
     }
 }
@@ -70,6 +107,7 @@ impl AtomicFile {
 struct Rename {
     temp: TempPath,
     target: PathBuf,
+    _partial: Option<Partial>,
 }
 
 impl Commit for Rename {

@@ -13,7 +13,7 @@ mod memory;
 use std::path::Path;
 
 pub use self::csv::{Csv, CsvReader, CsvWriter};
-pub use self::file::Commit;
+pub use self::file::{remove_partial_outputs, Commit};
 pub use self::jsonl::{JsonLines, JsonLinesReader, JsonLinesWriter};
 pub use self::lines::DEFAULT_MAX_LINE_BYTES;
 pub use self::memory::{Collector, Memory, MemorySource};
