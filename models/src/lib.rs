@@ -14,4 +14,5 @@ pub mod fetch;
 pub mod minilm;
 pub mod mtcnn;
 pub mod mtcnn_cascade;
+pub mod mtcnn_stages;
 pub mod tiny;

@@ -25,6 +25,11 @@
 //! lies entirely outside the image is dropped (upstream drops the crop but keeps the box, which
 //! misaligns boxes and network outputs).
 //!
+//! Each step is a public function ([`pyramid`], [`pnet_cells`], [`pnet_merge`], [`pnet_refine`],
+//! [`crops`], [`rnet_score`], [`rnet_refine`], [`onet_score`], [`onet_faces`]):
+//! [`Detector::detect`] chains them for one image, and [`crate::mtcnn_stages`] runs them as three
+//! pipeline stages, one model handler per network.
+//!
 //! The box arithmetic is in f64, the networks and resizing in f32. Matched against an
 //! independent NumPy port (`models/tests/reference/mtcnn_cascade.py`) on real photos:
 //! `models/tests/mtcnn_cascade.rs`.
@@ -70,15 +75,16 @@ impl Default for Settings {
     }
 }
 
-/// An RGB image as three planes of f32 in 0..=255.
-struct Planes {
+/// An RGB image as three planes of f32 in 0..=255: what the pyramid and the crops are cut from.
+#[derive(Clone, Debug)]
+pub struct Planes {
     data: Vec<f32>,
     w: usize,
     h: usize,
 }
 
 impl Planes {
-    fn new(image: &image::RgbImage) -> Self {
+    pub fn new(image: &image::RgbImage) -> Self {
         let (w, h) = (image.width() as usize, image.height() as usize);
         let mut data = vec![0f32; 3 * w * h];
         for (i, pixel) in image.pixels().enumerate() {
@@ -87,6 +93,14 @@ impl Planes {
             }
         }
         Self { data, w, h }
+    }
+
+    pub fn width(&self) -> usize {
+        self.w
+    }
+
+    pub fn height(&self) -> usize {
+        self.h
     }
 
     /// The region rows `y0..y1`, columns `x0..x1`, resized to `oh x ow` in torch's `area` mode
@@ -137,12 +151,14 @@ pub struct Stages {
     pub faces: usize,
 }
 
-/// A candidate box: corners, probability and the network's regression.
-#[derive(Clone, Copy, Debug)]
-struct Candidate {
-    b: [f64; 4],
-    score: f64,
-    reg: [f64; 4],
+/// A candidate box between the cascade's steps: corners, the probability the last network gave
+/// it and that network's box regression (not yet applied).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Candidate {
+    /// `[x1, y1, x2, y2]` in pixels of the image.
+    pub b: [f64; 4],
+    pub score: f64,
+    pub reg: [f64; 4],
 }
 
 /// Indices in decreasing score, stable.
@@ -251,16 +267,7 @@ impl Detector {
 
     /// The pyramid's scales for an image `h x w`.
     pub fn scales(&self, h: usize, w: usize) -> Vec<f64> {
-        let m = 12.0 / self.settings.min_face_size;
-        let mut minl = h.min(w) as f64 * m;
-        let mut scale = m;
-        let mut scales = Vec::new();
-        while minl >= 12.0 {
-            scales.push(scale);
-            scale *= self.settings.factor;
-            minl *= self.settings.factor;
-        }
-        scales
+        scales(&self.settings, h, w)
     }
 
     /// The faces in an RGB image, by decreasing probability.
@@ -272,181 +279,303 @@ impl Detector {
     pub fn detect_counted(&self, image: &image::RgbImage) -> Result<(Vec<Face>, Stages), String> {
         let mut stages = Stages::default();
         let img = Planes::new(image);
-        let (h, w) = (img.h, img.w);
         let [t1, t2, t3] = self.settings.thresholds;
 
         // Stage 1: P-Net over the pyramid.
-        let mut boxes = Vec::new();
-        let scales = self.scales(h, w);
+        let scales = self.scales(img.h, img.w);
         stages.scales = scales.len();
-        for scale in scales {
-            let (sh, sw) = (
-                (h as f64 * scale + 1.0) as usize,
-                (w as f64 * scale + 1.0) as usize,
-            );
-            let mut data = Vec::with_capacity(3 * sh * sw);
-            img.area_resize_into((0, h), (0, w), sh, sw, &mut data);
-            let x = Tensor::<4>::from_data(TensorData::new(data, [1, 3, sh, sw]), &self.device);
-            let out = self.pnet.forward(x);
-            let [_, _, oh, ow] = out.probs.dims();
-            let probs = read(out.probs, "P-Net probabilities")?;
-            let reg = read(out.boxes, "P-Net boxes")?;
-            let plane = oh * ow;
-            let mut found = Vec::new();
-            for y in 0..oh {
-                for x in 0..ow {
-                    let k = y * ow + x;
-                    let p = f64::from(probs[plane + k]);
-                    if p >= t1 {
-                        let (bx, by) = (x as f64, y as f64);
-                        found.push(Candidate {
-                            b: [
-                                ((2.0 * bx + 1.0) / scale).floor(),
-                                ((2.0 * by + 1.0) / scale).floor(),
-                                ((2.0 * bx + 12.0) / scale).floor(),
-                                ((2.0 * by + 12.0) / scale).floor(),
-                            ],
-                            score: p,
-                            reg: std::array::from_fn(|c| f64::from(reg[c * plane + k])),
-                        });
-                    }
-                }
-            }
-            boxes.extend(nms(&found, 0.5));
-        }
+        let cells = pnet_cells(&self.pnet, &self.device, pyramid(&img, &scales), t1)?;
+        let boxes = pnet_merge(cells);
         stages.pnet = boxes.len();
-        let boxes = nms(&boxes, 0.7);
+        let boxes = pnet_refine(boxes);
         stages.pnet_nms = boxes.len();
-        let boxes: Vec<Candidate> = boxes
-            .into_iter()
-            .map(|c| {
-                let (rw, rh) = (c.b[2] - c.b[0], c.b[3] - c.b[1]);
-                let b = [
-                    c.b[0] + c.reg[0] * rw,
-                    c.b[1] + c.reg[1] * rh,
-                    c.b[2] + c.reg[2] * rw,
-                    c.b[3] + c.reg[3] * rh,
-                ];
-                Candidate { b: rerec(b), ..c }
-            })
-            .collect();
         if boxes.is_empty() {
             return Ok((Vec::new(), stages));
         }
 
         // Stage 2: R-Net on 24x24 crops.
-        let (boxes, data) = self.crops(&img, boxes, RNET_SIZE);
+        let (boxes, data) = crops(&img, boxes, RNET_SIZE);
         if boxes.is_empty() {
             return Ok((Vec::new(), stages));
         }
-        let n = boxes.len();
-        let x = Tensor::<4>::from_data(
-            TensorData::new(data, [n, 3, RNET_SIZE, RNET_SIZE]),
-            &self.device,
-        );
-        let out = self.rnet.forward(x);
-        let probs = read(out.probs, "R-Net probabilities")?;
-        let reg = read(out.boxes, "R-Net boxes")?;
-        let passed: Vec<Candidate> = boxes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| f64::from(probs[2 * i + 1]) > t2)
-            .map(|(i, c)| Candidate {
-                b: c.b,
-                score: f64::from(probs[2 * i + 1]),
-                reg: std::array::from_fn(|k| f64::from(reg[4 * i + k])),
-            })
-            .collect();
-        let boxes: Vec<Candidate> = nms(&passed, 0.7)
-            .into_iter()
-            .map(|c| Candidate {
-                b: rerec(bbreg(c.b, c.reg)),
-                ..c
-            })
-            .collect();
+        let boxes = rnet_refine(rnet_score(&self.rnet, &self.device, boxes, data)?, t2);
         stages.rnet = boxes.len();
         if boxes.is_empty() {
             return Ok((Vec::new(), stages));
         }
 
         // Stage 3: O-Net on 48x48 crops.
-        let (boxes, data) = self.crops(&img, boxes, ONET_SIZE);
+        let (boxes, data) = crops(&img, boxes, ONET_SIZE);
         if boxes.is_empty() {
             return Ok((Vec::new(), stages));
         }
-        let n = boxes.len();
-        let x = Tensor::<4>::from_data(
-            TensorData::new(data, [n, 3, ONET_SIZE, ONET_SIZE]),
-            &self.device,
-        );
-        let out = self.onet.forward(x);
-        let probs = read(out.probs, "O-Net probabilities")?;
-        let reg = read(out.boxes, "O-Net boxes")?;
-        let marks = read(out.landmarks, "O-Net landmarks")?;
-        let mut passed = Vec::new();
-        let mut landmarks = Vec::new();
-        for (i, c) in boxes.iter().enumerate() {
-            let p = f64::from(probs[2 * i + 1]);
-            if p <= t3 {
-                continue;
-            }
-            let b = c.b;
-            let (bw, bh) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
-            let l = &marks[10 * i..10 * i + 10];
-            landmarks.push(std::array::from_fn::<[f64; 2], 5, _>(|k| {
-                [
-                    bw * f64::from(l[k]) + b[0] - 1.0,
-                    bh * f64::from(l[5 + k]) + b[1] - 1.0,
-                ]
-            }));
-            let r = std::array::from_fn(|k| f64::from(reg[4 * i + k]));
-            passed.push(Candidate {
-                b: bbreg(b, r),
-                score: p,
-                reg: r,
-            });
-        }
-        stages.onet = passed.len();
-        let faces: Vec<Face> = nms_min(&passed, 0.7)
-            .into_iter()
-            .map(|i| Face {
-                bbox: passed[i].b.map(|v| v as f32),
-                probability: passed[i].score as f32,
-                landmarks: landmarks[i].map(|p| p.map(|v| v as f32)),
-            })
-            .collect();
+        let (faces, passed) = onet_faces(onet_score(&self.onet, &self.device, boxes, data)?, t3);
+        stages.onet = passed;
         stages.faces = faces.len();
         Ok((faces, stages))
     }
+}
 
-    /// Upstream's `pad` and crop: each box truncated to integers and clamped into the image,
-    /// rows `y - 1 .. ey`, columns `x - 1 .. ex` area-resized to `size x size` and normalised.
-    /// Returns the boxes that have a crop (see the module's note) and the crops, channels first.
-    fn crops(
-        &self,
-        img: &Planes,
-        boxes: Vec<Candidate>,
-        size: usize,
-    ) -> (Vec<Candidate>, Vec<f32>) {
-        let mut data = Vec::with_capacity(boxes.len() * 3 * size * size);
-        let mut kept = Vec::with_capacity(boxes.len());
-        let (w, h) = (img.w as i64, img.h as i64);
-        for c in boxes {
-            let [x, y, ex, ey] = c.b.map(|v| v.trunc() as i64);
-            let (x, y, ex, ey) = (x.max(1), y.max(1), ex.min(w), ey.min(h));
-            if ey > y - 1 && ex > x - 1 {
-                img.area_resize_into(
-                    ((y - 1) as usize, ey as usize),
-                    ((x - 1) as usize, ex as usize),
-                    size,
-                    size,
-                    &mut data,
-                );
-                kept.push(c);
+// The cascade's steps, one function each: [`Detector::detect_counted`] chains them, and
+// `crate::mtcnn_stages` runs them as separate pipeline stages (a model handler per network, the
+// box arithmetic between them as plain functions).
+
+/// The pyramid's scales for an image `h x w`: `12 / min_size * factor^k` while the shorter side
+/// times the scale is at least 12.
+pub fn scales(settings: &Settings, h: usize, w: usize) -> Vec<f64> {
+    let m = 12.0 / settings.min_face_size;
+    let mut minl = h.min(w) as f64 * m;
+    let mut scale = m;
+    let mut scales = Vec::new();
+    while minl >= 12.0 {
+        scales.push(scale);
+        scale *= settings.factor;
+        minl *= settings.factor;
+    }
+    scales
+}
+
+/// One level of the pyramid: the image area-resized to `h x w` (its `scale`), normalised,
+/// channels first.
+#[derive(Clone, Debug)]
+pub struct Level {
+    pub scale: f64,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<f32>,
+}
+
+/// Step 1a (CPU): the image resized to each scale, as upstream: `(int(h * s + 1), int(w * s + 1))`.
+pub fn pyramid(img: &Planes, scales: &[f64]) -> Vec<Level> {
+    let (h, w) = (img.h, img.w);
+    scales
+        .iter()
+        .map(|&scale| {
+            let (sh, sw) = (
+                (h as f64 * scale + 1.0) as usize,
+                (w as f64 * scale + 1.0) as usize,
+            );
+            let mut data = Vec::with_capacity(3 * sh * sw);
+            img.area_resize_into((0, h), (0, w), sh, sw, &mut data);
+            Level {
+                scale,
+                h: sh,
+                w: sw,
+                data,
+            }
+        })
+        .collect()
+}
+
+/// Step 1b (P-Net): per level, the cells whose face probability is at least `threshold`, as
+/// boxes in image pixels with P-Net's probability and regression (upstream's
+/// `generateBoundingBox`).
+pub fn pnet_cells(
+    pnet: &PNet,
+    device: &Device,
+    levels: Vec<Level>,
+    threshold: f64,
+) -> Result<Vec<Vec<Candidate>>, String> {
+    let mut cells = Vec::with_capacity(levels.len());
+    for Level {
+        scale,
+        h: sh,
+        w: sw,
+        data,
+    } in levels
+    {
+        let x = Tensor::<4>::from_data(TensorData::new(data, [1, 3, sh, sw]), device);
+        let out = pnet.forward(x);
+        let [_, _, oh, ow] = out.probs.dims();
+        let probs = read(out.probs, "P-Net probabilities")?;
+        let reg = read(out.boxes, "P-Net boxes")?;
+        let plane = oh * ow;
+        let mut found = Vec::new();
+        for y in 0..oh {
+            for x in 0..ow {
+                let k = y * ow + x;
+                let p = f64::from(probs[plane + k]);
+                if p >= threshold {
+                    let (bx, by) = (x as f64, y as f64);
+                    found.push(Candidate {
+                        b: [
+                            ((2.0 * bx + 1.0) / scale).floor(),
+                            ((2.0 * by + 1.0) / scale).floor(),
+                            ((2.0 * bx + 12.0) / scale).floor(),
+                            ((2.0 * by + 12.0) / scale).floor(),
+                        ],
+                        score: p,
+                        reg: std::array::from_fn(|c| f64::from(reg[c * plane + k])),
+                    });
+                }
             }
         }
-        (kept, data)
+        cells.push(found);
     }
+    Ok(cells)
+}
+
+/// Step 1c: NMS 0.5 within each level, then the boxes of all levels together.
+pub fn pnet_merge(cells: Vec<Vec<Candidate>>) -> Vec<Candidate> {
+    cells.iter().flat_map(|found| nms(found, 0.5)).collect()
+}
+
+/// Step 1d: NMS 0.7 over all levels, P-Net's regression (scaled by `x2 - x1`, no +1), squared
+/// around the centre (`rerec`).
+pub fn pnet_refine(boxes: Vec<Candidate>) -> Vec<Candidate> {
+    nms(&boxes, 0.7)
+        .into_iter()
+        .map(|c| {
+            let (rw, rh) = (c.b[2] - c.b[0], c.b[3] - c.b[1]);
+            let b = [
+                c.b[0] + c.reg[0] * rw,
+                c.b[1] + c.reg[1] * rh,
+                c.b[2] + c.reg[2] * rw,
+                c.b[3] + c.reg[3] * rh,
+            ];
+            Candidate { b: rerec(b), ..c }
+        })
+        .collect()
+}
+
+/// Steps 2a and 3a (CPU), upstream's `pad` and crop: each box truncated to integers and clamped
+/// into the image, rows `y - 1 .. ey`, columns `x - 1 .. ex` area-resized to `size x size` and
+/// normalised. Returns the boxes that have a crop (see the module's note) and the crops, channels
+/// first, one after the other.
+pub fn crops(img: &Planes, boxes: Vec<Candidate>, size: usize) -> (Vec<Candidate>, Vec<f32>) {
+    let mut data = Vec::with_capacity(boxes.len() * 3 * size * size);
+    let mut kept = Vec::with_capacity(boxes.len());
+    let (w, h) = (img.w as i64, img.h as i64);
+    for c in boxes {
+        let [x, y, ex, ey] = c.b.map(|v| v.trunc() as i64);
+        let (x, y, ex, ey) = (x.max(1), y.max(1), ex.min(w), ey.min(h));
+        if ey > y - 1 && ex > x - 1 {
+            img.area_resize_into(
+                ((y - 1) as usize, ey as usize),
+                ((x - 1) as usize, ex as usize),
+                size,
+                size,
+                &mut data,
+            );
+            kept.push(c);
+        }
+    }
+    (kept, data)
+}
+
+/// Step 2b (R-Net) on the 24x24 `crops` of `boxes` (from [`crops`], possibly of several images
+/// one after the other): each box with R-Net's face probability as its score and R-Net's
+/// regression.
+pub fn rnet_score(
+    rnet: &RNet,
+    device: &Device,
+    boxes: Vec<Candidate>,
+    crops: Vec<f32>,
+) -> Result<Vec<Candidate>, String> {
+    let n = boxes.len();
+    if n == 0 {
+        return Ok(boxes);
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(crops, [n, 3, RNET_SIZE, RNET_SIZE]), device);
+    let out = rnet.forward(x);
+    let probs = read(out.probs, "R-Net probabilities")?;
+    let reg = read(out.boxes, "R-Net boxes")?;
+    Ok(boxes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Candidate {
+            b: c.b,
+            score: f64::from(probs[2 * i + 1]),
+            reg: std::array::from_fn(|k| f64::from(reg[4 * i + k])),
+        })
+        .collect())
+}
+
+/// Step 2c: the boxes R-Net gives a probability above `threshold`, NMS 0.7, R-Net's regression
+/// (`bbreg`), squared (`rerec`).
+pub fn rnet_refine(scored: Vec<Candidate>, threshold: f64) -> Vec<Candidate> {
+    let passed: Vec<Candidate> = scored.into_iter().filter(|c| c.score > threshold).collect();
+    nms(&passed, 0.7)
+        .into_iter()
+        .map(|c| Candidate {
+            b: rerec(bbreg(c.b, c.reg)),
+            ..c
+        })
+        .collect()
+}
+
+/// A box with what O-Net says about it: its probability and regression (in the candidate) and
+/// the five landmarks relative to the box (x1..x5 then y1..y5).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Marked {
+    pub candidate: Candidate,
+    pub landmarks: [f64; 10],
+}
+
+/// Step 3b (O-Net) on the 48x48 `crops` of `boxes` (from [`crops`], possibly of several images).
+pub fn onet_score(
+    onet: &ONet,
+    device: &Device,
+    boxes: Vec<Candidate>,
+    crops: Vec<f32>,
+) -> Result<Vec<Marked>, String> {
+    let n = boxes.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(crops, [n, 3, ONET_SIZE, ONET_SIZE]), device);
+    let out = onet.forward(x);
+    let probs = read(out.probs, "O-Net probabilities")?;
+    let reg = read(out.boxes, "O-Net boxes")?;
+    let marks = read(out.landmarks, "O-Net landmarks")?;
+    Ok(boxes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Marked {
+            candidate: Candidate {
+                b: c.b,
+                score: f64::from(probs[2 * i + 1]),
+                reg: std::array::from_fn(|k| f64::from(reg[4 * i + k])),
+            },
+            landmarks: std::array::from_fn(|k| f64::from(marks[10 * i + k])),
+        })
+        .collect())
+}
+
+/// Step 3c: the boxes O-Net gives a probability above `threshold`; their landmarks in image
+/// pixels (from the box before the regression: `w * l + x1 - 1`); O-Net's regression (`bbreg`);
+/// a last NMS 0.7 against the smaller box ('Min'). Returns the faces, by decreasing probability,
+/// and how many boxes passed the threshold.
+pub fn onet_faces(scored: Vec<Marked>, threshold: f64) -> (Vec<Face>, usize) {
+    let mut passed = Vec::new();
+    let mut landmarks = Vec::new();
+    for Marked {
+        candidate: c,
+        landmarks: l,
+    } in scored
+    {
+        if c.score <= threshold {
+            continue;
+        }
+        let b = c.b;
+        let (bw, bh) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
+        landmarks.push(std::array::from_fn::<[f64; 2], 5, _>(|k| {
+            [bw * l[k] + b[0] - 1.0, bh * l[5 + k] + b[1] - 1.0]
+        }));
+        passed.push(Candidate {
+            b: bbreg(b, c.reg),
+            ..c
+        });
+    }
+    let faces = nms_min(&passed, 0.7)
+        .into_iter()
+        .map(|i| Face {
+            bbox: passed[i].b.map(|v| v as f32),
+            probability: passed[i].score as f32,
+            landmarks: landmarks[i].map(|p| p.map(|v| v as f32)),
+        })
+        .collect();
+    (faces, passed.len())
 }
 
 /// Decodes an image (PNG or JPEG) into 8-bit RGB (grayscale replicated, alpha dropped).

@@ -619,14 +619,6 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
         // Uncommitted temporary outputs are removed when their handles drop.
         return Err(error);
     }
-    for commit in shared
-        .commits
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain(..)
-    {
-        commit.commit()?;
-    }
     let mut summary = Summary::collect(
         P::NAME,
         graph,
@@ -637,6 +629,21 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
     );
     summary.inference = shared.inference_metrics();
     summary.stopped_by = config.stop.requested();
+    // Every run proves that nothing was lost before its outputs become visible: a run whose
+    // counts do not add up is a bug in tandem, and its outputs are not trusted.
+    if !summary.totals().balanced() {
+        return Err(Error::Internal(format!(
+            "the counts do not add up, so the outputs were not written (please report this bug):\n{summary}"
+        )));
+    }
+    for commit in shared
+        .commits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        commit.commit()?;
+    }
     Ok(summary)
 }
 

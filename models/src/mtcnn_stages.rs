@@ -1,0 +1,328 @@
+//! The MTCNN cascade as three pipeline stages: one [`ModelHandler`] per network, and the box
+//! arithmetic between them as plain functions, so that a `pipeline!` shows (and type-checks)
+//! every step:
+//!
+//! ```text
+//! Frame -> run_inference(PNetStage) -> map(proposals)
+//!       -> run_inference(RNetStage) -> map(refine)
+//!       -> run_inference(ONetStage) -> map(faces) -> Detected
+//! ```
+//!
+//! Each stage runs the same step functions as [`Detector::detect`](crate::mtcnn_cascade::Detector)
+//! (see [`crate::mtcnn_cascade`]), so the faces are the same (`models/tests/mtcnn_stages.rs`).
+//! What staging changes is how the work is spread: each network has its own replica thread, so
+//! P-Net can search the next image's pyramid while R-Net and O-Net look at the previous one's
+//! candidates; the pyramid and the crops are cut in `prepare`, on the thread in front of the
+//! network; and R-Net and O-Net run the crops of all the images of a batch as one tensor.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use tandem_runtime::inference::{Batching, DeviceChoice, Loaded, ModelHandler, PredictionResult};
+
+use crate::mtcnn::{ONet, PNet, RNet, ONET_SIZE, RNET_SIZE};
+use crate::mtcnn_cascade::{
+    crops, decode, onet_faces, onet_score, pnet_cells, pnet_merge, pnet_refine, pyramid,
+    rnet_refine, rnet_score, scales, Candidate, Face, Level, Marked, Planes, Settings,
+};
+
+/// An image on its way through the stages: decoded once, shared (cloning is cheap).
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub path: PathBuf,
+    pub image: Arc<image::RgbImage>,
+    pub planes: Arc<Planes>,
+}
+
+impl Frame {
+    pub fn new(path: PathBuf, image: image::RgbImage) -> Self {
+        let planes = Arc::new(Planes::new(&image));
+        Self {
+            path,
+            image: Arc::new(image),
+            planes,
+        }
+    }
+
+    /// Reads and decodes an image file (PNG or JPEG; grayscale and alpha converted to RGB).
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read the image `{}`: {e}", path.display()))?;
+        let image = decode(&bytes).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        Ok(Self::new(path.to_owned(), image))
+    }
+}
+
+/// Candidate boxes in one frame, between two stages.
+#[derive(Clone, Debug)]
+pub struct Proposals {
+    pub frame: Frame,
+    pub boxes: Vec<Candidate>,
+}
+
+/// The faces found in one frame, by decreasing probability.
+#[derive(Clone, Debug)]
+pub struct Detected {
+    pub frame: Frame,
+    pub faces: Vec<Face>,
+}
+
+/// P-Net's cells per pyramid level (probability at least the first threshold), for one frame.
+pub type PyramidCells = Vec<Vec<Candidate>>;
+
+/// After P-Net: NMS per level and over all levels, P-Net's regression, squared boxes.
+pub fn proposals(p: PredictionResult<Frame, PyramidCells>) -> Proposals {
+    Proposals {
+        frame: p.example,
+        boxes: pnet_refine(pnet_merge(p.inference)),
+    }
+}
+
+/// After R-Net: its threshold (the second of `settings`), NMS, R-Net's regression, squared boxes.
+pub fn refine(p: PredictionResult<Proposals, Vec<Candidate>>, settings: &Settings) -> Proposals {
+    Proposals {
+        frame: p.example.frame,
+        boxes: rnet_refine(p.inference, settings.thresholds[1]),
+    }
+}
+
+/// After O-Net: its threshold (the third of `settings`), landmarks, O-Net's regression, the last
+/// NMS.
+pub fn faces(p: PredictionResult<Proposals, Vec<Marked>>, settings: &Settings) -> Detected {
+    Detected {
+        frame: p.example.frame,
+        faces: onet_faces(p.inference, settings.thresholds[2]).0,
+    }
+}
+
+fn stage_id(name: &str, sha256: &str) -> String {
+    format!("mtcnn-{name}-{}", &sha256[..8])
+}
+
+/// `run_inference(PNetStage::new(settings))`: a [`Frame`] in, P-Net's cells over its pyramid
+/// out (see [`proposals`] for what comes next). The pyramid is cut in `prepare`; a batch runs
+/// its frames one after the other (their pyramids differ in size).
+#[derive(Clone, Debug)]
+pub struct PNetStage {
+    pub settings: Settings,
+    pub batching: Batching,
+    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
+    pub software_gpu: bool,
+}
+
+impl PNetStage {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            batching: Batching {
+                max_batch: 2,
+                ..Batching::default()
+            },
+            software_gpu: false,
+        }
+    }
+
+    /// See [`PNetStage::software_gpu`].
+    pub fn allow_software_gpu(mut self) -> Self {
+        self.software_gpu = true;
+        self
+    }
+}
+
+impl ModelHandler for PNetStage {
+    type Input = Frame;
+    type Prepared = Vec<Level>;
+    type Inference = PyramidCells;
+    type Model = (PNet, Device);
+
+    fn name(&self) -> String {
+        "mtcnn-pnet".into()
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
+        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
+        let pnet = PNet::pretrained(&device)?;
+        let id = stage_id("pnet", crate::fetch::PNET.sha256);
+        Ok(Loaded::new((pnet, device), device_name, id))
+    }
+
+    fn prepare(&self, frame: &Frame) -> Result<Self::Prepared, String> {
+        let planes = &frame.planes;
+        let scales = scales(&self.settings, planes.height(), planes.width());
+        Ok(pyramid(planes, &scales))
+    }
+
+    fn infer(
+        &self,
+        (pnet, device): &mut Self::Model,
+        batch: Vec<Self::Prepared>,
+    ) -> Result<Vec<Self::Inference>, String> {
+        let threshold = self.settings.thresholds[0];
+        batch
+            .into_iter()
+            .map(|levels| pnet_cells(pnet, device, levels, threshold))
+            .collect()
+    }
+}
+
+/// The boxes of one [`Proposals`] that have a crop, and their crops.
+pub type Cropped = (Vec<Candidate>, Vec<f32>);
+
+/// Runs one network over the crops of a whole batch as one tensor and hands each input its part.
+fn score_batch<T>(
+    batch: Vec<Cropped>,
+    score: impl FnOnce(Vec<Candidate>, Vec<f32>) -> Result<Vec<T>, String>,
+) -> Result<Vec<Vec<T>>, String> {
+    let counts: Vec<usize> = batch.iter().map(|(boxes, _)| boxes.len()).collect();
+    let (mut boxes, mut data) = (Vec::new(), Vec::new());
+    for (b, d) in batch {
+        boxes.extend(b);
+        data.extend(d);
+    }
+    let mut scored = score(boxes, data)?.into_iter();
+    Ok(counts
+        .into_iter()
+        .map(|n| scored.by_ref().take(n).collect())
+        .collect())
+}
+
+/// `run_inference(RNetStage::new())`: [`Proposals`] in, each box that has a crop with R-Net's
+/// probability and regression out (see [`refine`] for what comes next). The 24x24 crops are cut
+/// in `prepare`; a batch's crops run as one tensor.
+#[derive(Clone, Debug)]
+pub struct RNetStage {
+    pub batching: Batching,
+    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
+    pub software_gpu: bool,
+}
+
+impl Default for RNetStage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RNetStage {
+    pub fn new() -> Self {
+        Self {
+            batching: Batching {
+                max_batch: 4,
+                ..Batching::default()
+            },
+            software_gpu: false,
+        }
+    }
+
+    /// See [`RNetStage::software_gpu`].
+    pub fn allow_software_gpu(mut self) -> Self {
+        self.software_gpu = true;
+        self
+    }
+}
+
+impl ModelHandler for RNetStage {
+    type Input = Proposals;
+    type Prepared = Cropped;
+    type Inference = Vec<Candidate>;
+    type Model = (RNet, Device);
+
+    fn name(&self) -> String {
+        "mtcnn-rnet".into()
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
+        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
+        let rnet = RNet::pretrained(&device)?;
+        let id = stage_id("rnet", crate::fetch::RNET.sha256);
+        Ok(Loaded::new((rnet, device), device_name, id))
+    }
+
+    fn prepare(&self, p: &Proposals) -> Result<Self::Prepared, String> {
+        Ok(crops(&p.frame.planes, p.boxes.clone(), RNET_SIZE))
+    }
+
+    fn infer(
+        &self,
+        (rnet, device): &mut Self::Model,
+        batch: Vec<Self::Prepared>,
+    ) -> Result<Vec<Self::Inference>, String> {
+        score_batch(batch, |boxes, data| rnet_score(rnet, device, boxes, data))
+    }
+}
+
+/// `run_inference(ONetStage::new())`: [`Proposals`] in, each box that has a crop with O-Net's
+/// probability, regression and landmarks out (see [`faces`] for what comes next). The 48x48
+/// crops are cut in `prepare`; a batch's crops run as one tensor.
+#[derive(Clone, Debug)]
+pub struct ONetStage {
+    pub batching: Batching,
+    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
+    pub software_gpu: bool,
+}
+
+impl Default for ONetStage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ONetStage {
+    pub fn new() -> Self {
+        Self {
+            batching: Batching {
+                max_batch: 4,
+                ..Batching::default()
+            },
+            software_gpu: false,
+        }
+    }
+
+    /// See [`ONetStage::software_gpu`].
+    pub fn allow_software_gpu(mut self) -> Self {
+        self.software_gpu = true;
+        self
+    }
+}
+
+impl ModelHandler for ONetStage {
+    type Input = Proposals;
+    type Prepared = Cropped;
+    type Inference = Vec<Marked>;
+    type Model = (ONet, Device);
+
+    fn name(&self) -> String {
+        "mtcnn-onet".into()
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
+        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
+        let onet = ONet::pretrained(&device)?;
+        let id = stage_id("onet", crate::fetch::ONET.sha256);
+        Ok(Loaded::new((onet, device), device_name, id))
+    }
+
+    fn prepare(&self, p: &Proposals) -> Result<Self::Prepared, String> {
+        Ok(crops(&p.frame.planes, p.boxes.clone(), ONET_SIZE))
+    }
+
+    fn infer(
+        &self,
+        (onet, device): &mut Self::Model,
+        batch: Vec<Self::Prepared>,
+    ) -> Result<Vec<Self::Inference>, String> {
+        score_batch(batch, |boxes, data| onet_score(onet, device, boxes, data))
+    }
+}
