@@ -232,10 +232,22 @@ impl EfficientNet {
 
     /// Loads the upstream `.pth` (legacy torch format) into the architecture of `variant`.
     pub fn load(variant: Variant, path: &Path, device: &Device) -> Result<Self, String> {
+        if !path.is_file() {
+            return Err(format!(
+                "the {} weights file `{}` does not exist: give the path of a PyTorch state dict of {}, or leave the weights unset to use the pretrained ones (fetched by `cargo run -p tandem-models --bin fetch-models`)",
+                variant.name(),
+                path.display(),
+                variant.name()
+            ));
+        }
         let mut model = Self::new(variant, device);
         // `_blocks.3._bn1.weight` -> `blocks.3.bn1.gamma` (the adapter renames weight/bias of
         // batch norms and transposes the linear weight).
-        let mut store = PytorchStore::from_file(path).with_key_remapping(r"(^|\.)_", "$1");
+        // Partial loading lets a file of another model through to the check below, which
+        // names what is missing in one paragraph (Burn's own error is a table).
+        let mut store = PytorchStore::from_file(path)
+            .with_key_remapping(r"(^|\.)_", "$1")
+            .allow_partial(true);
         let result = model.load_from(&mut store).map_err(|e| {
             format!(
                 "cannot load the {} weights from `{}`: {e}",
@@ -249,13 +261,22 @@ impl EfficientNet {
             .filter(|k| !k.ends_with("num_batches_tracked"))
             .collect();
         if !result.errors.is_empty() || !result.missing.is_empty() || !unexpected.is_empty() {
+            let first = |keys: Vec<String>| {
+                let n = keys.len();
+                let mut shown: Vec<String> = keys.into_iter().take(3).collect();
+                if n > 3 {
+                    shown.push(format!("... {} more", n - 3));
+                }
+                format!("[{}]", shown.join(", "))
+            };
             return Err(format!(
-                "the weights in `{}` do not fit {}: missing {:?}, not used {:?}, errors {:?}",
+                "the weights in `{}` are not {} weights (a file of another model?): missing {}, not used {}, errors {}. Give a state dict of {}, or leave the weights unset to use the pretrained ones",
                 path.display(),
                 variant.name(),
-                result.missing,
-                unexpected,
-                result.errors
+                first(result.missing.iter().map(|(k, _)| k.clone()).collect()),
+                first(unexpected.iter().map(|k| k.to_string()).collect()),
+                first(result.errors.iter().map(|e| e.to_string()).collect()),
+                variant.name()
             ));
         }
         Ok(model)
@@ -278,13 +299,8 @@ impl EfficientNet {
 /// side resized to `size` (bilinear), center crop, `(x - 127) / 128`, channels first
 /// (`3 * size * size` floats). Bytes that are not a decodable image are an error.
 pub fn prepare_image(bytes: &[u8], size: usize) -> Result<Vec<f32>, String> {
-    let image = image::load_from_memory(bytes)
-        .map_err(|e| format!("not a decodable image ({} bytes): {e}", bytes.len()))?;
-    let rgb = image.to_rgb8();
+    let rgb = crate::image_io::decode_rgb(bytes)?;
     let (w, h) = rgb.dimensions();
-    if w == 0 || h == 0 {
-        return Err("the image is empty".into());
-    }
     let target = size as u32;
     let shorter = w.min(h) as f64;
     let scale = f64::from(target) / shorter;
@@ -384,6 +400,8 @@ pub struct EfficientNetLite {
     pub top_k: usize,
     /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
     pub software_gpu: bool,
+    /// Weights to load instead of the pretrained ones (a PyTorch state dict of the variant).
+    pub weights: Option<PathBuf>,
 }
 
 impl EfficientNetLite {
@@ -396,7 +414,15 @@ impl EfficientNetLite {
             },
             top_k: 5,
             software_gpu: false,
+            weights: None,
         }
+    }
+
+    /// Loads these weights (a PyTorch state dict of the variant, e.g. fine-tuned) instead of
+    /// the pretrained ones.
+    pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
+        self.weights = Some(path.into());
+        self
     }
 
     pub fn lite0() -> Self {
@@ -423,8 +449,13 @@ impl EfficientNetLite {
         self
     }
 
-    /// The model id: the name and the first 8 hex digits of the weights' sha256.
+    /// The model id: the name and the first 8 hex digits of the pretrained weights' sha256,
+    /// or the name and the file name of weights given with [`EfficientNetLite::weights`].
     pub fn model_id(&self) -> String {
+        if let Some(path) = &self.weights {
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            return format!("{}-{file}", self.variant.name());
+        }
         format!(
             "{}-{}",
             self.variant.name(),
@@ -457,7 +488,10 @@ impl ModelHandler for EfficientNetLite {
 
     fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
         let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
-        let weights = self.variant.weights().path()?;
+        let weights = match &self.weights {
+            Some(path) => path.clone(),
+            None => self.variant.weights().path()?,
+        };
         let network = EfficientNet::load(self.variant, &weights, &device)?;
         let labels = Arc::new(imagenet_labels()?);
         Ok(Loaded::new(

@@ -11,6 +11,7 @@
 pub mod device;
 pub mod efficientnet;
 pub mod fetch;
+pub mod image_io;
 pub mod minilm;
 pub mod mtcnn;
 pub mod mtcnn_cascade;
