@@ -25,6 +25,8 @@ struct Scale {
     weights: Option<PathBuf>,
     loads_on: Option<DeviceChoice>,
     fail_on: Option<i64>,
+    /// From the batch holding this number on, every batch fails: a device lost mid-run.
+    lost_from: Option<(i64, Arc<AtomicUsize>)>,
     slow: Option<(i64, Duration)>,
     /// Blocks a batch holding this number until the flag is set.
     gate: Option<(i64, Arc<AtomicUsize>)>,
@@ -46,6 +48,7 @@ impl Scale {
             weights: None,
             loads_on: None,
             fail_on: None,
+            lost_from: None,
             slow: None,
             gate: None,
             batches: Arc::default(),
@@ -134,6 +137,14 @@ impl ModelHandler for Scale {
         self.running.fetch_sub(1, SeqCst);
         if self.fail_on.is_some_and(|x| batch.contains(&x)) {
             return Err("unlucky batch".into());
+        }
+        if let Some((from, lost)) = &self.lost_from {
+            if batch.contains(from) {
+                lost.store(1, SeqCst);
+            }
+            if lost.load(SeqCst) > 0 {
+                return Err("device lost: the GPU stopped answering".into());
+            }
         }
         if batch.contains(&666) {
             panic!("the model fell over");
@@ -415,6 +426,36 @@ fn a_failing_or_panicking_batch_dead_letters_its_elements_and_the_run_goes_on() 
     );
     assert_eq!(summary.inference[0].failed_batches, 2);
     assert!(summary.totals().balanced(), "{summary}");
+}
+
+#[test]
+fn a_device_lost_mid_run_dead_letters_every_later_batch_and_the_run_ends_with_the_counts() {
+    let mut model = Scale::new(4);
+    model.lost_from = Some((20, Arc::default()));
+    let (args, summary) = run((0..50).collect(), model, &RunConfig::default());
+    let summary = summary.unwrap();
+    let served: Vec<i64> = args.out.take().iter().map(|r| r.example).collect();
+    assert_eq!(served, (0..20).collect::<Vec<_>>());
+    assert_eq!(summary.dead_letters.len(), 30);
+    assert!(summary
+        .dead_letters
+        .iter()
+        .all(|d| d.error.contains("device lost")));
+    assert_eq!(summary.inference[0].failed_batches, 8);
+    assert!(summary.totals().balanced(), "{summary}");
+}
+
+#[test]
+fn fail_fast_turns_a_failing_batch_into_a_failed_run() {
+    let mut model = Scale::new(3);
+    model.fail_on = Some(13);
+    let config = RunConfig {
+        fail_fast: true,
+        ..RunConfig::default()
+    };
+    let (_, summary) = run((10..40).collect(), model, &config);
+    let error = summary.unwrap_err().to_string();
+    assert!(error.contains("unlucky batch"), "{error}");
 }
 
 #[test]

@@ -25,6 +25,14 @@ impl<T: DeserializeOwned + Send> Csv<T> {
     pub fn stdin() -> CsvReader<T> {
         CsvReader::new(Input::Stdin)
     }
+
+    /// Reads CSV from any reader; `name` says what it is in dead letters and the summary.
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: impl std::io::Read + Send + 'static,
+    ) -> CsvReader<T> {
+        CsvReader::new(Input::reader(name, reader))
+    }
 }
 
 impl Csv {

@@ -25,6 +25,15 @@ impl<T: DeserializeOwned + Send> JsonLines<T> {
     pub fn stdin() -> JsonLinesReader<T> {
         JsonLinesReader::new(Input::Stdin)
     }
+
+    /// Reads JSON lines from any reader (a socket, a decompressor, bytes in memory); `name`
+    /// says what it is in dead letters and the summary.
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: impl std::io::Read + Send + 'static,
+    ) -> JsonLinesReader<T> {
+        JsonLinesReader::new(Input::reader(name, reader))
+    }
 }
 
 impl JsonLines {
@@ -48,13 +57,23 @@ impl JsonLines {
 pub(crate) enum Input {
     File(PathBuf),
     Stdin,
+    /// A reader given by the user, taken when the source opens.
+    Reader(
+        String,
+        std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>,
+    ),
 }
 
 impl Input {
+    pub fn reader(name: impl Into<String>, reader: impl std::io::Read + Send + 'static) -> Self {
+        Self::Reader(name.into(), std::sync::Mutex::new(Some(Box::new(reader))))
+    }
+
     pub fn describe(&self, kind: &str) -> String {
         match self {
             Self::File(p) => format!("{kind} file {}", p.display()),
             Self::Stdin => format!("{kind} on stdin"),
+            Self::Reader(name, _) => format!("{kind} from {name}"),
         }
     }
 
@@ -64,7 +83,7 @@ impl Input {
                 *p = path.to_owned();
                 true
             }
-            Self::Stdin => false,
+            Self::Stdin | Self::Reader(..) => false,
         }
     }
 
@@ -72,6 +91,15 @@ impl Input {
         Ok(match self {
             Self::File(p) => Box::new(BufReader::with_capacity(256 * 1024, open_input(p, kind)?)),
             Self::Stdin => Box::new(BufReader::new(std::io::stdin())),
+            Self::Reader(name, reader) => {
+                let taken = reader.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let reader = taken.ok_or_else(|| {
+                    crate::Error::Config(format!(
+                        "the reader `{name}` was read already: a reader source runs once"
+                    ))
+                })?;
+                Box::new(BufReader::with_capacity(256 * 1024, reader))
+            }
         })
     }
 }
