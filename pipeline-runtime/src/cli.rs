@@ -89,8 +89,20 @@ impl StdArgs {
 
 /// `main()` for every pipeline whose args are a `clap::Args` struct.
 pub trait PipelineMain: Pipeline {
-    /// Parses the command line, runs the pipeline, prints the summary; exits non-zero on failure.
-    fn main() -> ExitCode;
+    /// Parses the command line, runs the pipeline, prints the summary; exits non-zero on failure
+    /// (130/143 when stopped by SIGINT/SIGTERM).
+    fn main() -> ExitCode {
+        Self::main_with(|_| Ok(()), |_, _| Ok(()))
+    }
+
+    /// [`PipelineMain::main`] with work of your own: `before` runs after the command line is
+    /// parsed and before the pipeline starts (train or fetch a model, say), `after` once the run
+    /// ended well, with the summary (print a report from what your sinks collected). An error
+    /// from either is printed and exits with code 1.
+    fn main_with(
+        before: impl FnOnce(&Self::Args) -> Result<(), String>,
+        after: impl FnOnce(&Self::Args, &crate::Summary) -> Result<(), String>,
+    ) -> ExitCode;
 }
 
 impl<P> PipelineMain for P
@@ -98,7 +110,10 @@ where
     P: Pipeline,
     P::Args: Args + FromArgMatches,
 {
-    fn main() -> ExitCode {
+    fn main_with(
+        before: impl FnOnce(&P::Args) -> Result<(), String>,
+        after: impl FnOnce(&P::Args, &crate::Summary) -> Result<(), String>,
+    ) -> ExitCode {
         // `about` last: augmenting with a documented args struct would replace it.
         let command = StdArgs::augment_args(P::Args::augment_args(clap::Command::new(P::NAME)));
         let command = command.about(P::graph().doc);
@@ -121,23 +136,30 @@ where
             None => {}
         }
         init_logging(std.quiet);
+        if let Err(error) = before(&args) {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
         let config = std.config();
         watch_signals(P::NAME, &config.stop);
-        match run_pipeline::<P>(&args, &config) {
-            Ok(summary) => {
-                if !std.quiet {
-                    eprint!("{summary}");
-                }
-                match summary.stopped_by {
-                    // The shell's convention: 128 + the signal's number (130, 143).
-                    Some(signal) => ExitCode::from(128u8.saturating_add(signal as u8)),
-                    None => ExitCode::SUCCESS,
-                }
-            }
+        let summary = match run_pipeline::<P>(&args, &config) {
+            Ok(summary) => summary,
             Err(error) => {
                 eprintln!("error: {error}");
-                ExitCode::FAILURE
+                return ExitCode::FAILURE;
             }
+        };
+        if !std.quiet {
+            eprint!("{summary}");
+        }
+        if let Err(error) = after(&args, &summary) {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+        match summary.stopped_by {
+            // The shell's convention: 128 + the signal's number (130, 143).
+            Some(signal) => ExitCode::from(128u8.saturating_add(signal as u8)),
+            None => ExitCode::SUCCESS,
         }
     }
 }

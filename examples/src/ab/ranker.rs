@@ -187,7 +187,7 @@ impl RankerNet {
         .map_err(|e| format!("saving `{}` failed: {e}", path.display()))
     }
 
-    /// Click probabilities `[n]` for features `[n, f]`.
+    /// Click probabilities `[n, 1]` for features `[n, f]`.
     pub fn probabilities(&self, x: Tensor<2>) -> Tensor<2> {
         sigmoid(match self {
             Self::Logistic(m) => m.logits(x),
@@ -196,7 +196,12 @@ impl RankerNet {
     }
 
     /// Click probabilities for rows of features, read back.
-    pub fn predict(&self, features: Vec<f32>, width: usize, device: &Device) -> Result<Vec<f32>, String> {
+    pub fn predict(
+        &self,
+        features: Vec<f32>,
+        width: usize,
+        device: &Device,
+    ) -> Result<Vec<f32>, String> {
         let rows = features.len() / width;
         let x = Tensor::<2>::from_data(TensorData::new(features, [rows, width]), device);
         self.probabilities(x)
@@ -266,10 +271,26 @@ impl std::fmt::Display for TrainReport {
             "validation log-loss on {} simulated rows (lower is better):",
             self.config.valid_rows
         )?;
-        writeln!(f, "  constant CTR                 {:.4}", self.constant_log_loss)?;
-        writeln!(f, "  champion (logistic, raw)     {:.4}", self.champion_log_loss)?;
-        writeln!(f, "  challenger (MLP, crosses)    {:.4}", self.challenger_log_loss)?;
-        writeln!(f, "  the simulated click model    {:.4}", self.true_model_log_loss)
+        writeln!(
+            f,
+            "  constant CTR                 {:.4}",
+            self.constant_log_loss
+        )?;
+        writeln!(
+            f,
+            "  champion (logistic, raw)     {:.4}",
+            self.champion_log_loss
+        )?;
+        writeln!(
+            f,
+            "  challenger (MLP, crosses)    {:.4}",
+            self.challenger_log_loss
+        )?;
+        writeln!(
+            f,
+            "  the simulated click model    {:.4}",
+            self.true_model_log_loss
+        )
     }
 }
 
@@ -355,7 +376,8 @@ pub fn train(config: &TrainConfig, dir: &Path) -> Result<TrainReport, String> {
         .map_err(|e| format!("cannot create the weights folder `{}`: {e}", dir.display()))?;
     let train_log = sim::impression_log(config.train_rows, config.seed);
     let valid_log = sim::impression_log(config.valid_rows, sim::mix(config.seed ^ 0x7a11d));
-    let train_ctr = train_log.iter().filter(|r| r.clicked).count() as f64 / train_log.len().max(1) as f64;
+    let train_ctr =
+        train_log.iter().filter(|r| r.clicked).count() as f64 / train_log.len().max(1) as f64;
     let valid_y: Vec<f32> = valid_log
         .iter()
         .map(|r| f32::from(u8::from(r.clicked)))
@@ -511,7 +533,10 @@ impl ModelHandler for Ranker {
 
     fn prepare(&self, request: &AdRequest) -> Result<Vec<f32>, String> {
         if request.candidates.is_empty() {
-            return Err(format!("request {} has no candidate ads", request.request_id));
+            return Err(format!(
+                "request {} has no candidate ads",
+                request.request_id
+            ));
         }
         let user = sim::user(request.user_id);
         let mut features = Vec::with_capacity(request.candidates.len() * self.kind.features());

@@ -245,9 +245,8 @@ pub fn impression_log(rows: usize, seed: u64) -> Vec<Impression> {
 pub const RAW_FEATURES: usize = 2 * AGE_BUCKETS.len() + 2 * CATEGORIES.len() + 1;
 /// Features of the challenger: the raw ones, interest × category one-hot (36) and age one-hot ×
 /// target age one-hot (16).
-pub const CROSSED_FEATURES: usize = RAW_FEATURES
-    + CATEGORIES.len() * CATEGORIES.len()
-    + AGE_BUCKETS.len() * AGE_BUCKETS.len();
+pub const CROSSED_FEATURES: usize =
+    RAW_FEATURES + CATEGORIES.len() * CATEGORIES.len() + AGE_BUCKETS.len() * AGE_BUCKETS.len();
 
 /// Appends the [`RAW_FEATURES`] of a user and an ad.
 pub fn raw_features(user: &User, ad: &Ad, out: &mut Vec<f32>) {

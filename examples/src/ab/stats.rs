@@ -71,12 +71,18 @@ pub struct ZTest {
 pub fn two_proportion_z_test(a: Proportion, b: Proportion) -> ZTest {
     let (na, nb) = (a.impressions as f64, b.impressions as f64);
     if a.impressions == 0 || b.impressions == 0 {
-        return ZTest { z: 0.0, p_value: 1.0 };
+        return ZTest {
+            z: 0.0,
+            p_value: 1.0,
+        };
     }
     let pooled = (a.clicks + b.clicks) as f64 / (na + nb);
     let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
     if se == 0.0 {
-        return ZTest { z: 0.0, p_value: 1.0 };
+        return ZTest {
+            z: 0.0,
+            p_value: 1.0,
+        };
     }
     let z = (b.rate() - a.rate()) / se;
     ZTest {
@@ -147,8 +153,12 @@ pub fn format_p(p: f64) -> String {
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::ChallengerWins { p_value } => write!(f, "challenger wins (p = {})", format_p(p_value)),
-            Self::ChampionWins { p_value } => write!(f, "champion wins (p = {})", format_p(p_value)),
+            Self::ChallengerWins { p_value } => {
+                write!(f, "challenger wins (p = {})", format_p(p_value))
+            }
+            Self::ChampionWins { p_value } => {
+                write!(f, "champion wins (p = {})", format_p(p_value))
+            }
             Self::NoSignificantDifference { p_value } => {
                 write!(f, "no significant difference (p = {})", format_p(p_value))
             }
