@@ -23,6 +23,8 @@ fn events(path: &Path, n: u64) {
 fn peak_rss(dir: &Path, n: u64) -> u64 {
     let input = dir.join(format!("events-{n}.jsonl"));
     events(&input, n);
+    // Reaped by `wait4` below, which also gives its peak RSS (`Child::wait` would not).
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(common::example_binary("backpressure"))
         .args(["--events", input.to_str().unwrap(), "--scores"])
         .arg(dir.join(format!("scores-{n}.jsonl")))

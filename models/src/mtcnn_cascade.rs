@@ -578,11 +578,10 @@ pub fn onet_faces(scored: Vec<Marked>, threshold: f64) -> (Vec<Face>, usize) {
     (faces, passed.len())
 }
 
-/// Decodes an image (PNG or JPEG) into 8-bit RGB (grayscale replicated, alpha dropped).
+/// Decodes an image (PNG or JPEG) into 8-bit RGB (grayscale replicated, alpha dropped), with
+/// the limits of [`crate::image_io::decode_rgb`] (no decompression bombs).
 pub fn decode(bytes: &[u8]) -> Result<image::RgbImage, String> {
-    let image = image::load_from_memory(bytes)
-        .map_err(|e| format!("not a decodable image ({} bytes): {e}", bytes.len()))?;
-    Ok(image.to_rgb8())
+    crate::image_io::decode_rgb(bytes)
 }
 
 /// The MTCNN face detector as a [`ModelHandler`]: an image path in, the faces in it out.
