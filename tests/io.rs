@@ -240,3 +240,23 @@ fn a_failing_sink_write_dead_letters_the_element_and_the_run_goes_on() {
     assert_eq!((totals.written, totals.dead), (6, 3));
     assert!(totals.balanced());
 }
+
+#[cfg(unix)]
+#[test]
+fn outputs_are_readable_files_not_private_temporaries() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,name\n5,eve\n").unwrap();
+    let args = Args {
+        input,
+        output: dir.path().join("out.jsonl"),
+    };
+    CsvToJson::run_blocking(&args, &RunConfig::default()).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&args.output), 0o644);
+    // A replaced output keeps its mode.
+    std::fs::set_permissions(&args.output, std::fs::Permissions::from_mode(0o640)).unwrap();
+    CsvToJson::run_blocking(&args, &RunConfig::default()).unwrap();
+    assert_eq!(mode(&args.output), 0o640);
+}

@@ -112,6 +112,16 @@ struct Rename {
 
 impl Commit for Rename {
     fn commit(self: Box<Self>) -> crate::Result<()> {
+        // Temporary files are private (0600); an output gets the mode of the file it replaces,
+        // or the usual 0644.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&self.target)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0o644);
+            let _ = std::fs::set_permissions(&self.temp, std::fs::Permissions::from_mode(mode));
+        }
         let target = self.target;
         self.temp.persist(&target).map_err(|e| crate::Error::Write {
             what: format!("output file `{}`", target.display()),
