@@ -248,3 +248,53 @@ fn a_panicking_time_or_key_function_dead_letters_only_its_element() {
         "{errors:?}"
     );
 }
+
+struct TwoArms {
+    fast: Vec<Click>,
+    slow: Vec<Click>,
+    out: Collector<Combined<&'static str, u64>>,
+}
+
+pipeline! {
+    /// Two arms merged before the window; the second is slowed down, so the first runs ahead.
+    MergedThenWindowed(args: TwoArms) {
+        fast = read(Memory::new(args.fast.clone()));
+        slow = read(Memory::new(args.slow.clone()))
+            -> map(|c: Click| { std::thread::sleep(Duration::from_micros(200)); c });
+        merge(fast, slow)
+            -> window(Fixed::minutes(5), |c: &Click| c.time)
+            -> combine_per_key(|c: &Click| c.arm, Count)
+            -> write(args.out.clone());
+    }
+}
+
+#[test]
+fn behind_a_merge_a_fast_input_does_not_close_the_windows_of_a_slow_one() {
+    let arm = |name: &'static str| (0..600).map(|m| click(m * MIN, name, false)).collect();
+    let args = TwoArms {
+        fast: arm("fast"),
+        slow: arm("slow"),
+        out: Collector::new(),
+    };
+    // Small batches, so the fast input reaches the merge far ahead of the slow one.
+    let config = RunConfig {
+        batch_size: 8,
+        dead_letters: DeadLetterTarget::Memory,
+        ..RunConfig::default()
+    };
+    let summary = tandem::exec::run_pipeline::<MergedThenWindowed>(&args, &config).unwrap();
+    assert!(summary.totals().balanced(), "{summary}");
+    assert!(
+        summary.dead_letters.is_empty(),
+        "{:?}",
+        summary.dead_letters.first()
+    );
+    let out = args.out.take();
+    assert_eq!(out.len(), 2 * 120, "120 windows of 5 minutes per arm");
+    assert!(
+        out.iter().all(|c| c.value == 5),
+        "5 clicks per window and arm"
+    );
+    // Windows are emitted in order of their end.
+    assert!(out.windows(2).all(|w| w[0].window.end <= w[1].window.end));
+}

@@ -7,10 +7,11 @@
 #[path = "../cascade.rs"]
 mod cascade;
 
+mod common;
+
 use std::path::PathBuf;
 
 use cascade::{Cascade, CascadeArgs};
-use tandem::prelude::*;
 use tandem_examples::vision::draw;
 use tandem_models::fetch;
 
@@ -29,16 +30,7 @@ fn the_cascade_finds_the_astronauts_face_draws_it_and_dead_letters_a_broken_imag
         annotated: dir.path().join("annotated"),
         min_face: 20.0,
     };
-    let summary = Cascade::run_blocking(
-        &args,
-        &RunConfig {
-            device: DeviceChoice::Cpu,
-            ..RunConfig::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("{summary}");
-    assert!(summary.totals().balanced(), "{summary}");
+    let summary = common::run_on_cpu::<Cascade>(&args);
     assert_eq!(summary.dead_letters.len(), 1, "{summary}");
     let dead = &summary.dead_letters[0];
     assert_eq!(dead.position, 3);

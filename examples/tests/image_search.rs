@@ -5,6 +5,8 @@
 #[path = "../image_search.rs"]
 mod image_search;
 
+mod common;
+
 use std::path::PathBuf;
 
 use image_search::{ImageSearch, SearchArgs};
@@ -27,16 +29,7 @@ fn search(query: &str, dir: &std::path::Path) -> Vec<Line> {
         labels: 5,
         ranking: dir.join("ranking.jsonl"),
     };
-    let summary = ImageSearch::run_blocking(
-        &args,
-        &RunConfig {
-            device: DeviceChoice::Cpu,
-            ..RunConfig::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("{summary}");
-    assert!(summary.totals().balanced(), "{summary}");
+    let summary = common::run_on_cpu::<ImageSearch>(&args);
     assert!(summary.dead_letters.is_empty(), "{summary}");
     let text = std::fs::read_to_string(&args.ranking).unwrap();
     let lines: Vec<Line> = text

@@ -6,6 +6,8 @@
 #[path = "../shadow.rs"]
 mod shadow;
 
+mod common;
+
 use std::path::Path;
 
 use shadow::{Shadow, ShadowArgs, Traffic};
@@ -22,16 +24,7 @@ fn run(dir: &Path, requests: usize, rate: f64, no_shadow: bool, queue: u32) -> s
         report: dir.join("report.json"),
         traffic: Default::default(),
     };
-    let summary = Shadow::run_blocking(
-        &args,
-        &RunConfig {
-            device: DeviceChoice::Cpu,
-            ..RunConfig::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("{summary}");
-    assert!(summary.totals().balanced(), "{summary}");
+    let summary = common::run_on_cpu::<Shadow>(&args);
     assert!(summary.dead_letters.is_empty(), "{summary}");
     let responses = std::fs::read_to_string(&args.responses).unwrap();
     assert_eq!(

@@ -191,23 +191,100 @@ fn score_batch<T>(
         .collect())
 }
 
-/// `run_inference(RNetStage::new())`: [`Proposals`] in, each box that has a crop with R-Net's
-/// probability and regression out (see [`refine`] for what comes next). The 24x24 crops are cut
-/// in `prepare`; a batch's crops run as one tensor.
-#[derive(Clone, Debug)]
-pub struct RNetStage {
+/// What differs between the R-Net and O-Net stages: the network, the size of its crops and what
+/// it says about each crop.
+pub trait CropNet: Send + Sync + 'static {
+    type Net: Send + 'static;
+    /// What the network says about one crop.
+    type Out: Send + 'static;
+    /// `rnet`, `onet`: in the stage's name and model id.
+    const NAME: &'static str;
+    /// The side of its square crops, in pixels.
+    const SIZE: usize;
+    /// The pinned weights file (its hash goes into the model id).
+    const FILE: crate::fetch::Asset;
+    fn pretrained(device: &Device) -> Result<Self::Net, String>;
+    /// Runs the network over the crops of `boxes` (one tensor).
+    fn score(
+        net: &Self::Net,
+        device: &Device,
+        boxes: Vec<Candidate>,
+        crops: Vec<f32>,
+    ) -> Result<Vec<Self::Out>, String>;
+}
+
+/// R-Net: 24x24 crops; probability and regression per box.
+#[derive(Clone, Copy, Debug)]
+pub struct RNetCrops;
+
+impl CropNet for RNetCrops {
+    type Net = RNet;
+    type Out = Candidate;
+    const NAME: &'static str = "rnet";
+    const SIZE: usize = RNET_SIZE;
+    const FILE: crate::fetch::Asset = crate::fetch::RNET;
+    fn pretrained(device: &Device) -> Result<RNet, String> {
+        RNet::pretrained(device)
+    }
+    fn score(
+        net: &RNet,
+        device: &Device,
+        boxes: Vec<Candidate>,
+        crops: Vec<f32>,
+    ) -> Result<Vec<Candidate>, String> {
+        rnet_score(net, device, boxes, crops)
+    }
+}
+
+/// O-Net: 48x48 crops; probability, regression and landmarks per box.
+#[derive(Clone, Copy, Debug)]
+pub struct ONetCrops;
+
+impl CropNet for ONetCrops {
+    type Net = ONet;
+    type Out = Marked;
+    const NAME: &'static str = "onet";
+    const SIZE: usize = ONET_SIZE;
+    const FILE: crate::fetch::Asset = crate::fetch::ONET;
+    fn pretrained(device: &Device) -> Result<ONet, String> {
+        ONet::pretrained(device)
+    }
+    fn score(
+        net: &ONet,
+        device: &Device,
+        boxes: Vec<Candidate>,
+        crops: Vec<f32>,
+    ) -> Result<Vec<Marked>, String> {
+        onet_score(net, device, boxes, crops)
+    }
+}
+
+/// A stage that runs R-Net or O-Net over the boxes of [`Proposals`]: each box that has a crop
+/// comes out with the network's verdict. The crops are cut in `prepare`; a batch's crops run as
+/// one tensor.
+#[derive(Clone, Copy, Debug)]
+pub struct CropStage<N> {
     pub batching: Batching,
     /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
     pub software_gpu: bool,
+    net: std::marker::PhantomData<fn() -> N>,
 }
 
-impl Default for RNetStage {
+/// `run_inference(RNetStage::new())`: each box with R-Net's probability and regression (see
+/// [`refine`] for what comes next).
+pub type RNetStage = CropStage<RNetCrops>;
+
+/// `run_inference(ONetStage::new())`: each box with O-Net's probability, regression and
+/// landmarks (see [`faces`] for what comes next).
+pub type ONetStage = CropStage<ONetCrops>;
+
+impl<N: CropNet> Default for CropStage<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl RNetStage {
+impl<N: CropNet> CropStage<N> {
     pub fn new() -> Self {
         Self {
             batching: Batching {
@@ -215,24 +292,25 @@ impl RNetStage {
                 ..Batching::default()
             },
             software_gpu: false,
+            net: std::marker::PhantomData,
         }
     }
 
-    /// See [`RNetStage::software_gpu`].
+    /// See [`CropStage::software_gpu`].
     pub fn allow_software_gpu(mut self) -> Self {
         self.software_gpu = true;
         self
     }
 }
 
-impl ModelHandler for RNetStage {
+impl<N: CropNet> ModelHandler for CropStage<N> {
     type Input = Proposals;
     type Prepared = Cropped;
-    type Inference = Vec<Candidate>;
-    type Model = (RNet, Device);
+    type Inference = Vec<N::Out>;
+    type Model = (N::Net, Device);
 
     fn name(&self) -> String {
-        "mtcnn-rnet".into()
+        format!("mtcnn-{}", N::NAME)
     }
 
     fn batching(&self) -> Batching {
@@ -241,88 +319,20 @@ impl ModelHandler for RNetStage {
 
     fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
         let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
-        let rnet = RNet::pretrained(&device)?;
-        let id = stage_id("rnet", crate::fetch::RNET.sha256);
-        Ok(Loaded::new((rnet, device), device_name, id))
+        let net = N::pretrained(&device)?;
+        let id = stage_id(N::NAME, N::FILE.sha256);
+        Ok(Loaded::new((net, device), device_name, id))
     }
 
     fn prepare(&self, p: &Proposals) -> Result<Self::Prepared, String> {
-        Ok(crops(&p.frame.planes, p.boxes.clone(), RNET_SIZE))
+        Ok(crops(&p.frame.planes, p.boxes.clone(), N::SIZE))
     }
 
     fn infer(
         &self,
-        (rnet, device): &mut Self::Model,
+        (net, device): &mut Self::Model,
         batch: Vec<Self::Prepared>,
     ) -> Result<Vec<Self::Inference>, String> {
-        score_batch(batch, |boxes, data| rnet_score(rnet, device, boxes, data))
-    }
-}
-
-/// `run_inference(ONetStage::new())`: [`Proposals`] in, each box that has a crop with O-Net's
-/// probability, regression and landmarks out (see [`faces`] for what comes next). The 48x48
-/// crops are cut in `prepare`; a batch's crops run as one tensor.
-#[derive(Clone, Debug)]
-pub struct ONetStage {
-    pub batching: Batching,
-    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
-    pub software_gpu: bool,
-}
-
-impl Default for ONetStage {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ONetStage {
-    pub fn new() -> Self {
-        Self {
-            batching: Batching {
-                max_batch: 4,
-                ..Batching::default()
-            },
-            software_gpu: false,
-        }
-    }
-
-    /// See [`ONetStage::software_gpu`].
-    pub fn allow_software_gpu(mut self) -> Self {
-        self.software_gpu = true;
-        self
-    }
-}
-
-impl ModelHandler for ONetStage {
-    type Input = Proposals;
-    type Prepared = Cropped;
-    type Inference = Vec<Marked>;
-    type Model = (ONet, Device);
-
-    fn name(&self) -> String {
-        "mtcnn-onet".into()
-    }
-
-    fn batching(&self) -> Batching {
-        self.batching
-    }
-
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
-        let onet = ONet::pretrained(&device)?;
-        let id = stage_id("onet", crate::fetch::ONET.sha256);
-        Ok(Loaded::new((onet, device), device_name, id))
-    }
-
-    fn prepare(&self, p: &Proposals) -> Result<Self::Prepared, String> {
-        Ok(crops(&p.frame.planes, p.boxes.clone(), ONET_SIZE))
-    }
-
-    fn infer(
-        &self,
-        (onet, device): &mut Self::Model,
-        batch: Vec<Self::Prepared>,
-    ) -> Result<Vec<Self::Inference>, String> {
-        score_batch(batch, |boxes, data| onet_score(onet, device, boxes, data))
+        score_batch(batch, |boxes, data| N::score(net, device, boxes, data))
     }
 }

@@ -102,6 +102,22 @@ impl Graph {
         out
     }
 
+    /// The sources whose elements can reach stage `id`, in id order.
+    pub fn sources_upstream(&self, id: u32) -> Vec<u32> {
+        let mut seen = vec![false; self.stages.len()];
+        let mut todo = vec![id];
+        while let Some(at) = todo.pop() {
+            for edge in self.edges.iter().filter(|e| e.to == at) {
+                if !std::mem::replace(&mut seen[edge.from as usize], true) {
+                    todo.push(edge.from);
+                }
+            }
+        }
+        (0..self.stages.len() as u32)
+            .filter(|&s| seen[s as usize] && self.stages[s as usize].kind == StageKind::Source)
+            .collect()
+    }
+
     /// A Graphviz digraph (`dot -Tsvg`).
     pub fn dot(&self) -> String {
         let mut out = format!(

@@ -6,12 +6,16 @@ use crate::window::{EventTime, WindowFn, Windowed};
 
 /// `window(spec, time)`: each element goes on once per window of its event time that the
 /// watermark has not closed; an element whose every window is closed goes to the dead letters.
+///
+/// The watermark is, as in Beam, the smallest of the watermarks of the stage's inputs: each
+/// source upstream has its own (the largest event time seen from it, less the allowed lateness),
+/// so behind a merge a stream that runs ahead does not close the windows of a slower one.
 pub struct WindowOp<W, F, I, N> {
     cell: StageCell,
     spec: W,
     time: F,
-    /// The largest event time seen so far.
-    max_seen: i64,
+    /// The largest event time seen from each source upstream (filled on the first element).
+    max_seen: Vec<(u32, i64)>,
     produced: u64,
     /// Elements in no window at all (a gap between sliding windows).
     unassigned: u64,
@@ -26,7 +30,7 @@ impl<W, F, I> WindowOp<W, F, I, ()> {
             cell: StageCell::new(id),
             spec,
             time,
-            max_seen: i64::MIN,
+            max_seen: Vec::new(),
             produced: 0,
             unassigned: 0,
             next: (),
@@ -85,9 +89,18 @@ where
             Ok(time) => time,
             Err(panic) => return self.cell.dead(cx, pos, panic),
         };
-        self.max_seen = self.max_seen.max(time);
+        if self.max_seen.is_empty() {
+            let upstream = cx.graph.sources_upstream(self.cell.id);
+            self.max_seen = upstream.into_iter().map(|s| (s, i64::MIN)).collect();
+        }
+        match self.max_seen.iter_mut().find(|(s, _)| *s == pos.source) {
+            Some((_, max)) => *max = (*max).max(time),
+            None => self.max_seen.push((pos.source, time)),
+        }
         let lateness = self.spec.allowed_lateness();
-        let watermark = self.max_seen.saturating_sub(lateness);
+        // A source not heard from yet holds the watermark back (`i64::MIN`).
+        let slowest = self.max_seen.iter().map(|&(_, t)| t).min().unwrap_or(time);
+        let watermark = slowest.saturating_sub(lateness);
         let (mut sent, mut closed) = (0u64, None);
         let Self {
             spec,
@@ -119,8 +132,8 @@ where
                     cx,
                     pos,
                     format!(
-                        "too late: event time {time} ms is more than the allowed lateness ({lateness} ms) behind the largest time seen ({} ms); its window {window} was already closed",
-                        self.max_seen
+                        "too late: event time {time} ms is more than the allowed lateness ({lateness} ms) behind {slowest} ms, the largest time seen{}; its window {window} was already closed",
+                        if self.max_seen.len() > 1 { " from the slowest of its inputs" } else { "" }
                     ),
                 ),
                 None => self.unassigned += 1,
