@@ -219,8 +219,10 @@ fn a_model_stage_takes_in_at_most_its_bounded_intake() {
         peak <= bound,
         "{peak} elements waited, the bound is {bound}"
     );
+    // More than the batch running and the one waiting: inputs queued in the intake (each piece
+    // there may share the channel with the message that announced its first input).
     assert!(
-        peak >= config.channel_capacity * max_batch,
-        "the intake never filled ({peak} elements waited at most): the test did not load it"
+        peak > 2 * max_batch,
+        "nothing queued in front of the model ({peak} elements waited at most): the test did not load it"
     );
 }

@@ -10,7 +10,6 @@ mod common;
 use std::path::PathBuf;
 
 use image_search::{ImageSearch, SearchArgs};
-use tandem::prelude::*;
 use tandem_models::fetch;
 
 #[derive(serde::Deserialize)]

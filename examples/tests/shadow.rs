@@ -11,7 +11,6 @@ mod common;
 use std::path::Path;
 
 use shadow::{Shadow, ShadowArgs, Traffic};
-use tandem::prelude::*;
 
 fn run(dir: &Path, requests: usize, rate: f64, no_shadow: bool, queue: u32) -> serde_json::Value {
     let args = ShadowArgs {
