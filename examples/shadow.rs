@@ -19,9 +19,10 @@
 //!   request not copied is counted (the `filter` stage's "filtered" in the summary, "not copied"
 //!   in the report).
 //!
-//! What the shadow still costs the served path is its share of the device: on a CPU both models
-//! compute on the same cores. Compare the served row with and without `--no-shadow` to see that
-//! cost.
+//! What the shadow still costs the served path is its share of the device. On the CPU its share
+//! is capped: it computes on a thread pool of its own of `--shadow-threads` threads (1 by
+//! default), while the served model has every core. Compare the served row with and without
+//! `--no-shadow` to see what is left of that cost.
 //!
 //! Writes the served answers to `responses.jsonl` and the report to `shadow-report.json`.
 
@@ -55,6 +56,10 @@ pub struct ShadowArgs {
     /// many, requests are not copied to it.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub shadow_queue: u32,
+    /// CPU threads the shadow's model may compute on (its own pool; 0: share every core with the
+    /// served model). A GPU is shared by queueing, so this does not apply there.
+    #[arg(long, default_value_t = 1)]
+    pub shadow_threads: usize,
     /// Where the served answers go, one JSON object per request.
     #[arg(long, default_value = "responses.jsonl")]
     pub responses: PathBuf,
@@ -132,11 +137,37 @@ impl Traffic {
 pub struct Shadowed<H> {
     inner: H,
     traffic: Arc<Traffic>,
+    /// The shadow's own CPU threads (None: rayon's global pool, shared with the served model).
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl<H> Shadowed<H> {
     pub fn new(inner: H, traffic: Arc<Traffic>) -> Self {
-        Self { inner, traffic }
+        Self {
+            inner,
+            traffic,
+            pool: None,
+        }
+    }
+
+    /// Caps the shadow's CPU share: its model computes on a pool of `threads` threads of its own
+    /// (Burn's CPU backend parallelises with rayon, in the pool it is called from); 0 shares
+    /// rayon's global pool, and so does a pool that cannot be started (with a warning).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.pool = (threads > 0)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("shadow-cpu-{i}"))
+                    .build()
+                    .map_err(|e| {
+                        tracing::warn!("the shadow shares every core: its {threads} threads could not start ({e})")
+                    })
+                    .ok()
+            })
+            .flatten()
+            .map(Arc::new);
+        self
     }
 }
 
@@ -186,11 +217,17 @@ where
         batch: Vec<H::Input>,
     ) -> Result<Vec<H::Inference>, String> {
         let _release = Release(&self.traffic, batch.len());
-        let prepared = batch
-            .iter()
-            .map(|input| self.inner.prepare(input))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.inner.infer(model, prepared)
+        let mut work = move || {
+            let prepared = batch
+                .iter()
+                .map(|input| self.inner.prepare(input))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.inner.infer(model, prepared)
+        };
+        match &self.pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        }
     }
 }
 
@@ -473,7 +510,7 @@ pipeline! {
             -> run_inference(Shadowed::new(
                 Carry::<Stamp, _>::new(EfficientNetLite::lite2().max_batch(1)),
                 args.traffic.clone(),
-            ))
+            ).threads(args.shadow_threads))
             -> map(|p: Classified| Answer::new(Arm::Shadow, p));
         served -> map(Response::from) -> write(JsonLines::create(&args.responses));
         merge(served, shadowed) -> write(AtEnd::new("the shadow report", report_to(args)));

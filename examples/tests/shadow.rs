@@ -1,6 +1,7 @@
 //! `examples/shadow.rs` end to end on the CPU: every request is served by Lite0, Lite2 answers
 //! the copies it takes, the report joins the two; with `--no-shadow` the shadow sees nothing;
-//! and a shadow that cannot keep up is not copied to, rather than holding up the served path.
+//! a shadow that cannot keep up is not copied to, rather than holding up the served path; and the
+//! shadow computes on its own capped pool of CPU threads.
 
 #[allow(dead_code)]
 #[path = "../shadow.rs"]
@@ -9,8 +10,10 @@ mod shadow;
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use shadow::{Shadow, ShadowArgs, Traffic};
+use shadow::{Shadow, ShadowArgs, Shadowed, Traffic};
+use tandem::inference::{DeviceChoice, Loaded, ModelHandler};
 
 fn run(dir: &Path, requests: usize, rate: f64, no_shadow: bool, queue: u32) -> serde_json::Value {
     let args = ShadowArgs {
@@ -19,6 +22,7 @@ fn run(dir: &Path, requests: usize, rate: f64, no_shadow: bool, queue: u32) -> s
         rate,
         no_shadow,
         shadow_queue: queue,
+        shadow_threads: 1,
         responses: dir.join("responses.jsonl"),
         report: dir.join("report.json"),
         traffic: Default::default(),
@@ -110,4 +114,47 @@ fn a_backlog_is_served_whole_while_the_busy_shadow_takes_what_it_can() {
     eprintln!("the shadow answered {answered}, {not_copied} not copied");
     assert!(answered >= 1);
     assert_eq!(answered + not_copied, 12);
+}
+
+/// A stand-in model that answers with how many threads rayon gives it: Burn's CPU backend
+/// computes on as many.
+struct Threads;
+
+impl ModelHandler for Threads {
+    type Input = u32;
+    type Prepared = u32;
+    type Inference = usize;
+    type Model = ();
+
+    fn name(&self) -> String {
+        "threads".into()
+    }
+
+    fn load(&self, _: DeviceChoice) -> Result<Loaded<()>, String> {
+        Ok(Loaded::new((), "cpu", "threads-v1"))
+    }
+
+    fn prepare(&self, x: &u32) -> Result<u32, String> {
+        Ok(*x)
+    }
+
+    fn infer(&self, _: &mut (), batch: Vec<u32>) -> Result<Vec<usize>, String> {
+        Ok(batch.iter().map(|_| rayon::current_num_threads()).collect())
+    }
+}
+
+#[test]
+fn the_shadow_computes_on_its_own_threads() {
+    let traffic = Arc::new(Traffic::default());
+    for _ in 0..3 {
+        assert!(traffic.admit(3));
+    }
+    let capped = Shadowed::new(Threads, traffic.clone()).threads(1);
+    assert_eq!(capped.infer(&mut (), vec![1, 2]).unwrap(), vec![1, 1]);
+    let shared = Shadowed::new(Threads, traffic.clone()).threads(0);
+    assert_eq!(
+        shared.infer(&mut (), vec![3]).unwrap(),
+        vec![rayon::current_num_threads()]
+    );
+    assert!(traffic.admit(1), "every request given back");
 }
