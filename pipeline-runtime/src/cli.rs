@@ -114,6 +114,7 @@ where
         before: impl FnOnce(&P::Args) -> Result<(), String>,
         after: impl FnOnce(&P::Args, &crate::Summary) -> Result<(), String>,
     ) -> ExitCode {
+        quiet_headless_vulkan();
         // `about` last: augmenting with a documented args struct would replace it.
         let command = StdArgs::augment_args(P::Args::augment_args(clap::Command::new(P::NAME)));
         let command = command.about(P::graph().doc);
@@ -196,8 +197,28 @@ fn watch_signals(name: &'static str, stop: &crate::exec::StopSignal) {
 #[cfg(not(unix))]
 fn watch_signals(_: &'static str, _: &crate::exec::StopSignal) {}
 
+/// Mesa's Vulkan device-select layer looks for a Wayland compositor while GPUs are enumerated
+/// (`--device auto` probes them), and where there is no session (`XDG_RUNTIME_DIR` unset: a
+/// server, a container, CI) libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set"
+/// twice: noise, and the first thing a newcomer would see. Without a session there is no display
+/// to pick a device by, so the layer is switched off (`NODEVICE_SELECT=1`) unless it was set up
+/// (`MESA_VK_DEVICE_SELECT`). Called first thing in `main`, before any thread is started.
+fn quiet_headless_vulkan() {
+    let unset = |name: &str| std::env::var_os(name).is_none();
+    if unset("XDG_RUNTIME_DIR") && unset("MESA_VK_DEVICE_SELECT") && unset("NODEVICE_SELECT") {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn init_logging(quiet: bool) {
-    let default = if quiet { "error" } else { "info" };
+    // wgpu's OpenGL fallback is probed on machines without a Vulkan GPU; on a headless one it
+    // logs an EGL "failed to load driver" error that only means "no GPU there". `TANDEM_LOG`
+    // replaces the whole filter, so it can still be seen.
+    let default = if quiet {
+        "error,wgpu_hal::gles=off"
+    } else {
+        "info,wgpu_hal::gles=off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
