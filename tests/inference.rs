@@ -720,6 +720,19 @@ fn the_metrics_endpoint_serves_prometheus_text_while_the_pipeline_runs() {
         Some(100.0),
         "{body}"
     );
+    // The model's intake and results queues, with their bounds (RunConfig's channel capacity).
+    let capacity = RunConfig::default().channel_capacity as f64;
+    for queue in ["intake", "results"] {
+        let label = format!("queue=\"{queue}\"");
+        assert_eq!(
+            sample(&body, "tandem_queue_capacity_batches", &label),
+            Some(capacity),
+            "{body}"
+        );
+        let peak = sample(&body, "tandem_queue_peak_batches", &label).unwrap();
+        let now = sample(&body, "tandem_queue_batches", &label).unwrap();
+        assert!(now <= peak && peak <= capacity, "{body}");
+    }
     // The summary has the same figures, complete.
     let m = &summary.inference[0];
     assert_eq!((m.inferences, m.batches, m.batch_size.count), (100, 10, 10));

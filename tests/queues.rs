@@ -1,7 +1,7 @@
-//! Queues stay within their bounds: with a fast source in front of a slow consumer, the number of
-//! elements read but not yet consumed never exceeds what the bounded channels (and a
-//! `run_inference` stage's bounded intake) can hold, and it does reach that bound, so the reader
-//! was really held back rather than the input being small.
+//! Queues stay within their bounds: with a fast source in front of a slow consumer, each queue's
+//! gauge (in the summary) shows it full at times and never over its capacity, and the number of
+//! elements read but not yet consumed, counted at the edges, never exceeds what the bounded
+//! channels (and a `run_inference` stage's bounded intake) can hold.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,15 @@ impl Gauge {
         std::thread::sleep(pause);
         self.consumed.fetch_add(n, SeqCst);
     }
+}
+
+fn only_queue<'a>(summary: &'a Summary, queue: &str) -> &'a tandem::queue::QueueSummary {
+    let mut found = summary.queues.iter().filter(|q| q.queue == queue);
+    let first = found
+        .next()
+        .unwrap_or_else(|| panic!("no {queue} queue:\n{summary}"));
+    assert!(found.next().is_none(), "two {queue} queues:\n{summary}");
+    first
 }
 
 /// A sink that takes its time over each element.
@@ -115,6 +124,11 @@ fn a_merge_channel_holds_at_most_its_capacity() {
     };
     let summary = TwoIntoOne::run_blocking(&args, &config).unwrap();
     assert!(summary.totals().balanced(), "{summary}");
+    // The merge's channel, as its gauge saw it: full at times, never over.
+    let queue = only_queue(&summary, "input");
+    assert_eq!(queue.label, "merge(a, b)");
+    assert_eq!(queue.capacity, config.channel_capacity as u64);
+    assert_eq!(queue.peak, queue.capacity, "{summary}");
     assert_eq!(args.sink.written.lock().unwrap().len() as u64, 2 * n);
     // Each source: `channel_capacity` batches in the channel and one more waiting to be sent;
     // the consumer: the batch it is working through.
@@ -205,6 +219,13 @@ fn a_model_stage_takes_in_at_most_its_bounded_intake() {
     };
     let summary = IntoModel::run_blocking(&args, &config).unwrap();
     assert!(summary.totals().balanced(), "{summary}");
+    // The model's intake, as its gauge saw it: full at times, never over; its results queue
+    // never over either.
+    let intake = only_queue(&summary, "intake");
+    assert_eq!(intake.capacity, config.channel_capacity as u64);
+    assert_eq!(intake.peak, intake.capacity, "{summary}");
+    let results = only_queue(&summary, "results");
+    assert!(results.peak <= results.capacity, "{summary}");
     let mut out = args.out.take();
     out.sort_unstable();
     assert_eq!(out, (0..n).map(|x| x * 2).collect::<Vec<_>>());

@@ -69,7 +69,8 @@ pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
         .map(|(id, _)| {
             let (tx, rx) = (format_ident!("__tx{}", id), format_ident!("__rx{}", id));
             let merged = format_ident!("__m{}", id);
-            quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#merged, __ex);)
+            let id32 = id as u32;
+            quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#merged, __ex, #id32);)
         });
     let sames = graph
         .stages

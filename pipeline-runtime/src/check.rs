@@ -8,8 +8,8 @@ use std::marker::PhantomData;
 
 use crate::io::{Sink, Source};
 use crate::ops::{
-    Batch, ChannelOut, CombineOp, Discard, Filter, FlatMap, Inspect, KeyBy, Map, Partition,
-    Receiver, TryMap, WindowOp,
+    ChannelOut, CombineOp, Discard, Filter, FlatMap, Inspect, KeyBy, Map, Partition, Receiver,
+    TryMap, WindowOp,
 };
 use crate::partition::Partitioner;
 
@@ -358,8 +358,9 @@ pub fn discard<T>(_: &Stream<T>, id: u32) -> Discard<T> {
 pub fn channel_for<T>(
     _: &Stream<T>,
     ex: &crate::exec::Executor<'_, '_>,
-) -> (tokio::sync::mpsc::Sender<Batch<T>>, Receiver<T>) {
-    ex.channel()
+    stage: u32,
+) -> (crate::ops::Sender<T>, Receiver<T>) {
+    ex.channel(stage)
 }
 
 /// How the first input of a merge enters it: as it is.
@@ -369,7 +370,7 @@ pub fn same<T>(_first: &Stream<T>) -> impl Fn(T) -> T + Copy + Send {
 
 /// The end of a segment feeding a boundary's channel; `into` is [`same`] or from [`merge_input`].
 pub fn channel_out<T, U, C: Fn(U) -> T>(
-    tx: tokio::sync::mpsc::Sender<Batch<T>>,
+    tx: crate::ops::Sender<T>,
     into: C,
     batch: usize,
 ) -> ChannelOut<T, U, C> {

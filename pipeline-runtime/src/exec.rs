@@ -4,15 +4,16 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 use crate::deadletter::{DeadLetter, DeadLetterOut, DeadLetterTarget};
 use crate::graph::Graph;
 use crate::io::{Commit, Record, Sink, Source};
-use crate::ops::{channel, Batch, Receiver, SinkOp};
+use crate::ops::{channel, Receiver, SinkOp};
 use crate::push::{Flow, Pos, Push};
+use crate::queue::QueueGauge;
 use crate::summary::Summary;
 use crate::{panic, Error, Result};
 
@@ -165,6 +166,7 @@ pub struct Shared {
     failure: Mutex<Option<Error>>,
     commits: Mutex<Vec<Box<dyn Commit>>>,
     inference: Mutex<Vec<crate::inference::MetricsCell>>,
+    queues: Mutex<Vec<Arc<QueueGauge>>>,
 }
 
 impl Shared {
@@ -200,7 +202,23 @@ impl Shared {
             failure: Mutex::new(None),
             commits: Mutex::new(Vec::new()),
             inference: Mutex::new(Vec::new()),
+            queues: Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn add_queue(&self, gauge: Arc<QueueGauge>) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(gauge);
+    }
+
+    /// The bounded queues of this run, in the order they were made.
+    pub(crate) fn queues(&self) -> Vec<Arc<QueueGauge>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Records an element that cannot go on.
@@ -283,7 +301,16 @@ impl Shared {
                 )
             })
             .collect();
-        crate::inference::render_prometheus(self.graph.name, &stages, &self.inference_metrics())
+        crate::inference::render_prometheus(
+            self.graph.name,
+            &stages,
+            &self.inference_metrics(),
+            &self
+                .queues()
+                .into_iter()
+                .map(|q| (self.graph.stages[q.stage as usize].label.to_owned(), q))
+                .collect::<Vec<_>>(),
+        )
     }
 
     pub(crate) fn add_commit(&self, commit: Option<Box<dyn Commit>>) {
@@ -327,9 +354,11 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         self.config.batch_size
     }
 
-    /// The bounded channel in front of a boundary.
-    pub fn channel<T>(&self) -> (tokio::sync::mpsc::Sender<Batch<T>>, Receiver<T>) {
-        channel(self.config.channel_capacity)
+    /// The bounded channel in front of boundary `stage`.
+    pub fn channel<T>(&self, stage: u32) -> (crate::ops::Sender<T>, Receiver<T>) {
+        let gauge = QueueGauge::new(stage, "input", self.config.channel_capacity);
+        self.shared.add_queue(gauge.clone());
+        channel(self.config.channel_capacity, gauge)
     }
 
     fn apply_override(
@@ -416,6 +445,9 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(stage.metrics);
+        for gauge in stage.queues {
+            self.shared.add_queue(gauge);
+        }
         let (shared, dispatcher) = (self.shared, stage.dispatcher);
         self.segments.push(Box::new(move || dispatcher.run(shared)));
         Ok((stage.front, stage.results))
@@ -628,6 +660,17 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
         dead_letter_file,
     );
     summary.inference = shared.inference_metrics();
+    summary.queues = shared
+        .queues()
+        .iter()
+        .map(|q| crate::queue::QueueSummary {
+            stage: q.stage,
+            label: graph.stages[q.stage as usize].label,
+            queue: q.queue,
+            capacity: q.capacity,
+            peak: q.peak(),
+        })
+        .collect();
     summary.stopped_by = config.stop.requested();
     // Every run proves that nothing was lost before its outputs become visible: a run whose
     // counts do not add up is a bug in tandem, and its outputs are not trusted.

@@ -16,6 +16,7 @@ pub mod ops;
 mod panic;
 pub mod partition;
 pub mod push;
+pub mod queue;
 mod serve;
 pub mod summary;
 pub mod window;

@@ -43,6 +43,8 @@ pub struct Summary {
     /// The run was asked to stop before its input ended (by this signal number; 0 for none):
     /// the counts cover what was read until then.
     pub stopped_by: Option<i32>,
+    /// The bounded queues (merge channels, model intakes and results): capacity and peak.
+    pub queues: Vec<crate::queue::QueueSummary>,
 }
 
 /// The run's totals. `read + created == written + filtered + dead + dropped` when nothing was lost.
@@ -146,6 +148,7 @@ impl Summary {
             dead_letter_file,
             inference: Vec::new(),
             stopped_by: None,
+            queues: Vec::new(),
         }
     }
 
@@ -272,6 +275,18 @@ impl fmt::Display for Summary {
                 ms(m.queue_wait.mean()),
                 m.load_time,
                 extra
+            )?;
+        }
+        if !self.queues.is_empty() {
+            let queues: Vec<String> = self
+                .queues
+                .iter()
+                .map(|q| format!("{} {} {}/{}", q.stage, q.queue, q.peak, q.capacity))
+                .collect();
+            writeln!(
+                f,
+                "  queues, most batches held / capacity (by stage): {}",
+                queues.join(", ")
             )?;
         }
         if let Some(path) = &self.dead_letter_file {

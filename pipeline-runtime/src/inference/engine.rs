@@ -33,6 +33,7 @@ use crate::exec::Shared;
 use crate::ops::{Batch, Receiver};
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
+use crate::queue::QueueGauge;
 
 type Item<H> = (
     Pos,
@@ -93,6 +94,7 @@ pub struct Front<H: ModelHandler> {
     prepare_failures: u64,
     metrics: MetricsCell,
     tx: Option<cb::Sender<Msg<H>>>,
+    intake: Arc<QueueGauge>,
 }
 
 impl<H: ModelHandler> Front<H> {
@@ -101,6 +103,8 @@ impl<H: ModelHandler> Front<H> {
         if let Some(tx) = &self.tx {
             if tx.send(msg).is_err() {
                 self.tx = None;
+            } else {
+                self.intake.sample(tx.len());
             }
         }
     }
@@ -190,6 +194,8 @@ pub(crate) struct Started<H: ModelHandler> {
     pub results: Receiver<Out<H>>,
     pub dispatcher: Dispatcher<H>,
     pub metrics: MetricsCell,
+    /// The intake and the results queue.
+    pub queues: Vec<Arc<QueueGauge>>,
 }
 
 /// Loads the model (once per replica) and sets the stage up; nothing runs until the dispatcher
@@ -249,12 +255,14 @@ pub(crate) fn start<H: ModelHandler>(
         ..InferenceMetrics::default()
     }));
     let (input_tx, input) = cb::bounded(capacity.max(2));
+    let intake = QueueGauge::new(id, "intake", capacity.max(2));
+    let results_gauge = QueueGauge::new(id, "results", capacity);
     let pending = Arc::new(std::sync::Mutex::new(Pending {
         since: Instant::now(),
         items: Vec::with_capacity(batching.max_batch),
         sent: 0,
     }));
-    let (out, results) = crate::ops::channel(capacity);
+    let (out, results) = crate::ops::channel(capacity, results_gauge.clone());
     let name: Arc<str> = Arc::from(name);
     Ok(Started {
         front: Front {
@@ -266,6 +274,7 @@ pub(crate) fn start<H: ModelHandler>(
             prepare_failures: 0,
             metrics: metrics.clone(),
             tx: Some(input_tx),
+            intake: intake.clone(),
         },
         results,
         dispatcher: Dispatcher {
@@ -276,6 +285,7 @@ pub(crate) fn start<H: ModelHandler>(
             batching,
             timeout: serving.timeout,
             input: Some(input),
+            intake: intake.clone(),
             pending,
             front_due: None,
             received: 0,
@@ -295,6 +305,7 @@ pub(crate) fn start<H: ModelHandler>(
             fatal: None,
         },
         metrics,
+        queues: vec![intake, results_gauge],
     })
 }
 
@@ -499,6 +510,7 @@ pub(crate) struct Dispatcher<H: ModelHandler> {
     batching: Batching,
     timeout: Option<Duration>,
     input: Option<cb::Receiver<Msg<H>>>,
+    intake: Arc<QueueGauge>,
     /// The front's partial batch, and when it is due (its first input's arrival + max wait).
     pending: SharedPending<H>,
     front_due: Option<Instant>,
@@ -515,7 +527,7 @@ pub(crate) struct Dispatcher<H: ModelHandler> {
     /// Results of batches that ended, waiting for the earlier ones: output keeps batch order.
     finished: BTreeMap<u64, Batch<Out<H>>>,
     next_out: u64,
-    out: Option<tokio::sync::mpsc::Sender<Batch<Out<H>>>>,
+    out: Option<crate::ops::Sender<Out<H>>>,
     metrics: MetricsCell,
     watch: Option<Watch>,
     /// Set when no replica is left: every element is dead-lettered with this reason.
@@ -552,6 +564,7 @@ impl<H: ModelHandler> Dispatcher<H> {
             cb::select! {
                 recv(input) -> msg => match msg {
                     Ok(Msg::Piece(piece)) => {
+                        self.intake.sample(input.len());
                         self.received += 1;
                         if std::mem::take(&mut self.deferred) {
                             self.front_due = Some(Instant::now());
@@ -559,6 +572,7 @@ impl<H: ModelHandler> Dispatcher<H> {
                         self.accept(piece, cx);
                     }
                     Ok(Msg::Started(since)) => {
+                        self.intake.sample(input.len());
                         let due = since + self.batching.max_wait;
                         self.front_due = Some(self.front_due.map_or(due, |d| d.min(due)));
                     }
@@ -800,7 +814,7 @@ impl<H: ModelHandler> Dispatcher<H> {
             }
             if let Some(out) = &self.out {
                 // Fails only when the segment after the stage has gone: the run is failing.
-                if out.blocking_send(results).is_err() {
+                if !out.send(results) {
                     self.out = None;
                 }
             }

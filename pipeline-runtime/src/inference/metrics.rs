@@ -156,12 +156,43 @@ pub(crate) fn render_prometheus(
     pipeline: &str,
     stages: &[(String, u64, u64)],
     models: &[InferenceMetrics],
+    queues: &[(String, std::sync::Arc<crate::queue::QueueGauge>)],
 ) -> String {
     let mut out = String::new();
     let p = escape(pipeline);
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
+    type Gauge = fn(&crate::queue::QueueGauge) -> u64;
+    let gauges: [(&str, &str, Gauge); 3] = [
+        (
+            "tandem_queue_batches",
+            "Batches in the queue, as of its last send or receive.",
+            |q| q.depth(),
+        ),
+        (
+            "tandem_queue_peak_batches",
+            "The most batches the queue has held.",
+            |q| q.peak(),
+        ),
+        (
+            "tandem_queue_capacity_batches",
+            "The batches the queue holds at most.",
+            |q| q.capacity,
+        ),
+    ];
+    for (name, help, get) in gauges {
+        family(&mut out, name, "gauge", help);
+        for (label, q) in queues {
+            let _ = writeln!(
+                out,
+                "{name}{{pipeline=\"{p}\",stage=\"{}\",queue=\"{}\"}} {}",
+                escape(label),
+                q.queue,
+                get(q)
+            );
+        }
+    }
     family(
         &mut out,
         "tandem_stage_input_total",
@@ -339,7 +370,24 @@ mod tests {
         };
         m.batch_size.observe(3.0);
         m.batch_size.observe(30.0);
-        let text = render_prometheus("P", &[("read".into(), 7, 1)], &[m]);
+        let gauge = crate::queue::QueueGauge::new(1, "input", 16);
+        gauge.sample(3);
+        gauge.sample(1);
+        let text = render_prometheus(
+            "P",
+            &[("read".into(), 7, 1)],
+            &[m],
+            &[("merge(a, b)".into(), gauge)],
+        );
+        assert!(text.contains(
+            "tandem_queue_batches{pipeline=\"P\",stage=\"merge(a, b)\",queue=\"input\"} 1\n"
+        ));
+        assert!(text.contains(
+            "tandem_queue_peak_batches{pipeline=\"P\",stage=\"merge(a, b)\",queue=\"input\"} 3\n"
+        ));
+        assert!(text.contains(
+            "tandem_queue_capacity_batches{pipeline=\"P\",stage=\"merge(a, b)\",queue=\"input\"} 16\n"
+        ));
         assert!(
             text.contains("tandem_stage_input_total{pipeline=\"P\",stage=\"read\"} 7"),
             "{text}"

@@ -1,7 +1,10 @@
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use crate::exec::Shared;
 use crate::push::{Flow, Pos, Push};
+use crate::queue::QueueGauge;
 
 /// A batch of elements crossing a boundary. Batching keeps the channel's cost per element small.
 pub type Batch<T> = Vec<(Pos, T)>;
@@ -12,7 +15,7 @@ pub type Batch<T> = Vec<(Pos, T)>;
 /// Elements of type `U` enter as `T` through `into`: the identity, except for the further inputs
 /// of a merge, whose type was checked equal to the first input's.
 pub struct ChannelOut<T, U, C> {
-    tx: mpsc::Sender<Batch<T>>,
+    tx: Sender<T>,
     buf: Batch<T>,
     batch: usize,
     closed: bool,
@@ -21,7 +24,7 @@ pub struct ChannelOut<T, U, C> {
 }
 
 impl<T, U, C> ChannelOut<T, U, C> {
-    pub fn new(tx: mpsc::Sender<Batch<T>>, batch: usize, into: C) -> Self {
+    pub fn new(tx: Sender<T>, batch: usize, into: C) -> Self {
         let batch = batch.max(1);
         Self {
             tx,
@@ -39,7 +42,7 @@ impl<T, U, C> ChannelOut<T, U, C> {
         }
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch));
         // Fails only when the consumer has gone, i.e. the run is already failing.
-        if self.tx.blocking_send(full).is_err() {
+        if !self.tx.send(full) {
             self.closed = true;
         }
     }
@@ -71,23 +74,64 @@ impl<T, U, C: Fn(U) -> T> Push<U> for ChannelOut<T, U, C> {
     }
 }
 
+/// The sending end of a bounded channel of batches; cloned for each segment that feeds it.
+pub struct Sender<T> {
+    tx: mpsc::Sender<Batch<T>>,
+    gauge: Arc<QueueGauge>,
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            gauge: self.gauge.clone(),
+        }
+    }
+}
+
+impl<T> Sender<T> {
+    /// Sends a batch, waiting while the channel is full; `false` once the receiver has gone.
+    pub(crate) fn send(&self, batch: Batch<T>) -> bool {
+        if self.tx.blocking_send(batch).is_err() {
+            return false;
+        }
+        // Permits in use: the batches queued (and any a sender has reserved).
+        self.gauge
+            .sample(self.tx.max_capacity() - self.tx.capacity());
+        true
+    }
+}
+
 /// The receiving end of a boundary's channel.
-pub struct Receiver<T>(pub(crate) mpsc::Receiver<Batch<T>>);
+pub struct Receiver<T> {
+    rx: mpsc::Receiver<Batch<T>>,
+    gauge: Arc<QueueGauge>,
+}
 
 impl<T> Receiver<T> {
     /// The next batch, or what `try_recv` says when none is waiting.
     pub(crate) fn try_recv(&mut self) -> Result<Batch<T>, mpsc::error::TryRecvError> {
-        self.0.try_recv()
+        let batch = self.rx.try_recv()?;
+        self.gauge.sample(self.rx.len());
+        Ok(batch)
     }
 
     /// Waits for the next batch; `None` once every sender has gone.
     pub(crate) fn recv(&mut self) -> Option<Batch<T>> {
-        self.0.blocking_recv()
+        let batch = self.rx.blocking_recv()?;
+        self.gauge.sample(self.rx.len());
+        Some(batch)
     }
 }
 
-/// Makes the channel in front of a boundary.
-pub fn channel<T>(capacity: usize) -> (mpsc::Sender<Batch<T>>, Receiver<T>) {
+/// Makes a bounded channel of `capacity` batches, reporting to `gauge`.
+pub fn channel<T>(capacity: usize, gauge: Arc<QueueGauge>) -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    (tx, Receiver(rx))
+    (
+        Sender {
+            tx,
+            gauge: gauge.clone(),
+        },
+        Receiver { rx, gauge },
+    )
 }

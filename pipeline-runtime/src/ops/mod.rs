@@ -18,7 +18,7 @@ mod tee;
 mod try_map;
 mod window;
 
-pub use channel::{channel, Batch, ChannelOut, Receiver};
+pub use channel::{channel, Batch, ChannelOut, Receiver, Sender};
 pub use combine::CombineOp;
 pub use drop::Discard;
 pub use filter::Filter;
