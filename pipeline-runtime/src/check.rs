@@ -128,12 +128,12 @@ impl<T> WindowedElement for crate::window::Windowed<T> {
 
 /// A key usable in `combine_per_key`: results come out in key order within a window.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot key `combine_per_key`: it must be `Ord + Clone`",
+    message = "`{Self}` cannot key `combine_per_key`: it must be `Ord`",
     label = "this key function returns `{Self}`",
-    note = "return a key that is `Ord + Clone` (a string, an integer, a tuple of them, an enum deriving `Ord`)"
+    note = "return a key that is `Ord` (a string, an integer, a tuple of them, an enum deriving `Ord`)"
 )]
-pub trait CombineKey: Ord + Clone {}
-impl<K: Ord + Clone> CombineKey for K {}
+pub trait CombineKey: Ord {}
+impl<K: Ord> CombineKey for K {}
 
 /// Every input of a `merge` must carry the type of its first input.
 #[diagnostic::on_unimplemented(

@@ -59,7 +59,7 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
 impl<T, F, C, N> CombineOp<F, C, T, F::Key, C::Acc, N>
 where
     F: KeyFn<T>,
-    F::Key: Ord + Clone,
+    F::Key: Ord,
     C: Combiner<T>,
     N: Push<Combined<F::Key, C::Out>>,
 {
@@ -96,7 +96,7 @@ where
 impl<T, F, C, N> Push<Windowed<T>> for CombineOp<F, C, T, F::Key, C::Acc, N>
 where
     F: KeyFn<T>,
-    F::Key: Ord + Clone,
+    F::Key: Ord,
     C: Combiner<T>,
     N: Push<Combined<F::Key, C::Out>>,
 {
