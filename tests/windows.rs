@@ -298,3 +298,96 @@ fn behind_a_merge_a_fast_input_does_not_close_the_windows_of_a_slow_one() {
     // Windows are emitted in order of their end.
     assert!(out.windows(2).all(|w| w[0].window.end <= w[1].window.end));
 }
+
+/// Set once a given window's result has come out of `combine_per_key`.
+#[derive(Clone, Default)]
+struct Seen(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Seen {
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Waits up to `limit` for it to be set; whether it was.
+    fn wait(&self, limit: Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+}
+
+struct EndedArgs {
+    short: Vec<Click>,
+    /// The long arm's clicks: minute 40 is only given out once `seen` is set.
+    long: std::sync::Mutex<Option<Box<dyn Iterator<Item = Click> + Send>>>,
+    seen: Seen,
+    waited: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    out: Collector<Combined<&'static str, u64>>,
+}
+
+pipeline! {
+    /// A short arm that ends early and a long one, merged before the window.
+    ShortAndLong(args: EndedArgs) {
+        short = read(Memory::new(args.short.clone()));
+        long = read(Memory::new(args.long.lock().unwrap().take().unwrap()));
+        merge(short, long)
+            -> window(Fixed::minutes(5), |c: &Click| c.time)
+            -> combine_per_key(|c: &Click| c.arm, Count)
+            -> inspect(|c: &Combined<&'static str, u64>| {
+                if c.key == "long" && c.window.start == 20 * MIN as i64 {
+                    args.seen.set();
+                }
+            })
+            -> write(args.out.clone());
+    }
+}
+
+#[test]
+fn a_source_that_has_ended_no_longer_holds_the_watermark_back() {
+    let seen = Seen::default();
+    let waited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (gate, flag) = (seen.clone(), waited.clone());
+    // The long arm stops at minute 40 until the window [20, 25) min of its clicks has come out:
+    // that can only happen if the short arm's end released the watermark, which would otherwise
+    // stay at the short arm's last time (minute 9) until the input ends.
+    let long = (0..60u64).map(move |m| {
+        if m == 40 {
+            flag.store(
+                gate.wait(Duration::from_secs(20)),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+        }
+        click(m * MIN, "long", false)
+    });
+    let args = EndedArgs {
+        short: (0..10).map(|m| click(m * MIN, "short", false)).collect(),
+        long: std::sync::Mutex::new(Some(Box::new(long))),
+        seen,
+        waited,
+        out: Collector::new(),
+    };
+    let config = RunConfig {
+        batch_size: 8,
+        dead_letters: DeadLetterTarget::Memory,
+        ..RunConfig::default()
+    };
+    let summary = tandem::exec::run_pipeline::<ShortAndLong>(&args, &config).unwrap();
+    assert!(summary.totals().balanced(), "{summary}");
+    assert!(summary.dead_letters.is_empty(), "{summary}");
+    assert!(
+        args.waited.load(std::sync::atomic::Ordering::SeqCst),
+        "the window [20, 25) min was not emitted before the input ended"
+    );
+    let out = args.out.take();
+    assert_eq!(
+        out.len(),
+        2 + 12,
+        "2 windows of the short arm, 12 of the long"
+    );
+    assert!(out.iter().all(|c| c.value == 5));
+}

@@ -512,14 +512,21 @@ fn run_source<S: Source, C: Push<S::Item>>(
             break;
         }
     }
+    chain.source_ended(
+        crate::push::Ended {
+            source: id,
+            watermark: None,
+        },
+        cx,
+    );
     chain.finish(cx)
 }
 
 fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -> Result<()> {
     panic::quiet_thread();
     loop {
-        let batch = match rx.try_recv() {
-            Ok(batch) => batch,
+        let parcel = match rx.try_recv() {
+            Ok(parcel) => parcel,
             Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
             Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
                 // About to wait: send on what is buffered so nothing lingers downstream.
@@ -527,13 +534,18 @@ fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -
                     break;
                 }
                 match rx.recv() {
-                    Some(batch) => batch,
+                    Some(parcel) => parcel,
                     None => break,
                 }
             }
         };
-        for (pos, item) in batch {
-            chain.push(item, pos, cx);
+        match parcel {
+            crate::ops::Parcel::Batch(batch) => {
+                for (pos, item) in batch {
+                    chain.push(item, pos, cx);
+                }
+            }
+            crate::ops::Parcel::SourceEnded(ended) => chain.source_ended(ended, cx),
         }
         if chain.flush(cx, false) == Flow::Stop {
             break;

@@ -118,6 +118,27 @@ impl Graph {
             .collect()
     }
 
+    /// How many distinct paths lead from stage `from` to stage `to` (through fan-outs, a
+    /// partition's arms, merges), saturating.
+    pub fn paths(&self, from: u32, to: u32) -> u64 {
+        fn count(g: &Graph, at: u32, to: u32, memo: &mut [Option<u64>]) -> u64 {
+            if at == to {
+                return 1;
+            }
+            if let Some(n) = memo[at as usize] {
+                return n;
+            }
+            let n = g
+                .edges
+                .iter()
+                .filter(|e| e.from == at)
+                .fold(0u64, |n, e| n.saturating_add(count(g, e.to, to, memo)));
+            memo[at as usize] = Some(n);
+            n
+        }
+        count(self, from, to, &mut vec![None; self.stages.len()])
+    }
+
     /// A Graphviz digraph (`dot -Tsvg`).
     pub fn dot(&self) -> String {
         let mut out = format!(

@@ -42,6 +42,20 @@ pub trait Push<T> {
 
     /// End of input: flush, and let sinks finish their output.
     fn finish(&mut self, cx: &Shared) -> crate::Result<()>;
+
+    /// A source has ended: nothing from it comes after this. Passed on in order with the
+    /// elements (through channels too), so that a `window` behind a merge stops waiting for that
+    /// source's event times.
+    fn source_ended(&mut self, ended: Ended, cx: &Shared);
+}
+
+/// The notice that a source has ended, as it travels down the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub source: u32,
+    /// Set by a `window`: its watermark once the source no longer holds it back, so that the
+    /// `combine_per_key` after it emits the windows that closes without waiting for an element.
+    pub watermark: Option<i64>,
 }
 
 /// A stage's number and, for the stages whose input cannot be derived from the graph (merges,

@@ -181,6 +181,11 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
         self.tx = None;
         Ok(())
     }
+
+    /// Not passed on: results leave a model stage in batch order, not in arrival order, so a
+    /// `window` after the model waits for every source it has seen until the input ends (its
+    /// results are the same, only emitted later).
+    fn source_ended(&mut self, _: crate::push::Ended, _: &Shared) {}
 }
 
 fn lock(metrics: &MetricsCell) -> MutexGuard<'_, InferenceMetrics> {

@@ -9,6 +9,12 @@ use crate::queue::QueueGauge;
 /// A batch of elements crossing a boundary. Batching keeps the channel's cost per element small.
 pub type Batch<T> = Vec<(Pos, T)>;
 
+/// What a boundary's channel carries: batches, and the end of a source, in order with them.
+pub enum Parcel<T> {
+    Batch(Batch<T>),
+    SourceEnded(crate::push::Ended),
+}
+
 /// The end of a segment that feeds a boundary (merge, sink): buffers elements into batches and
 /// sends them over a bounded channel, blocking when it is full — that is the backpressure.
 ///
@@ -72,11 +78,19 @@ impl<T, U, C: Fn(U) -> T> Push<U> for ChannelOut<T, U, C> {
         self.send();
         Ok(())
     }
+
+    fn source_ended(&mut self, ended: crate::push::Ended, _: &Shared) {
+        // After everything before it.
+        self.send();
+        if !self.closed && !self.tx.send_parcel(Parcel::SourceEnded(ended)) {
+            self.closed = true;
+        }
+    }
 }
 
 /// The sending end of a bounded channel of batches; cloned for each segment that feeds it.
 pub struct Sender<T> {
-    tx: mpsc::Sender<Batch<T>>,
+    tx: mpsc::Sender<Parcel<T>>,
     gauge: Arc<QueueGauge>,
 }
 
@@ -92,7 +106,11 @@ impl<T> Clone for Sender<T> {
 impl<T> Sender<T> {
     /// Sends a batch, waiting while the channel is full; `false` once the receiver has gone.
     pub(crate) fn send(&self, batch: Batch<T>) -> bool {
-        if self.tx.blocking_send(batch).is_err() {
+        self.send_parcel(Parcel::Batch(batch))
+    }
+
+    fn send_parcel(&self, parcel: Parcel<T>) -> bool {
+        if self.tx.blocking_send(parcel).is_err() {
             return false;
         }
         // Permits in use: the batches queued (and any a sender has reserved).
@@ -104,23 +122,23 @@ impl<T> Sender<T> {
 
 /// The receiving end of a boundary's channel.
 pub struct Receiver<T> {
-    rx: mpsc::Receiver<Batch<T>>,
+    rx: mpsc::Receiver<Parcel<T>>,
     gauge: Arc<QueueGauge>,
 }
 
 impl<T> Receiver<T> {
-    /// The next batch, or what `try_recv` says when none is waiting.
-    pub(crate) fn try_recv(&mut self) -> Result<Batch<T>, mpsc::error::TryRecvError> {
-        let batch = self.rx.try_recv()?;
+    /// The next parcel, or what `try_recv` says when none is waiting.
+    pub(crate) fn try_recv(&mut self) -> Result<Parcel<T>, mpsc::error::TryRecvError> {
+        let parcel = self.rx.try_recv()?;
         self.gauge.sample(self.rx.len());
-        Ok(batch)
+        Ok(parcel)
     }
 
-    /// Waits for the next batch; `None` once every sender has gone.
-    pub(crate) fn recv(&mut self) -> Option<Batch<T>> {
-        let batch = self.rx.blocking_recv()?;
+    /// Waits for the next parcel; `None` once every sender has gone.
+    pub(crate) fn recv(&mut self) -> Option<Parcel<T>> {
+        let parcel = self.rx.blocking_recv()?;
         self.gauge.sample(self.rx.len());
-        Some(batch)
+        Some(parcel)
     }
 }
 

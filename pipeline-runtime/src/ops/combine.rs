@@ -158,4 +158,21 @@ where
         self.publish(cx);
         self.next.finish(cx)
     }
+
+    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        if let Some(watermark) = ended.watermark {
+            if watermark > self.watermark {
+                self.watermark = watermark;
+                self.emit_until(watermark, cx);
+            }
+        }
+        // A window after this one has a watermark of its own.
+        self.next.source_ended(
+            crate::push::Ended {
+                watermark: None,
+                ..ended
+            },
+            cx,
+        );
+    }
 }

@@ -31,4 +31,6 @@ impl<T: Send> Push<T> for Discard<T> {
         self.cell.publish(cx);
         Ok(())
     }
+
+    fn source_ended(&mut self, _: crate::push::Ended, _: &Shared) {}
 }

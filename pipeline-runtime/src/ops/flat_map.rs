@@ -55,4 +55,8 @@ where
         self.publish(cx);
         self.next.finish(cx)
     }
+
+    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.next.source_ended(ended, cx);
+    }
 }

@@ -64,4 +64,8 @@ where
             Ok(())
         }
     }
+
+    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.shared.borrow_mut().next.source_ended(ended, cx);
+    }
 }

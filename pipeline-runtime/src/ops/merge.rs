@@ -39,4 +39,8 @@ impl<T, N: Push<T>> Push<T> for Merge<N> {
         self.cell.publish(cx);
         self.next.finish(cx)
     }
+
+    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.next.source_ended(ended, cx);
+    }
 }

@@ -18,7 +18,7 @@ mod tee;
 mod try_map;
 mod window;
 
-pub use channel::{channel, Batch, ChannelOut, Receiver, Sender};
+pub use channel::{channel, Batch, ChannelOut, Parcel, Receiver, Sender};
 pub use combine::CombineOp;
 pub use drop::Discard;
 pub use filter::Filter;
@@ -45,6 +45,10 @@ macro_rules! forward_flush {
         fn finish(&mut self, cx: &$crate::exec::Shared) -> $crate::Result<()> {
             self.cell.publish(cx);
             self.next.finish(cx)
+        }
+
+        fn source_ended(&mut self, ended: $crate::push::Ended, cx: &$crate::exec::Shared) {
+            self.next.source_ended(ended, cx);
         }
     };
 }

@@ -10,6 +10,7 @@ pub trait Arms<T> {
     fn push_to(&mut self, arm: usize, item: T, pos: Pos, cx: &Shared) -> Result<(), T>;
     fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow;
     fn finish_all(&mut self, cx: &Shared) -> crate::Result<()>;
+    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared);
 }
 
 impl<T> Arms<T> for () {
@@ -23,6 +24,7 @@ impl<T> Arms<T> for () {
     fn finish_all(&mut self, _: &Shared) -> crate::Result<()> {
         Ok(())
     }
+    fn source_ended_all(&mut self, _: crate::push::Ended, _: &Shared) {}
 }
 
 impl<T, A: Push<T>, R: Arms<T>> Arms<T> for (A, R) {
@@ -49,6 +51,10 @@ impl<T, A: Push<T>, R: Arms<T>> Arms<T> for (A, R) {
         let first = self.0.finish(cx);
         let rest = self.1.finish_all(cx);
         first.and(rest)
+    }
+    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.0.source_ended(ended, cx);
+        self.1.source_ended_all(ended, cx);
     }
 }
 
@@ -128,5 +134,9 @@ where
     fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
         self.publish(cx);
         self.next.finish_all(cx)
+    }
+
+    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.next.source_ended_all(ended, cx);
     }
 }

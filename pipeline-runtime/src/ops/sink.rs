@@ -43,4 +43,6 @@ impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
         cx.add_commit(commit);
         Ok(())
     }
+
+    fn source_ended(&mut self, _: crate::push::Ended, _: &Shared) {}
 }

@@ -29,6 +29,7 @@ pub trait Consumers<T> {
     fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, copy: &impl Fn(&T) -> T);
     fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow;
     fn finish_all(&mut self, cx: &Shared) -> crate::Result<()>;
+    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared);
 }
 
 impl<T, A: Push<T>> Consumers<T> for (A, ()) {
@@ -42,6 +43,9 @@ impl<T, A: Push<T>> Consumers<T> for (A, ()) {
     }
     fn finish_all(&mut self, cx: &Shared) -> crate::Result<()> {
         self.0.finish(cx)
+    }
+    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.0.source_ended(ended, cx);
     }
 }
 
@@ -69,6 +73,10 @@ where
         let b = self.1.finish_all(cx);
         a.and(b)
     }
+    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.0.source_ended(ended, cx);
+        self.1.source_ended_all(ended, cx);
+    }
 }
 
 impl<L, C> Tee<L, C> {
@@ -93,5 +101,8 @@ impl<T, L: Consumers<T>, C: Fn(&T) -> T> Push<T> for Tee<L, C> {
     fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
         self.publish(cx);
         self.consumers.finish_all(cx)
+    }
+    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.consumers.source_ended_all(ended, cx);
     }
 }

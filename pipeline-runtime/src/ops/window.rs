@@ -14,8 +14,9 @@ pub struct WindowOp<W, F, I, N> {
     cell: StageCell,
     spec: W,
     time: F,
-    /// The largest event time seen from each source upstream (filled on the first element).
-    max_seen: Vec<(u32, i64)>,
+    /// Per source upstream (filled on first use): the largest event time seen from it, and
+    /// whether it has ended (then it no longer holds the watermark back).
+    sources: Vec<Upstream>,
     produced: u64,
     /// Elements in no window at all (a gap between sliding windows).
     unassigned: u64,
@@ -30,7 +31,7 @@ impl<W, F, I> WindowOp<W, F, I, ()> {
             cell: StageCell::new(id),
             spec,
             time,
-            max_seen: Vec::new(),
+            sources: Vec::new(),
             produced: 0,
             unassigned: 0,
             next: (),
@@ -44,7 +45,7 @@ impl<W, F, I> WindowOp<W, F, I, ()> {
             cell,
             spec,
             time,
-            max_seen,
+            sources,
             produced,
             unassigned,
             _input,
@@ -54,7 +55,7 @@ impl<W, F, I> WindowOp<W, F, I, ()> {
             cell,
             spec,
             time,
-            max_seen,
+            sources,
             produced,
             unassigned,
             next,
@@ -63,7 +64,69 @@ impl<W, F, I> WindowOp<W, F, I, ()> {
     }
 }
 
+#[derive(Clone, Copy, Debug)]
+struct Upstream {
+    source: u32,
+    max_seen: i64,
+    /// End-of-source notices received, and how many it takes: one per path from the source to
+    /// this stage (a fan-out or partition sends one down each branch). A path through a model
+    /// stage never delivers one, so such a source holds the watermark until the input ends.
+    ended: u64,
+    paths: u64,
+}
+
+impl Upstream {
+    fn new(source: u32, paths: u64) -> Self {
+        Self {
+            source,
+            max_seen: i64::MIN,
+            ended: 0,
+            paths: paths.max(1),
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.ended < self.paths
+    }
+}
+
 impl<W, F, I, N> WindowOp<W, F, I, N> {
+    /// The entry of `source`, filling the list of sources upstream on first use.
+    fn upstream(&mut self, source: u32, cx: &Shared) -> &mut Upstream {
+        let (graph, id) = (cx.graph, self.cell.id);
+        if self.sources.is_empty() {
+            self.sources = graph
+                .sources_upstream(id)
+                .into_iter()
+                .map(|s| Upstream::new(s, graph.paths(s, id)))
+                .collect();
+        }
+        let at = match self.sources.iter().position(|u| u.source == source) {
+            Some(at) => at,
+            None => {
+                self.sources
+                    .push(Upstream::new(source, graph.paths(source, id)));
+                self.sources.len() - 1
+            }
+        };
+        &mut self.sources[at]
+    }
+
+    /// The smallest of the largest times seen from the sources still running (a source not
+    /// heard from yet counts as `i64::MIN`); once all have ended, the largest time seen.
+    fn slowest(&self) -> i64 {
+        let running = self.sources.iter().filter(|u| u.running());
+        match running.map(|u| u.max_seen).min() {
+            Some(t) => t,
+            None => self
+                .sources
+                .iter()
+                .map(|u| u.max_seen)
+                .max()
+                .unwrap_or(i64::MIN),
+        }
+    }
+
     fn publish(&mut self, cx: &Shared) {
         self.cell.publish(cx);
         if self.produced != 0 {
@@ -89,17 +152,10 @@ where
             Ok(time) => time,
             Err(panic) => return self.cell.dead(cx, pos, panic),
         };
-        if self.max_seen.is_empty() {
-            let upstream = cx.graph.sources_upstream(self.cell.id);
-            self.max_seen = upstream.into_iter().map(|s| (s, i64::MIN)).collect();
-        }
-        match self.max_seen.iter_mut().find(|(s, _)| *s == pos.source) {
-            Some((_, max)) => *max = (*max).max(time),
-            None => self.max_seen.push((pos.source, time)),
-        }
+        let upstream = self.upstream(pos.source, cx);
+        upstream.max_seen = upstream.max_seen.max(time);
         let lateness = self.spec.allowed_lateness();
-        // A source not heard from yet holds the watermark back (`i64::MIN`).
-        let slowest = self.max_seen.iter().map(|&(_, t)| t).min().unwrap_or(time);
+        let slowest = self.slowest();
         let watermark = slowest.saturating_sub(lateness);
         let (mut sent, mut closed) = (0u64, None);
         let Self {
@@ -133,7 +189,7 @@ where
                     pos,
                     format!(
                         "too late: event time {time} ms is more than the allowed lateness ({lateness} ms) behind {slowest} ms, the largest time seen{}; its window {window} was already closed",
-                        if self.max_seen.len() > 1 { " from the slowest of its inputs" } else { "" }
+                        if self.sources.len() > 1 { " from the slowest of its inputs" } else { "" }
                     ),
                 ),
                 None => self.unassigned += 1,
@@ -149,5 +205,17 @@ where
     fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
         self.publish(cx);
         self.next.finish(cx)
+    }
+
+    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+        self.upstream(ended.source, cx).ended += 1;
+        let watermark = self.slowest().saturating_sub(self.spec.allowed_lateness());
+        self.next.source_ended(
+            crate::push::Ended {
+                watermark: Some(watermark),
+                ..ended
+            },
+            cx,
+        );
     }
 }
