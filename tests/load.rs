@@ -23,28 +23,17 @@ fn events(path: &Path, n: u64) {
 fn peak_rss(dir: &Path, n: u64) -> u64 {
     let input = dir.join(format!("events-{n}.jsonl"));
     events(&input, n);
-    // Reaped by `wait4` below, which also gives its peak RSS (`Child::wait` would not).
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(common::example_binary("backpressure"))
-        .args(["--events", input.to_str().unwrap(), "--scores"])
-        .arg(dir.join(format!("scores-{n}.jsonl")))
-        .args(["--model-ms", "1", "--quiet"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "status {status}"
+    let peak = common::peak_rss_of(
+        Command::new(common::example_binary("backpressure"))
+            .args(["--events", input.to_str().unwrap(), "--scores"])
+            .arg(dir.join(format!("scores-{n}.jsonl")))
+            .args(["--model-ms", "1", "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
     );
     let scored = std::fs::read_to_string(dir.join(format!("scores-{n}.jsonl"))).unwrap();
     assert_eq!(scored.lines().count() as u64, n, "every event is scored");
-    usage.ru_maxrss as u64
+    peak
 }
 
 #[test]

@@ -10,34 +10,23 @@ mod bins;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Runs `shadow` on `n` requests; returns its peak RSS in KiB (from `wait4`'s rusage).
+/// Runs `shadow` on `n` requests; returns its peak RSS in KiB.
 fn peak_rss(dir: &Path, n: usize) -> u64 {
     let responses = dir.join(format!("responses-{n}.jsonl"));
-    // Reaped by `wait4` below, which also gives its peak RSS (`Child::wait` would not).
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(bins::example_binary("shadow"))
-        .args(["--device", "cpu", "--quiet", "--no-shadow", "--rate", "0"])
-        .args(["--requests", &n.to_string()])
-        .arg("--responses")
-        .arg(&responses)
-        .arg("--report")
-        .arg(dir.join(format!("report-{n}.json")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "status {status}"
+    let peak = bins::peak_rss_of(
+        Command::new(bins::example_binary("shadow"))
+            .args(["--device", "cpu", "--quiet", "--no-shadow", "--rate", "0"])
+            .args(["--requests", &n.to_string()])
+            .arg("--responses")
+            .arg(&responses)
+            .arg("--report")
+            .arg(dir.join(format!("report-{n}.json")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
     );
     let answered = std::fs::read_to_string(&responses).unwrap();
     assert_eq!(answered.lines().count(), n, "every request is answered");
-    usage.ru_maxrss as u64
+    peak
 }
 
 #[test]
