@@ -24,7 +24,14 @@ pub fn select_with(choice: DeviceChoice, software_gpu: bool) -> Result<(Device, 
             Err(_) if software_gpu => software(),
             Err(why) => Err(format!("no GPU can be used: {why}. Run with `--device cpu` (or `--device auto`, which falls back to the CPU).")),
         },
-        DeviceChoice::Auto => Ok(gpu().clone().unwrap_or_else(|_| cpu())),
+        DeviceChoice::Auto => Ok(match gpu() {
+            Ok(found) => found.clone(),
+            Err(why) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| tracing::info!("--device auto: {why}; the models run on the CPU"));
+                cpu()
+            }
+        }),
     }
 }
 
