@@ -95,3 +95,16 @@ fn graph_describes_every_stage_with_its_kind_and_line() {
     assert!(summary.totals().balanced(), "{summary}");
     assert_eq!(out.take().len(), 4 + 2 * 4 + 2);
 }
+
+#[test]
+fn paths_and_sources_upstream_follow_fan_outs_and_partition_arms() {
+    let graph = Shapes::graph();
+    // read -> map -> partition -> three arms -> merge -> write; the map also feeds the drop.
+    assert_eq!(graph.paths(0, 7), 3);
+    assert_eq!(graph.paths(0, 8), 3);
+    assert_eq!(graph.paths(0, 3), 1);
+    assert_eq!(graph.paths(4, 8), 1);
+    assert_eq!(graph.paths(8, 0), 0, "no path runs backwards");
+    assert_eq!(graph.sources_upstream(8), [0]);
+    assert_eq!(graph.sources_upstream(0), Vec::<u32>::new());
+}
