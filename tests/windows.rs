@@ -347,8 +347,72 @@ pipeline! {
     }
 }
 
+/// A stand-in model that answers each click with itself, in batches of up to 4.
+struct Echo;
+
+impl tandem::inference::ModelHandler for Echo {
+    type Input = Click;
+    type Prepared = Click;
+    type Inference = Click;
+    type Model = ();
+
+    fn name(&self) -> String {
+        "echo".into()
+    }
+
+    fn batching(&self) -> tandem::inference::Batching {
+        tandem::inference::Batching {
+            max_batch: 4,
+            ..Default::default()
+        }
+    }
+
+    fn load(
+        &self,
+        _: tandem::inference::DeviceChoice,
+    ) -> Result<tandem::inference::Loaded<()>, String> {
+        Ok(tandem::inference::Loaded::new((), "cpu", "echo-v1"))
+    }
+
+    fn prepare(&self, click: &Click) -> Result<Click, String> {
+        Ok(click.clone())
+    }
+
+    fn infer(&self, _: &mut (), batch: Vec<Click>) -> Result<Vec<Click>, String> {
+        Ok(batch)
+    }
+}
+
+pipeline! {
+    /// The same, with a model between the merge and the window.
+    ShortAndLongThroughAModel(args: EndedArgs) {
+        short = read(Memory::new(args.short.clone()));
+        long = read(Memory::new(args.long.lock().unwrap().take().unwrap()));
+        merge(short, long)
+            -> run_inference(Echo)
+            -> map(|p: PredictionResult<Click, Click>| p.inference)
+            -> window(Fixed::minutes(5), |c: &Click| c.time)
+            -> combine_per_key(|c: &Click| c.arm, Count)
+            -> inspect(|c: &Combined<&'static str, u64>| {
+                if c.key == "long" && c.window.start == 20 * MIN as i64 {
+                    args.seen.set();
+                }
+            })
+            -> write(args.out.clone());
+    }
+}
+
 #[test]
 fn a_source_that_has_ended_no_longer_holds_the_watermark_back() {
+    released_by_the_short_arms_end::<ShortAndLong>();
+}
+
+#[test]
+fn the_end_of_a_source_crosses_a_model_stage_after_its_results() {
+    released_by_the_short_arms_end::<ShortAndLongThroughAModel>();
+}
+
+fn released_by_the_short_arms_end<P: Pipeline<Args = EndedArgs>>() {
     let seen = Seen::default();
     let waited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (gate, flag) = (seen.clone(), waited.clone());
@@ -376,7 +440,7 @@ fn a_source_that_has_ended_no_longer_holds_the_watermark_back() {
         dead_letters: DeadLetterTarget::Memory,
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<ShortAndLong>(&args, &config).unwrap();
+    let summary = tandem::exec::run_pipeline::<P>(&args, &config).unwrap();
     assert!(summary.totals().balanced(), "{summary}");
     assert!(summary.dead_letters.is_empty(), "{summary}");
     assert!(

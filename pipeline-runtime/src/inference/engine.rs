@@ -56,6 +56,8 @@ pub(crate) enum Msg<H: ModelHandler> {
     /// partial batch from the shared buffer when `max_wait` has passed, even if the segment in
     /// front is blocked reading its source by then.
     Started(Instant),
+    /// A source has ended: after every input it sent (see [`Dispatcher::source_ended`]).
+    Ended(crate::push::Ended),
 }
 
 /// Inputs prepared by the front and not yet sent: shared with the dispatcher, which takes them
@@ -182,10 +184,14 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
         Ok(())
     }
 
-    /// Not passed on: results leave a model stage in batch order, not in arrival order, so a
-    /// `window` after the model waits for every source it has seen until the input ends (its
-    /// results are the same, only emitted later).
-    fn source_ended(&mut self, _: crate::push::Ended, _: &Shared) {}
+    /// Passed on behind every input that came before it: the partial batch waiting here goes
+    /// first.
+    fn source_ended(&mut self, ended: crate::push::Ended, _: &Shared) {
+        if let Some(piece) = take(&self.pending, self.max) {
+            self.send(Msg::Piece(piece));
+        }
+        self.send(Msg::Ended(ended));
+    }
 }
 
 fn lock(metrics: &MetricsCell) -> MutexGuard<'_, InferenceMetrics> {
@@ -304,6 +310,7 @@ pub(crate) fn start<H: ModelHandler>(
             inflight: HashMap::new(),
             finished: BTreeMap::new(),
             next_out: 0,
+            ended: VecDeque::new(),
             out: Some(out),
             metrics: metrics.clone(),
             watch,
@@ -532,6 +539,8 @@ pub(crate) struct Dispatcher<H: ModelHandler> {
     /// Results of batches that ended, waiting for the earlier ones: output keeps batch order.
     finished: BTreeMap<u64, Batch<Out<H>>>,
     next_out: u64,
+    /// End-of-source notices, each to be passed on once the batches before `.0` are out.
+    ended: VecDeque<(u64, crate::push::Ended)>,
     out: Option<crate::ops::Sender<Out<H>>>,
     metrics: MetricsCell,
     watch: Option<Watch>,
@@ -575,6 +584,10 @@ impl<H: ModelHandler> Dispatcher<H> {
                             self.front_due = Some(Instant::now());
                         }
                         self.accept(piece, cx);
+                    }
+                    Ok(Msg::Ended(ended)) => {
+                        self.intake.sample(input.len());
+                        self.source_ended(ended);
                     }
                     Ok(Msg::Started(since)) => {
                         self.intake.sample(input.len());
@@ -665,6 +678,16 @@ impl<H: ModelHandler> Dispatcher<H> {
             items,
         });
         self.next_seq += 1;
+    }
+
+    /// A source has ended. Every input it sent came before the notice, so cutting every group
+    /// puts them all in batches numbered below `next_seq`: the notice goes on once those are out
+    /// (in `emit`), and so after all their results.
+    fn source_ended(&mut self, ended: crate::push::Ended) {
+        for group in 0..self.groups.len() {
+            self.cut(group);
+        }
+        self.ended.push_back((self.next_seq, ended));
     }
 
     /// The input has ended: every partial batch runs now, whatever its size.
@@ -820,6 +843,20 @@ impl<H: ModelHandler> Dispatcher<H> {
             if let Some(out) = &self.out {
                 // Fails only when the segment after the stage has gone: the run is failing.
                 if !out.send(results) {
+                    self.out = None;
+                }
+            }
+        }
+        while self
+            .ended
+            .front()
+            .is_some_and(|&(before, _)| before <= self.next_out)
+        {
+            let Some((_, ended)) = self.ended.pop_front() else {
+                break;
+            };
+            if let Some(out) = &self.out {
+                if !out.send_ended(ended) {
                     self.out = None;
                 }
             }

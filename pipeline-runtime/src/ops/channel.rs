@@ -109,6 +109,11 @@ impl<T> Sender<T> {
         self.send_parcel(Parcel::Batch(batch))
     }
 
+    /// Passes on the end of a source, after the batches sent before it.
+    pub(crate) fn send_ended(&self, ended: crate::push::Ended) -> bool {
+        self.send_parcel(Parcel::SourceEnded(ended))
+    }
+
     fn send_parcel(&self, parcel: Parcel<T>) -> bool {
         if self.tx.blocking_send(parcel).is_err() {
             return false;

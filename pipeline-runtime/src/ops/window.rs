@@ -69,8 +69,7 @@ struct Upstream {
     source: u32,
     max_seen: i64,
     /// End-of-source notices received, and how many it takes: one per path from the source to
-    /// this stage (a fan-out or partition sends one down each branch). A path through a model
-    /// stage never delivers one, so such a source holds the watermark until the input ends.
+    /// this stage (a fan-out or partition sends one down each branch).
     ended: u64,
     paths: u64,
 }
