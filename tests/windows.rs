@@ -330,6 +330,15 @@ struct EndedArgs {
     out: Collector<Combined<&'static str, u64>>,
 }
 
+impl EndedArgs {
+    /// Sets `seen` when the long arm's window [20, 25) min comes out.
+    fn watch(&self, c: &Combined<&'static str, u64>) {
+        if c.key == "long" && c.window.start == 20 * MIN as i64 {
+            self.seen.set();
+        }
+    }
+}
+
 pipeline! {
     /// A short arm that ends early and a long one, merged before the window.
     ShortAndLong(args: EndedArgs) {
@@ -338,11 +347,7 @@ pipeline! {
         merge(short, long)
             -> window(Fixed::minutes(5), |c: &Click| c.time)
             -> combine_per_key(|c: &Click| c.arm, Count)
-            -> inspect(|c: &Combined<&'static str, u64>| {
-                if c.key == "long" && c.window.start == 20 * MIN as i64 {
-                    args.seen.set();
-                }
-            })
+            -> inspect(|c: &Combined<&'static str, u64>| args.watch(c))
             -> write(args.out.clone());
     }
 }
@@ -393,11 +398,7 @@ pipeline! {
             -> map(|p: PredictionResult<Click, Click>| p.inference)
             -> window(Fixed::minutes(5), |c: &Click| c.time)
             -> combine_per_key(|c: &Click| c.arm, Count)
-            -> inspect(|c: &Combined<&'static str, u64>| {
-                if c.key == "long" && c.window.start == 20 * MIN as i64 {
-                    args.seen.set();
-                }
-            })
+            -> inspect(|c: &Combined<&'static str, u64>| args.watch(c))
             -> write(args.out.clone());
     }
 }
