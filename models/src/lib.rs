@@ -17,3 +17,4 @@ pub mod mtcnn;
 pub mod mtcnn_cascade;
 pub mod mtcnn_stages;
 pub mod tiny;
+pub mod weights;

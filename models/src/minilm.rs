@@ -160,14 +160,7 @@ impl MiniLmModel {
         let result = model
             .load_from(&mut store)
             .map_err(|e| format!("{} could not be loaded: {e}", what()))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
-            return Err(format!(
-                "{} do not fit the model: missing {:?}, errors {:?}",
-                what(),
-                result.missing,
-                result.errors
-            ));
-        }
+        crate::weights::ensure_fits(&result, &what(), false)?;
         Ok(model)
     }
 

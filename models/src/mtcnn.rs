@@ -83,15 +83,7 @@ fn load_strict<M: ModuleSnapshot>(mut model: M, name: &str, path: &Path) -> Resu
     let result = model
         .load_from(&mut store)
         .map_err(|e| format!("{} could not be loaded: {e}", what()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(format!(
-            "{} do not fit the network: missing {:?}, not used {:?}, errors {:?}",
-            what(),
-            result.missing,
-            result.unused,
-            result.errors
-        ));
-    }
+    crate::weights::ensure_fits(&result, &what(), true)?;
     Ok(model)
 }
 

@@ -164,14 +164,7 @@ impl RankerNet {
             Self::Mlp(m) => m.load_from(&mut store),
         }
         .map_err(|e| format!("{} could not be loaded: {e}", what()))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
-            return Err(format!(
-                "{} do not fit the model: missing {:?}, errors {:?}",
-                what(),
-                result.missing,
-                result.errors
-            ));
-        }
+        tandem_models::weights::ensure_fits(&result, &what(), false)?;
         Ok(net)
     }
 
