@@ -62,7 +62,7 @@ impl ModelHandler for SlowScorer {
         }
     }
 
-    fn load(&self, _: DeviceChoice) -> Result<Loaded<Vec<f32>>, String> {
+    fn load(&self, _: DeviceRequest) -> Result<Loaded<Vec<f32>>, String> {
         let weights = (0..16).map(|i| (i as f32 - 7.5) / 8.0).collect();
         Ok(Loaded::new(weights, "cpu (plain Rust)", "slow-linear-v1"))
     }

@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tandem::inference::{Batching, DeviceChoice, Loaded, ModelHandler, Serving};
+use tandem::inference::{Batching, DeviceRequest, Loaded, ModelHandler, Serving};
 use tandem::prelude::*;
 use tandem_examples::vision::{percentile, AtEnd, Carry, ImageFiles};
 use tandem_models::efficientnet::{Class, Classification, EfficientNetLite};
@@ -203,7 +203,7 @@ where
         self.inner.serving()
     }
 
-    fn load(&self, device: DeviceChoice) -> Result<Loaded<H::Model>, String> {
+    fn load(&self, device: DeviceRequest) -> Result<Loaded<H::Model>, String> {
         self.inner.load(device)
     }
 

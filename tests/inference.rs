@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tandem::inference::{
-    Batching, DeviceChoice, HandlerExt, Loaded, ModelHandler, PredictionResult,
+    Batching, DeviceChoice, DeviceRequest, HandlerExt, Loaded, ModelHandler, PredictionResult,
 };
 use tandem::prelude::*;
 
@@ -83,10 +83,10 @@ impl ModelHandler for Scale {
         }
     }
 
-    fn load(&self, device: DeviceChoice) -> Result<Loaded<i64>, String> {
+    fn load(&self, device: DeviceRequest) -> Result<Loaded<i64>, String> {
         self.loads.fetch_add(1, SeqCst);
         if let Some(only) = self.loads_on {
-            if only != device {
+            if only != device.choice {
                 return Err(format!("this model only runs on {only}"));
             }
         }

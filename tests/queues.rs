@@ -169,7 +169,7 @@ impl ModelHandler for SlowModel {
         }
     }
 
-    fn load(&self, _: DeviceChoice) -> Result<Loaded<()>, String> {
+    fn load(&self, _: DeviceRequest) -> Result<Loaded<()>, String> {
         Ok(Loaded::new((), "cpu (plain Rust)", "slow-v1"))
     }
 

@@ -374,7 +374,7 @@ impl tandem::inference::ModelHandler for Echo {
 
     fn load(
         &self,
-        _: tandem::inference::DeviceChoice,
+        _: tandem::inference::DeviceRequest,
     ) -> Result<tandem::inference::Loaded<()>, String> {
         Ok(tandem::inference::Loaded::new((), "cpu", "echo-v1"))
     }

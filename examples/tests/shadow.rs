@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use shadow::{Shadow, ShadowArgs, Shadowed, Traffic};
-use tandem::inference::{DeviceChoice, Loaded, ModelHandler};
+use tandem::inference::{DeviceRequest, Loaded, ModelHandler};
 
 fn run(dir: &Path, requests: usize, rate: f64, no_shadow: bool, queue: u32) -> serde_json::Value {
     let args = ShadowArgs {
@@ -130,7 +130,7 @@ impl ModelHandler for Threads {
         "threads".into()
     }
 
-    fn load(&self, _: DeviceChoice) -> Result<Loaded<()>, String> {
+    fn load(&self, _: DeviceRequest) -> Result<Loaded<()>, String> {
         Ok(Loaded::new((), "cpu", "threads-v1"))
     }
 

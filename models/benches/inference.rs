@@ -30,7 +30,9 @@ use burn::prelude::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use tandem::inference::{Batching, DeviceChoice, Loaded, ModelHandler, PredictionResult};
+use tandem::inference::{
+    Batching, DeviceChoice, DeviceRequest, Loaded, ModelHandler, PredictionResult,
+};
 use tandem::prelude::*;
 use tandem_models::tiny::TinyMlp;
 
@@ -114,7 +116,7 @@ impl ModelHandler for Handler {
         }
     }
 
-    fn load(&self, _: DeviceChoice) -> Result<Loaded<Net>, String> {
+    fn load(&self, _: DeviceRequest) -> Result<Loaded<Net>, String> {
         Ok(Loaded::new(self.net.clone(), &self.device_name, "bench"))
     }
 

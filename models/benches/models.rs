@@ -22,7 +22,7 @@ fn throughput<H: ModelHandler>(
     run: Duration,
 ) -> f64 {
     let mut model = handler
-        .load(DeviceChoice::Cpu)
+        .load(DeviceChoice::Cpu.into())
         .expect("the model loads")
         .model;
     let mut next = 0;

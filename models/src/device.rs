@@ -4,19 +4,19 @@
 use std::sync::OnceLock;
 
 use burn::tensor::{Device, DeviceKind, DeviceType};
-use tandem_runtime::inference::DeviceChoice;
+use tandem_runtime::inference::{DeviceChoice, DeviceRequest};
 
-/// The device for a choice, and a name for it (for the summary).
+/// The device for a request (a `--device` choice, or a [`DeviceRequest`] that also says whether
+/// `gpu` may fall back to a software adapter: never `auto`), and a name for it (for the summary).
 ///
-/// `TANDEM_SOFTWARE_GPU=1` lets `--device gpu` use a software adapter (Mesa's lavapipe) where
-/// there is no GPU: for testing the wgpu path, not for serving (it is ~20x slower than flex).
-pub fn select(choice: DeviceChoice) -> Result<(Device, String), String> {
-    let software = std::env::var("TANDEM_SOFTWARE_GPU").is_ok_and(|v| v == "1");
-    select_with(choice, software)
-}
-
-/// [`select`], saying whether `gpu` may fall back to a software adapter (never `auto`).
-pub fn select_with(choice: DeviceChoice, software_gpu: bool) -> Result<(Device, String), String> {
+/// The software adapter (Mesa's lavapipe) is for testing the wgpu path where there is no GPU,
+/// not for serving (it is ~20x slower than flex): a pipeline allows it with
+/// `TANDEM_SOFTWARE_GPU=1` or `handler.allow_software_gpu()`.
+pub fn select(device: impl Into<DeviceRequest>) -> Result<(Device, String), String> {
+    let DeviceRequest {
+        choice,
+        software_gpu,
+    } = device.into();
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Gpu => match gpu() {

@@ -31,7 +31,7 @@ use burn::prelude::Module;
 use burn::store::{ModuleSnapshot, PytorchStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
-use tandem_runtime::inference::{Batching, DeviceChoice, Loaded, ModelHandler};
+use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 
 use crate::fetch::Asset;
 
@@ -398,8 +398,6 @@ pub struct EfficientNetLite {
     pub batching: Batching,
     /// How many classes each [`Classification`] lists (5 by default).
     pub top_k: usize,
-    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
-    pub software_gpu: bool,
     /// Weights to load instead of the pretrained ones (a PyTorch state dict of the variant).
     pub weights: Option<PathBuf>,
 }
@@ -413,7 +411,6 @@ impl EfficientNetLite {
                 ..Batching::default()
             },
             top_k: 5,
-            software_gpu: false,
             weights: None,
         }
     }
@@ -440,12 +437,6 @@ impl EfficientNetLite {
 
     pub fn top_k(mut self, k: usize) -> Self {
         self.top_k = k;
-        self
-    }
-
-    /// See [`EfficientNetLite::software_gpu`].
-    pub fn allow_software_gpu(mut self) -> Self {
-        self.software_gpu = true;
         self
     }
 
@@ -486,8 +477,8 @@ impl ModelHandler for EfficientNetLite {
         self.batching
     }
 
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
+    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
+        let (device, device_name) = crate::device::select(choice)?;
         let weights = match &self.weights {
             Some(path) => path.clone(),
             None => self.variant.weights().path()?,

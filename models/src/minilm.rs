@@ -24,7 +24,7 @@ use burn::prelude::Module;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use tandem_runtime::inference::{Batching, DeviceChoice, Loaded, ModelHandler};
+use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 use tokenizers::{Tokenizer, TruncationParams};
 
 pub const VOCAB: usize = 30522;
@@ -299,9 +299,6 @@ pub fn tokenize(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, String> {
 #[derive(Clone)]
 pub struct MiniLm {
     pub batching: Batching,
-    /// Let `--device gpu` take a software adapter (Mesa's lavapipe) when there is no GPU, so the
-    /// wgpu path can be tested on machines without one.
-    pub software_gpu: bool,
     /// The tokenizer, fetched and loaded on first use (by `load` or `prepare`), shared by clones.
     tokenizer: Arc<OnceLock<Result<Arc<Tokenizer>, String>>>,
 }
@@ -310,7 +307,6 @@ impl std::fmt::Debug for MiniLm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MiniLm")
             .field("batching", &self.batching)
-            .field("software_gpu", &self.software_gpu)
             .finish_non_exhaustive()
     }
 }
@@ -328,15 +324,8 @@ impl MiniLm {
                 max_batch,
                 ..Batching::default()
             },
-            software_gpu: false,
             tokenizer: Arc::new(OnceLock::new()),
         }
-    }
-
-    /// See [`MiniLm::software_gpu`].
-    pub fn allow_software_gpu(mut self) -> Self {
-        self.software_gpu = true;
-        self
     }
 
     /// The model id: `all-MiniLM-L6-v2@53aa5117`.
@@ -373,10 +362,10 @@ impl ModelHandler for MiniLm {
         self.batching
     }
 
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
+    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
         // The tokenizer too, so that a missing one fails the run at start-up.
         self.tokenizer()?;
-        let (device, name) = crate::device::select_with(choice, self.software_gpu)?;
+        let (device, name) = crate::device::select(choice)?;
         let weights = crate::fetch::MINILM_WEIGHTS.path()?;
         let model = MiniLmModel::load(&weights, &device)?;
         Ok(Loaded::new((model, device), name, Self::id()))

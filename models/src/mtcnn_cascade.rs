@@ -38,7 +38,7 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
-use tandem_runtime::inference::{Batching, DeviceChoice, Loaded, ModelHandler};
+use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 
 use crate::mtcnn::{normalize, ONet, PNet, RNet, ONET_SIZE, RNET_SIZE};
 
@@ -589,8 +589,6 @@ pub fn decode(bytes: &[u8]) -> Result<image::RgbImage, String> {
 pub struct Mtcnn {
     pub batching: Batching,
     pub settings: Settings,
-    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
-    pub software_gpu: bool,
 }
 
 impl Default for Mtcnn {
@@ -607,18 +605,11 @@ impl Mtcnn {
                 ..Batching::default()
             },
             settings: Settings::default(),
-            software_gpu: false,
         }
     }
 
     pub fn max_batch(mut self, max_batch: usize) -> Self {
         self.batching.max_batch = max_batch;
-        self
-    }
-
-    /// See [`Mtcnn::software_gpu`].
-    pub fn allow_software_gpu(mut self) -> Self {
-        self.software_gpu = true;
         self
     }
 
@@ -648,8 +639,8 @@ impl ModelHandler for Mtcnn {
         self.batching
     }
 
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
+    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
+        let (device, device_name) = crate::device::select(choice)?;
         let mut detector = Detector::pretrained(&device)?;
         detector.settings = self.settings;
         Ok(Loaded::new(detector, device_name, self.model_id()))

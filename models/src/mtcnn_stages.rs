@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::Device;
-use tandem_runtime::inference::{Batching, DeviceChoice, Loaded, ModelHandler, PredictionResult};
+use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler, PredictionResult};
 
 use crate::mtcnn::{ONet, PNet, RNet, ONET_SIZE, RNET_SIZE};
 use crate::mtcnn_cascade::{
@@ -107,8 +107,6 @@ fn stage_id(name: &str, sha256: &str) -> String {
 pub struct PNetStage {
     pub settings: Settings,
     pub batching: Batching,
-    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
-    pub software_gpu: bool,
 }
 
 impl PNetStage {
@@ -119,14 +117,7 @@ impl PNetStage {
                 max_batch: 2,
                 ..Batching::default()
             },
-            software_gpu: false,
         }
-    }
-
-    /// See [`PNetStage::software_gpu`].
-    pub fn allow_software_gpu(mut self) -> Self {
-        self.software_gpu = true;
-        self
     }
 }
 
@@ -144,8 +135,8 @@ impl ModelHandler for PNetStage {
         self.batching
     }
 
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
+    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
+        let (device, device_name) = crate::device::select(choice)?;
         let pnet = PNet::pretrained(&device)?;
         let id = stage_id("pnet", crate::fetch::PNET.sha256);
         Ok(Loaded::new((pnet, device), device_name, id))
@@ -265,8 +256,6 @@ impl CropNet for ONetCrops {
 #[derive(Clone, Copy, Debug)]
 pub struct CropStage<N> {
     pub batching: Batching,
-    /// Let `--device gpu` take a software adapter when there is no GPU (for tests).
-    pub software_gpu: bool,
     net: std::marker::PhantomData<fn() -> N>,
 }
 
@@ -291,15 +280,8 @@ impl<N: CropNet> CropStage<N> {
                 max_batch: 4,
                 ..Batching::default()
             },
-            software_gpu: false,
             net: std::marker::PhantomData,
         }
-    }
-
-    /// See [`CropStage::software_gpu`].
-    pub fn allow_software_gpu(mut self) -> Self {
-        self.software_gpu = true;
-        self
     }
 }
 
@@ -317,8 +299,8 @@ impl<N: CropNet> ModelHandler for CropStage<N> {
         self.batching
     }
 
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select_with(choice, self.software_gpu)?;
+    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
+        let (device, device_name) = crate::device::select(choice)?;
         let net = N::pretrained(&device)?;
         let id = stage_id(N::NAME, N::FILE.sha256);
         Ok(Loaded::new((net, device), device_name, id))

@@ -7,7 +7,7 @@ use burn::nn::Linear;
 use burn::prelude::Module;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use tandem_runtime::inference::{Batching, DeviceChoice, Loaded, ModelHandler};
+use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 
 pub const INPUTS: usize = 4;
 pub const HIDDEN: usize = 8;
@@ -88,9 +88,6 @@ pub fn reference(x: [f32; INPUTS]) -> [f64; CLASSES] {
 #[derive(Clone, Debug)]
 pub struct TinyClassifier {
     pub batching: Batching,
-    /// Let `--device gpu` take a software adapter (Mesa's lavapipe) when there is no GPU, so the
-    /// wgpu path can be tested on machines without one.
-    pub software_gpu: bool,
 }
 
 impl TinyClassifier {
@@ -100,14 +97,7 @@ impl TinyClassifier {
                 max_batch,
                 ..Batching::default()
             },
-            software_gpu: false,
         }
-    }
-
-    /// See [`TinyClassifier::software_gpu`].
-    pub fn allow_software_gpu(mut self) -> Self {
-        self.software_gpu = true;
-        self
     }
 }
 
@@ -125,8 +115,8 @@ impl ModelHandler for TinyClassifier {
         self.batching
     }
 
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
-        let (device, name) = crate::device::select_with(choice, self.software_gpu)?;
+    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
+        let (device, name) = crate::device::select(choice)?;
         Ok(Loaded::new(
             (TinyMlp::new(&device), device),
             name,

@@ -330,7 +330,9 @@ fn missing_weights_say_which_file() {
 #[test]
 fn wgpu_on_the_software_adapter_matches_the_reference() {
     // Opens the adapter once (the handler's `load` then finds it in the same cache).
-    match tandem_models::device::select_with(DeviceChoice::Gpu, true) {
+    match tandem_models::device::select(
+        DeviceRequest::new(DeviceChoice::Gpu).with_software_gpu(true),
+    ) {
         Ok(_) => check_against_reference(
             Variant::Lite0,
             &PHOTOS[..1],

@@ -47,7 +47,7 @@ fn flex() -> &'static (MiniLm, MiniLmModel, Device) {
     static FLEX: OnceLock<(MiniLm, MiniLmModel, Device)> = OnceLock::new();
     FLEX.get_or_init(|| {
         let handler = MiniLm::new(32);
-        let loaded = handler.load(DeviceChoice::Cpu).unwrap();
+        let loaded = handler.load(DeviceChoice::Cpu.into()).unwrap();
         assert_eq!(loaded.device, "cpu (burn flex)");
         assert_eq!(loaded.ids, vec!["all-MiniLM-L6-v2@53aa5117".to_owned()]);
         let (model, device) = loaded.model;

@@ -267,7 +267,9 @@ fn wrong_weights_are_refused() {
 fn wgpu_matches_the_reference() {
     // `--device gpu`: a real GPU where there is one, else Mesa's software adapter (opened once per
     // process, through `select_with`). CI installs the driver, so there it must run.
-    match tandem_models::device::select_with(DeviceChoice::Gpu, true) {
+    match tandem_models::device::select(
+        DeviceRequest::new(DeviceChoice::Gpu).with_software_gpu(true),
+    ) {
         Ok((device, name)) => {
             let p = check_pnet(&device, 1e-3);
             let r = check_rnet(&device, 1e-3);

@@ -253,7 +253,9 @@ fn the_cascade_runs_in_a_pipeline_and_a_corrupt_image_is_dead_lettered_alone() {
 
 #[test]
 fn wgpu_on_the_software_adapter_matches_the_reference() {
-    match tandem_models::device::select_with(DeviceChoice::Gpu, true) {
+    match tandem_models::device::select(
+        DeviceRequest::new(DeviceChoice::Gpu).with_software_gpu(true),
+    ) {
         Ok(_) => check_against_reference(
             Mtcnn::new().allow_software_gpu(),
             DeviceChoice::Gpu,

@@ -29,7 +29,7 @@ where
     H::Input: Clone,
 {
     let mut loaded = handler
-        .load(DeviceChoice::Cpu)
+        .load(DeviceChoice::Cpu.into())
         .unwrap_or_else(|e| panic!("{e}"));
     let id: std::sync::Arc<str> = loaded.ids[0].as_str().into();
     let prepared = inputs.iter().map(|i| handler.prepare(i).unwrap()).collect();

@@ -52,6 +52,10 @@ pub struct StdArgs {
         env = "TANDEM_DEVICE"
     )]
     pub device: crate::inference::DeviceChoice,
+    /// Let `--device gpu` use a software adapter (Mesa's lavapipe) where there is no GPU: for
+    /// testing the wgpu path, not for serving.
+    #[arg(long, hide = true, env = "TANDEM_SOFTWARE_GPU", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    pub software_gpu: bool,
     /// Serve Prometheus metrics on this address while the pipeline runs (`GET /metrics`),
     /// e.g. `127.0.0.1:9184`.
     #[arg(long, value_name = "ADDR", env = "TANDEM_METRICS_ADDR")]
@@ -81,6 +85,7 @@ impl StdArgs {
             outputs: self.outputs.clone(),
             progress: !self.quiet,
             device: self.device,
+            software_gpu: self.software_gpu,
             metrics_addr: self.metrics_addr,
             ..RunConfig::default()
         }

@@ -36,6 +36,9 @@ pub struct RunConfig {
     pub progress: bool,
     /// Where `run_inference` stages load their models.
     pub device: crate::inference::DeviceChoice,
+    /// Lets `--device gpu` use a software adapter (Mesa's lavapipe) for every model of the run:
+    /// for testing the wgpu path where there is no GPU (`TANDEM_SOFTWARE_GPU=1`).
+    pub software_gpu: bool,
     /// Serve Prometheus text metrics on this address while the pipeline runs (`GET /metrics`).
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Asks the run to stop reading and finish what is in flight (a pipeline binary triggers it
@@ -92,6 +95,7 @@ impl Default for RunConfig {
             outputs: Vec::new(),
             progress: false,
             device: crate::inference::DeviceChoice::default(),
+            software_gpu: false,
             metrics_addr: None,
             stop: StopSignal::default(),
         }
@@ -421,7 +425,8 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         H: crate::inference::ModelHandler<Input = T>,
     {
         let name = handler.name();
-        let device = self.config.device;
+        let device = crate::inference::DeviceRequest::new(self.config.device)
+            .with_software_gpu(self.config.software_gpu);
         let stage = crate::inference::start(id, handler, device, self.config.channel_capacity)
             .map_err(|error| {
                 Error::Config(format!(

@@ -34,7 +34,8 @@ pub mod prelude {
     pub use crate::exec::{Pipeline, RunConfig, StopSignal};
     pub use crate::hash::StableKey;
     pub use crate::inference::{
-        keyed, Batching, DeviceChoice, HandlerExt, Loaded, ModelHandler, PredictionResult,
+        keyed, Batching, DeviceChoice, DeviceRequest, HandlerExt, Loaded, ModelHandler,
+        PredictionResult,
     };
     pub use crate::io::{Collector, Csv, JsonLines, Memory};
     pub use crate::partition::{split_by, split_random};

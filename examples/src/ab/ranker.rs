@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tandem::inference::{Batching, DeviceChoice, Loaded, ModelHandler};
+use tandem::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 
 use super::sim::{self, AdRequest, Impression, CROSSED_FEATURES, RAW_FEATURES};
 
@@ -518,7 +518,7 @@ impl ModelHandler for Ranker {
         self.batching
     }
 
-    fn load(&self, choice: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
+    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
         let (device, device_name) = tandem_models::device::select(choice)?;
         let net = RankerNet::load(self.kind, &self.weights, &device)?;
         Ok(Loaded::new((net, device), device_name, self.model_id()?))

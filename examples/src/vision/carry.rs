@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use tandem::inference::{Batching, DeviceChoice, Loaded, ModelHandler, Serving};
+use tandem::inference::{Batching, DeviceRequest, Loaded, ModelHandler, Serving};
 
 /// Runs `H` on the second half of `(tag, input)` pairs; the results keep the whole pair as their
 /// `example`, so whatever the tag says (which image a caption belongs to, when a request
@@ -49,7 +49,7 @@ impl<C: Send + 'static, H: ModelHandler> ModelHandler for Carry<C, H> {
         self.inner.serving()
     }
 
-    fn load(&self, device: DeviceChoice) -> Result<Loaded<H::Model>, String> {
+    fn load(&self, device: DeviceRequest) -> Result<Loaded<H::Model>, String> {
         self.inner.load(device)
     }
 

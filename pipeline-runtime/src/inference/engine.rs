@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel as cb;
 
 use super::{
-    Batching, DeviceChoice, InferenceMetrics, MetricsCell, ModelHandler, PredictionResult,
+    Batching, DeviceRequest, InferenceMetrics, MetricsCell, ModelHandler, PredictionResult,
 };
 use crate::exec::Shared;
 use crate::ops::{Batch, Receiver};
@@ -214,7 +214,7 @@ pub(crate) struct Started<H: ModelHandler> {
 pub(crate) fn start<H: ModelHandler>(
     id: u32,
     handler: H,
-    device: DeviceChoice,
+    device: DeviceRequest,
     capacity: usize,
 ) -> Result<Started<H>, String> {
     let handler = Arc::new(handler);
@@ -223,6 +223,7 @@ pub(crate) fn start<H: ModelHandler>(
     batching.max_batch = batching.max_batch.max(1);
     batching.min_batch = batching.min_batch.clamp(1, batching.max_batch);
     let serving = handler.serving();
+    let device = device.with_software_gpu(device.software_gpu || serving.software_gpu);
     let count = serving.replicas.max(1);
     // Stamp the watched file before loading, so a change during the load is not missed.
     let watch = serving.watch.as_ref().map(|path| Watch {
@@ -385,7 +386,7 @@ impl<H: ModelHandler> Replica<H> {
         index: usize,
         incarnation: u64,
         model: Option<H::Model>,
-        device: DeviceChoice,
+        device: DeviceRequest,
         ids: Arc<[Arc<str>]>,
         events: &cb::Sender<Event<H>>,
     ) -> Result<Self, String> {
@@ -419,7 +420,7 @@ fn replica<H: ModelHandler>(
     index: usize,
     incarnation: u64,
     model: Option<H::Model>,
-    device: DeviceChoice,
+    device: DeviceRequest,
     jobs: cb::Receiver<Job<H>>,
     events: cb::Sender<Event<H>>,
     lost: Arc<AtomicBool>,
@@ -518,7 +519,7 @@ pub(crate) struct Dispatcher<H: ModelHandler> {
     id: u32,
     handler: Arc<H>,
     name: Arc<str>,
-    device: DeviceChoice,
+    device: DeviceRequest,
     batching: Batching,
     timeout: Option<Duration>,
     input: Option<cb::Receiver<Msg<H>>>,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use super::{Batching, DeviceChoice, Loaded, ModelHandler, Serving};
+use super::{Batching, DeviceRequest, Loaded, ModelHandler, Serving};
 
 /// `run_inference(keyed([("a", model_a), ("b", model_b)]))` on a stream of `(key, input)` (what
 /// `key_by` makes): each element is run by the model of its key, batches never mix keys, and the
@@ -75,7 +75,7 @@ where
         Serving::default()
     }
 
-    fn load(&self, device: DeviceChoice) -> Result<Loaded<Self::Model>, String> {
+    fn load(&self, device: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
         if self.handlers.is_empty() {
             return Err("`keyed` was given no models".into());
         }

@@ -54,6 +54,47 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
+/// Where a handler's [`ModelHandler::load`] is asked to put its model: the `--device` choice,
+/// and whether `gpu` may be a software adapter (Mesa's lavapipe) where there is no GPU — for
+/// testing the wgpu path, never for serving (it is ~20x slower than the CPU backend). The switch
+/// is set by [`HandlerExt::allow_software_gpu`] on one stage, or for a whole run by
+/// [`RunConfig::software_gpu`](crate::RunConfig::software_gpu) (`TANDEM_SOFTWARE_GPU=1`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DeviceRequest {
+    pub choice: DeviceChoice,
+    pub software_gpu: bool,
+}
+
+impl DeviceRequest {
+    /// `choice`, with no software adapter.
+    pub fn new(choice: DeviceChoice) -> Self {
+        Self {
+            choice,
+            software_gpu: false,
+        }
+    }
+
+    /// This request, letting `gpu` take a software adapter when `allowed`.
+    pub fn with_software_gpu(self, allowed: bool) -> Self {
+        Self {
+            software_gpu: allowed,
+            ..self
+        }
+    }
+}
+
+impl From<DeviceChoice> for DeviceRequest {
+    fn from(choice: DeviceChoice) -> Self {
+        Self::new(choice)
+    }
+}
+
+impl std::fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.choice.fmt(f)
+    }
+}
+
 /// How a handler wants its inputs batched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
@@ -91,6 +132,8 @@ pub struct Serving {
     pub watch: Option<PathBuf>,
     /// How often the watched file is looked at.
     pub poll: Duration,
+    /// Lets `--device gpu` load this stage's model on a software adapter (see [`DeviceRequest`]).
+    pub software_gpu: bool,
 }
 
 impl Default for Serving {
@@ -100,6 +143,7 @@ impl Default for Serving {
             timeout: None,
             watch: None,
             poll: Duration::from_millis(100),
+            software_gpu: false,
         }
     }
 }
@@ -156,7 +200,7 @@ pub trait ModelHandler: Send + Sync + 'static {
     /// Loads the model on the chosen device: once per replica before the pipeline reads
     /// anything, again for a replica that replaces a timed-out one, and when a watched weights
     /// file changes.
-    fn load(&self, device: DeviceChoice) -> Result<Loaded<Self::Model>, String>;
+    fn load(&self, device: DeviceRequest) -> Result<Loaded<Self::Model>, String>;
 
     /// Pre-processes one input. An error sends that input alone to the dead letters.
     fn prepare(&self, input: &Self::Input) -> Result<Self::Prepared, String>;

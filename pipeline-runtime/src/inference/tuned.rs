@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Batching, DeviceChoice, Loaded, ModelHandler, Serving};
+use super::{Batching, DeviceRequest, Loaded, ModelHandler, Serving};
 
 /// A handler with some of its batching and serving options replaced; see [`HandlerExt`].
 #[derive(Clone, Debug)]
@@ -21,6 +21,13 @@ macro_rules! setters {
             $($(#[$doc])* fn $name(self, value: $value) -> Tuned<Self> {
                 Tuned::from(self).$name(value)
             })*
+
+            /// Lets `--device gpu` load the model on a software adapter (Mesa's lavapipe) where
+            /// there is no GPU: for testing the wgpu path, not for serving. See
+            /// [`DeviceRequest`].
+            fn allow_software_gpu(self) -> Tuned<Self> {
+                Tuned::from(self).allow_software_gpu()
+            }
         }
 
         impl<H: ModelHandler> Tuned<H> {
@@ -66,6 +73,12 @@ impl<H: ModelHandler> From<H> for Tuned<H> {
 }
 
 impl<H: ModelHandler> Tuned<H> {
+    /// See [`HandlerExt::allow_software_gpu`].
+    pub fn allow_software_gpu(mut self) -> Self {
+        self.serving.software_gpu = true;
+        self
+    }
+
     /// The handler inside.
     pub fn inner(&self) -> &H {
         &self.inner
@@ -87,7 +100,7 @@ impl<H: ModelHandler> ModelHandler for Tuned<H> {
     fn serving(&self) -> Serving {
         self.serving.clone()
     }
-    fn load(&self, device: DeviceChoice) -> Result<Loaded<H::Model>, String> {
+    fn load(&self, device: DeviceRequest) -> Result<Loaded<H::Model>, String> {
         self.inner.load(device)
     }
     fn prepare(&self, input: &H::Input) -> Result<H::Prepared, String> {

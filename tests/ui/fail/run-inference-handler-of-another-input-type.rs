@@ -1,4 +1,4 @@
-use tandem::inference::{DeviceChoice, Loaded, ModelHandler};
+use tandem::inference::{DeviceRequest, Loaded, ModelHandler};
 use tandem::prelude::*;
 
 struct TextModel;
@@ -12,7 +12,7 @@ impl ModelHandler for TextModel {
     fn name(&self) -> String {
         "text".into()
     }
-    fn load(&self, _: DeviceChoice) -> Result<Loaded<()>, String> {
+    fn load(&self, _: DeviceRequest) -> Result<Loaded<()>, String> {
         Ok(Loaded::new((), "cpu", "text@1"))
     }
     fn prepare(&self, input: &String) -> Result<String, String> {
