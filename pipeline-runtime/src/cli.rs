@@ -173,7 +173,7 @@ where
 /// SIGINT or SIGTERM: stop reading and finish what is in flight; a second one: exit at once
 /// (removing the temporary files of unfinished outputs, so the outputs are untouched).
 #[cfg(unix)]
-fn watch_signals(name: &'static str, stop: &crate::exec::StopSignal) {
+fn watch_signals(name: &'static str, stop: &crate::context::StopSignal) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
@@ -200,7 +200,7 @@ fn watch_signals(name: &'static str, stop: &crate::exec::StopSignal) {
 }
 
 #[cfg(not(unix))]
-fn watch_signals(_: &'static str, _: &crate::exec::StopSignal) {}
+fn watch_signals(_: &'static str, _: &crate::context::StopSignal) {}
 
 /// Mesa's Vulkan device-select layer looks for a Wayland compositor while GPUs are enumerated
 /// (`--device auto` probes them), and where there is no session (`XDG_RUNTIME_DIR` unset: a

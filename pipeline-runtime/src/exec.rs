@@ -1,19 +1,22 @@
 //! The executor: one thread per segment (a source or a boundary's channel, with every fused stage
-//! up to the next boundary), bounded channels between them, shared counters, dead letters and the
+//! up to the next boundary), bounded channels between them, the run context they share, and the
 //! commit of sink outputs once the whole run has ended well.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use crate::deadletter::{DeadLetter, DeadLetterOut, DeadLetterTarget};
-use crate::graph::Graph;
-use crate::io::{Commit, Record, Sink, Source};
-use crate::ops::{channel, Receiver, SinkOp};
-use crate::push::{Flow, Pos, Push};
-use crate::queue::QueueGauge;
+pub use crate::context::StopSignal;
+use crate::context::{Pos, RunContext};
+use crate::deadletter::DeadLetterTarget;
+use crate::graph::{Graph, StageKind};
+use crate::inference::{DeviceChoice, DeviceRequest, Front, ModelHandler, PredictionResult};
+use crate::io::{Record, Sink, Source};
+use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
+use crate::push::{Ended, Flow, Push};
+use crate::queue::{QueueGauge, QueueSummary};
+use crate::stages::Stream;
 use crate::summary::Summary;
 use crate::{panic, Error, Result};
 
@@ -35,7 +38,7 @@ pub struct RunConfig {
     /// Show a progress line on stderr (only drawn on a terminal).
     pub progress: bool,
     /// Where `run_inference` stages load their models.
-    pub device: crate::inference::DeviceChoice,
+    pub device: DeviceChoice,
     /// Lets `--device gpu` use a software adapter (Mesa's lavapipe) for every model of the run:
     /// for testing the wgpu path where there is no GPU (`TANDEM_SOFTWARE_GPU=1`).
     pub software_gpu: bool,
@@ -44,44 +47,6 @@ pub struct RunConfig {
     /// Asks the run to stop reading and finish what is in flight (a pipeline binary triggers it
     /// on SIGINT/SIGTERM).
     pub stop: StopSignal,
-}
-
-/// A request to stop a run gracefully: sources stop reading at their next chunk, everything
-/// already read is processed, sinks finish and commit, and the summary is made. It remembers
-/// the signal number that asked for it, if any (the exit code is 128 + that number).
-#[derive(Clone, Debug)]
-pub struct StopSignal(std::sync::Arc<std::sync::atomic::AtomicI32>);
-
-impl StopSignal {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Asks the run to stop; `signal` is the signal number that asked (0 for none). The first
-    /// request wins.
-    pub fn stop(&self, signal: i32) {
-        let _ = self
-            .0
-            .compare_exchange(NOT_STOPPED, signal, Relaxed, Relaxed);
-    }
-
-    /// The signal number that asked the run to stop, if it was asked (0 when no signal did).
-    pub fn requested(&self) -> Option<i32> {
-        match self.0.load(Relaxed) {
-            NOT_STOPPED => None,
-            signal => Some(signal),
-        }
-    }
-}
-
-const NOT_STOPPED: i32 = -1;
-
-impl Default for StopSignal {
-    fn default() -> Self {
-        Self(std::sync::Arc::new(std::sync::atomic::AtomicI32::new(
-            NOT_STOPPED,
-        )))
-    }
 }
 
 impl Default for RunConfig {
@@ -94,7 +59,7 @@ impl Default for RunConfig {
             inputs: Vec::new(),
             outputs: Vec::new(),
             progress: false,
-            device: crate::inference::DeviceChoice::default(),
+            device: DeviceChoice::default(),
             software_gpu: false,
             metrics_addr: None,
             stop: StopSignal::default(),
@@ -119,235 +84,13 @@ pub trait Pipeline: Sized + 'static {
     ) -> Result<()>;
 }
 
-/// Per-stage counters, published by each stage at chunk boundaries.
-#[derive(Debug, Default)]
-pub(crate) struct StageStats {
-    pub input: AtomicU64,
-    pub filtered: AtomicU64,
-    pub dead: AtomicU64,
-    /// Outputs of a `flat_map`.
-    pub produced: AtomicU64,
-    /// Extra copies made because the stage's output is consumed by several chains.
-    pub copies: AtomicU64,
-    /// Elements sent to each output port (counted by partitions only).
-    pub ports: Box<[AtomicU64]>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Stats(pub Box<[StageStats]>);
-
-impl Stats {
-    pub fn add_input(&self, id: u32, n: u64) {
-        self.0[id as usize].input.fetch_add(n, Relaxed);
-    }
-    pub fn add_filtered(&self, id: u32, n: u64) {
-        self.0[id as usize].filtered.fetch_add(n, Relaxed);
-    }
-    pub fn add_produced(&self, id: u32, n: u64) {
-        self.0[id as usize].produced.fetch_add(n, Relaxed);
-    }
-    pub fn add_copies(&self, id: u32, n: u64) {
-        self.0[id as usize].copies.fetch_add(n, Relaxed);
-    }
-    pub fn add_port(&self, id: u32, port: usize, n: u64) {
-        if let Some(count) = self.0[id as usize].ports.get(port) {
-            count.fetch_add(n, Relaxed);
-        }
-    }
-}
-
-/// State shared by every segment of one run.
-pub struct Shared {
-    pub(crate) graph: &'static Graph,
-    pub(crate) stats: Stats,
-    /// What each source stage reads (`JSON lines file data/requests.jsonl`), for dead letters.
-    sources: Box<[std::sync::OnceLock<String>]>,
-    dead: Mutex<DeadLetterOut>,
-    fail_fast: bool,
-    abort: AtomicBool,
-    stop: StopSignal,
-    logged_dead: AtomicU64,
-    failure: Mutex<Option<Error>>,
-    commits: Mutex<Vec<Box<dyn Commit>>>,
-    inference: Mutex<Vec<crate::inference::MetricsCell>>,
-    queues: Mutex<Vec<Arc<QueueGauge>>>,
-}
-
-impl Shared {
-    fn new(graph: &'static Graph, config: &RunConfig) -> Self {
-        Self {
-            graph,
-            stats: Stats(
-                (0..graph.stages.len())
-                    .map(|id| {
-                        let ports = graph
-                            .edges
-                            .iter()
-                            .filter(|e| e.from as usize == id)
-                            .map(|e| e.port + 1)
-                            .max();
-                        StageStats {
-                            ports: (0..ports.unwrap_or(1)).map(|_| AtomicU64::new(0)).collect(),
-                            ..StageStats::default()
-                        }
-                    })
-                    .collect(),
-            ),
-            sources: graph
-                .stages
-                .iter()
-                .map(|_| std::sync::OnceLock::new())
-                .collect(),
-            dead: Mutex::new(DeadLetterOut::new(&config.dead_letters)),
-            fail_fast: config.fail_fast,
-            abort: AtomicBool::new(false),
-            stop: config.stop.clone(),
-            logged_dead: AtomicU64::new(0),
-            failure: Mutex::new(None),
-            commits: Mutex::new(Vec::new()),
-            inference: Mutex::new(Vec::new()),
-            queues: Mutex::new(Vec::new()),
-        }
-    }
-
-    pub(crate) fn add_queue(&self, gauge: Arc<QueueGauge>) {
-        self.queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(gauge);
-    }
-
-    /// The bounded queues of this run, in the order they were made.
-    pub(crate) fn queues(&self) -> Vec<Arc<QueueGauge>> {
-        self.queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Records an element that cannot go on.
-    #[cold]
-    pub fn dead_letter(&self, stage: u32, pos: Pos, error: String, input: Option<String>) {
-        self.stats.0[stage as usize].dead.fetch_add(1, Relaxed);
-        let letter = DeadLetter {
-            stage: self.graph.stages[stage as usize].label.to_owned(),
-            stage_id: stage,
-            source: match self.sources[pos.source as usize].get() {
-                Some(described) => described.clone(),
-                None => self.graph.stages[pos.source as usize].label.to_owned(),
-            },
-            position: pos.index,
-            error,
-            input,
-        };
-        if self.fail_fast {
-            self.fail(Error::FailFast(Box::new(letter.clone())));
-        }
-        // The first few are logged as they happen; all of them are in the dead-letter output.
-        const LOGGED: u64 = 3;
-        let seen = self.logged_dead.fetch_add(1, Relaxed);
-        if seen < LOGGED {
-            tracing::warn!("dead letter: {letter}");
-        } else if seen == LOGGED {
-            tracing::warn!("more dead letters: see the dead-letter output and the summary");
-        }
-        let written = self
-            .dead
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write(letter);
-        if let Err(error) = written {
-            self.fail(error);
-        }
-    }
-
-    /// Stops the run with `error` (the first failure wins); sources stop reading.
-    pub(crate) fn fail(&self, error: Error) {
-        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-        if failure.is_none() {
-            *failure = Some(error);
-        }
-        self.abort.store(true, Relaxed);
-    }
-
-    pub(crate) fn aborted(&self) -> bool {
-        self.abort.load(Relaxed)
-    }
-
-    /// Whether sources should stop reading: the run failed or was asked to stop.
-    fn stop_reading(&self) -> bool {
-        self.aborted() || self.stop.requested().is_some()
-    }
-
-    /// The figures of every `run_inference` stage so far, in stage order.
-    pub(crate) fn inference_metrics(&self) -> Vec<crate::inference::InferenceMetrics> {
-        let cells = self.inference.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<_> = cells
-            .iter()
-            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .collect();
-        all.sort_by_key(|m| m.stage);
-        all
-    }
-
-    /// The Prometheus text of the run so far.
-    pub(crate) fn prometheus(&self) -> String {
-        let stages: Vec<(String, u64, u64)> = self
-            .graph
-            .stages
-            .iter()
-            .zip(self.stats.0.iter())
-            .map(|(info, stats)| {
-                (
-                    info.label.to_owned(),
-                    stats.input.load(Relaxed),
-                    stats.dead.load(Relaxed),
-                )
-            })
-            .collect();
-        crate::inference::render_prometheus(
-            self.graph.name,
-            &stages,
-            &self.inference_metrics(),
-            &self
-                .queues()
-                .into_iter()
-                .map(|q| (self.graph.stages[q.stage as usize].label.to_owned(), q))
-                .collect::<Vec<_>>(),
-        )
-    }
-
-    pub(crate) fn add_commit(&self, commit: Option<Box<dyn Commit>>) {
-        if let Some(c) = commit {
-            self.commits
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(c);
-        }
-    }
-
-    /// (records read by sources, elements that reached sinks) so far, for the progress line.
-    fn progress(&self) -> (u64, u64) {
-        let mut read = 0;
-        let mut written = 0;
-        for (info, stats) in self.graph.stages.iter().zip(self.stats.0.iter()) {
-            match info.kind {
-                crate::StageKind::Source => read += stats.input.load(Relaxed),
-                crate::StageKind::Sink => written += stats.input.load(Relaxed),
-                _ => {}
-            }
-        }
-        (read, written)
-    }
-}
-
 type Segment<'scope> = Box<dyn FnOnce() -> Result<()> + Send + 'scope>;
 
 /// Collects a pipeline's segments while `Pipeline::build` wires them. Sources and sinks are
 /// opened here, before any segment starts, so a missing input or an unwritable output fails the
 /// run before anything is read.
 pub struct Executor<'scope, 'env: 'scope> {
-    shared: &'env Shared,
+    shared: &'env RunContext,
     config: &'env RunConfig,
     segments: Vec<Segment<'scope>>,
     _scope: std::marker::PhantomData<&'scope Scope<'scope, 'env>>,
@@ -359,7 +102,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     }
 
     /// The bounded channel in front of boundary `stage`.
-    pub fn channel<T>(&self, stage: u32) -> (crate::ops::Sender<T>, Receiver<T>) {
+    pub fn channel<T>(&self, stage: u32) -> (Sender<T>, Receiver<T>) {
         let gauge = QueueGauge::new(stage, "input", self.config.channel_capacity);
         self.shared.add_queue(gauge.clone());
         channel(self.config.channel_capacity, gauge)
@@ -415,18 +158,15 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     pub fn run_inference<T, H>(
         &mut self,
         id: u32,
-        (handler, _): (H, crate::check::Stream<T>),
-    ) -> Result<(
-        crate::inference::Front<H>,
-        Receiver<crate::inference::PredictionResult<T, H::Inference>>,
-    )>
+        (handler, _): (H, Stream<T>),
+    ) -> Result<(Front<H>, Receiver<PredictionResult<T, H::Inference>>)>
     where
         T: Send + 'scope,
-        H: crate::inference::ModelHandler<Input = T>,
+        H: ModelHandler<Input = T>,
     {
         let name = handler.name();
-        let device = crate::inference::DeviceRequest::new(self.config.device)
-            .with_software_gpu(self.config.software_gpu);
+        let device =
+            DeviceRequest::new(self.config.device).with_software_gpu(self.config.software_gpu);
         let stage = crate::inference::start(id, handler, device, self.config.channel_capacity)
             .map_err(|error| {
                 Error::Config(format!(
@@ -462,7 +202,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     pub fn sink<T, S: Sink<T>>(
         &mut self,
         id: u32,
-        (mut sink, _): (S, crate::check::Stream<T>),
+        (mut sink, _): (S, Stream<T>),
     ) -> Result<SinkOp<S, T>> {
         self.apply_override(&self.config.outputs, id, |p| sink.set_path(p))?;
         sink.open()?;
@@ -487,47 +227,47 @@ fn run_source<S: Source, C: Push<S::Item>>(
     mut source: S,
     mut chain: C,
     chunk: usize,
-    cx: &Shared,
+    run: &RunContext,
 ) -> Result<()> {
     panic::quiet_thread();
     // Partial batches go on at most this often: sending one per chunk would halve the batches.
     const LINGER: Duration = Duration::from_millis(50);
     let mut last_partial = Instant::now();
     loop {
-        if cx.stop_reading() {
+        if run.stop_reading() {
             break;
         }
         let mut read = 0u64;
         let more = source.read_chunk(chunk, |record| {
             read += 1;
             match record {
-                Record::Good(index, item) => chain.push(item, Pos { source: id, index }, cx),
+                Record::Good(index, item) => chain.push(item, Pos { source: id, index }, run),
                 Record::Bad(index, bad) => {
-                    cx.dead_letter(id, Pos { source: id, index }, bad.error, bad.raw)
+                    run.dead_letter(id, Pos { source: id, index }, bad.error, bad.raw)
                 }
             }
         });
-        cx.stats.add_input(id, read);
+        run.stats.add_input(id, read);
         let more = more?;
         let partial = last_partial.elapsed() >= LINGER;
         if partial {
             last_partial = Instant::now();
         }
-        if chain.flush(cx, partial) == Flow::Stop || !more {
+        if chain.flush(run, partial) == Flow::Stop || !more {
             break;
         }
     }
     chain.source_ended(
-        crate::push::Ended {
+        Ended {
             source: id,
             watermark: None,
         },
-        cx,
+        run,
     );
-    chain.finish(cx)
+    chain.finish(run)
 }
 
-fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -> Result<()> {
+fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, run: &RunContext) -> Result<()> {
     panic::quiet_thread();
     loop {
         let parcel = match rx.try_recv() {
@@ -535,7 +275,7 @@ fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -
             Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
             Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
                 // About to wait: send on what is buffered so nothing lingers downstream.
-                if chain.flush(cx, true) == Flow::Stop {
+                if chain.flush(run, true) == Flow::Stop {
                     break;
                 }
                 match rx.recv() {
@@ -545,31 +285,26 @@ fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, cx: &Shared) -
             }
         };
         match parcel {
-            crate::ops::Parcel::Batch(batch) => {
+            Parcel::Batch(batch) => {
                 for (pos, item) in batch {
-                    chain.push(item, pos, cx);
+                    chain.push(item, pos, run);
                 }
             }
-            crate::ops::Parcel::SourceEnded(ended) => chain.source_ended(ended, cx),
+            Parcel::SourceEnded(ended) => chain.source_ended(ended, run),
         }
-        if chain.flush(cx, false) == Flow::Stop {
+        if chain.flush(run, false) == Flow::Stop {
             break;
         }
     }
-    chain.finish(cx)
+    chain.finish(run)
 }
 
 /// Checks that every `--input`/`--output` names a source/sink of the pipeline, before anything
 /// is opened: a typo must not be ignored silently.
 fn check_overrides(graph: &Graph, config: &RunConfig) -> Result<()> {
     for (overrides, kind, option, what) in [
-        (
-            &config.inputs,
-            crate::StageKind::Source,
-            "--input",
-            "source",
-        ),
-        (&config.outputs, crate::StageKind::Sink, "--output", "sink"),
+        (&config.inputs, StageKind::Source, "--input", "source"),
+        (&config.outputs, StageKind::Sink, "--output", "sink"),
     ] {
         let names: Vec<&str> = graph
             .stages
@@ -605,7 +340,12 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
     let graph = P::graph();
     check_overrides(graph, config)?;
     let listener = config.metrics_addr.map(crate::serve::bind).transpose()?;
-    let shared = Shared::new(graph, config);
+    let shared = RunContext::new(
+        graph,
+        &config.dead_letters,
+        config.fail_fast,
+        config.stop.clone(),
+    );
     let started = Instant::now();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
@@ -633,7 +373,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
                 tracing::info!("metrics at http://{addr}/metrics");
             }
             let (shared, done) = (&shared, &done);
-            scope.spawn(move || crate::serve::serve(listener, shared, done))
+            scope.spawn(move || crate::serve::serve(listener, &|| shared.prometheus(), done))
         });
         let progress = config.progress.then(|| {
             let (shared, done) = (&shared, &done);
@@ -680,7 +420,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
     summary.queues = shared
         .queues()
         .iter()
-        .map(|q| crate::queue::QueueSummary {
+        .map(|q| QueueSummary {
             stage: q.stage,
             label: graph.stages[q.stage as usize].label,
             queue: q.queue,
@@ -717,7 +457,7 @@ where
         .map_err(|e| Error::Internal(e.to_string()))?
 }
 
-fn show_progress(name: &str, shared: &Shared, done: &AtomicBool) {
+fn show_progress(name: &str, shared: &RunContext, done: &AtomicBool) {
     // Short runs finish before the bar would be worth drawing.
     let start = Instant::now();
     let mut bar = None;
@@ -745,4 +485,13 @@ fn show_progress(name: &str, shared: &Shared, done: &AtomicBool) {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+}
+
+/// The channel in front of a boundary fed by `stream` (called by generated code).
+pub fn channel_for<T>(
+    _: &Stream<T>,
+    ex: &Executor<'_, '_>,
+    stage: u32,
+) -> (Sender<T>, Receiver<T>) {
+    ex.channel(stage)
 }

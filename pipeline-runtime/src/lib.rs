@@ -3,26 +3,49 @@
 //!
 //! Users normally reach this crate through the `tandem` facade and its `prelude`.
 
-pub mod check;
-pub mod cli;
+// The layers, bottom to top; a module imports only from layers below its own.
+//
+// 1. Foundations, importing nothing above them: `error`, `deadletter`, `graph`, `hash`, `panic`,
+//    `queue`, `metrics` (model figures and their Prometheus text), `window` (window specs and
+//    combiners), `split` (partitioners), `io` (sources and sinks).
+// 2. `context`: the run context every segment shares (counters, dead letters, failure, commits).
+// 3. `push`: the protocol every fused stage implements.
+// 4. `stage_fns` (what each stage's function must be) and `ops` (the fused stages, channels).
+// 5. `inference`: `run_inference`'s front, batcher, replicas, reorder buffer and hot swap.
+// 6. `stages`: the typed constructors generated code calls, one per stage.
+// 7. `exec`: the executor; `serve` (the metrics endpoint) and `summary` beside it.
+// 8. `cli`: the standard command line of a pipeline binary.
 pub mod deadletter;
 mod error;
-pub mod exec;
 pub mod graph;
 pub mod hash;
-pub mod inference;
 pub mod io;
-pub mod ops;
+pub mod metrics;
 mod panic;
-pub mod partition;
-pub mod push;
 pub mod queue;
-mod serve;
-pub mod summary;
+pub mod split;
 pub mod window;
 
+pub mod context;
+
+pub mod push;
+
+pub mod ops;
+pub mod stage_fns;
+
+pub mod inference;
+
+pub mod stages;
+
+pub mod exec;
+mod serve;
+pub mod summary;
+
+pub mod cli;
+
+pub use context::StopSignal;
 pub use error::{Error, Result};
-pub use exec::{Pipeline, RunConfig, StopSignal};
+pub use exec::{Pipeline, RunConfig};
 pub use graph::{Graph, StageInfo, StageKind};
 pub use push::Pos;
 pub use summary::Summary;
@@ -30,15 +53,16 @@ pub use summary::Summary;
 /// What a pipeline file needs in scope.
 pub mod prelude {
     pub use crate::cli::PipelineMain;
+    pub use crate::context::StopSignal;
     pub use crate::deadletter::{DeadLetter, DeadLetterTarget};
-    pub use crate::exec::{Pipeline, RunConfig, StopSignal};
+    pub use crate::exec::{Pipeline, RunConfig};
     pub use crate::hash::StableKey;
     pub use crate::inference::{
         keyed, Batching, DeviceChoice, DeviceRequest, HandlerExt, Loaded, ModelHandler,
         PredictionResult,
     };
     pub use crate::io::{Collector, Csv, JsonLines, Memory};
-    pub use crate::partition::{split_by, split_random};
+    pub use crate::split::{split_by, split_random};
     pub use crate::window::{
         Combined, Combiner, Count, Ctr, CtrStats, Fixed, Max, Mean, Min, Sliding, Sum, TopK,
         Window, Windowed,
@@ -49,9 +73,9 @@ pub mod prelude {
 /// Used by generated code only; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::check::*;
-    pub use crate::exec::{run_async, run_pipeline, Executor, Pipeline, RunConfig, Shared};
+    pub use crate::exec::{channel_for, run_async, run_pipeline, Executor, Pipeline, RunConfig};
     pub use crate::graph::Edge;
+    pub use crate::stages::*;
     pub use crate::summary::Summary;
     pub use crate::{Error, Result};
 

@@ -5,18 +5,8 @@
 //! whole segment as straight-line, monomorphized code, with no channel, box or allocation between
 //! stages.
 
-use serde::Serialize;
-
-use crate::exec::Shared;
-
-/// Where an element came from: the source stage and its 1-based record number there (the line
-/// number for line-based files). It travels with the element so that a failure anywhere downstream
-/// can point at the raw record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct Pos {
-    pub source: u32,
-    pub index: u64,
-}
+pub use crate::context::Pos;
+use crate::context::RunContext;
 
 /// Whether downstream still accepts elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,19 +24,19 @@ pub enum Flow {
 )]
 pub trait Push<T> {
     /// Runs this stage and everything fused after it on one element.
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared);
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext);
 
     /// Called between chunks of input: publishes counters and, with `partial`, sends on batches
     /// that are not full yet (when the segment is about to wait for input, so nothing lingers).
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow;
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow;
 
     /// End of input: flush, and let sinks finish their output.
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()>;
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()>;
 
     /// A source has ended: nothing from it comes after this. Passed on in order with the
     /// elements (through channels too), so that a `window` behind a merge stops waiting for that
     /// source's event times.
-    fn source_ended(&mut self, ended: Ended, cx: &Shared);
+    fn source_ended(&mut self, ended: Ended, run: &RunContext);
 }
 
 /// The notice that a source has ended, as it travels down the pipeline.
@@ -78,16 +68,16 @@ impl StageCell {
         self.seen += 1;
     }
 
-    pub(crate) fn publish(&mut self, cx: &Shared) {
+    pub(crate) fn publish(&mut self, run: &RunContext) {
         if self.seen != 0 {
-            cx.stats.add_input(self.id, self.seen);
+            run.stats.add_input(self.id, self.seen);
             self.seen = 0;
         }
     }
 
     /// Sends the element's failure to the dead letters.
     #[cold]
-    pub(crate) fn dead(&self, cx: &Shared, pos: Pos, error: String) {
-        cx.dead_letter(self.id, pos, error, None);
+    pub(crate) fn dead(&self, run: &RunContext, pos: Pos, error: String) {
+        run.dead_letter(self.id, pos, error, None);
     }
 }

@@ -8,8 +8,6 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::exec::Shared;
-
 /// Binds the address before anything runs, so a taken port fails the run at start-up.
 pub(crate) fn bind(addr: std::net::SocketAddr) -> crate::Result<TcpListener> {
     let listener = TcpListener::bind(addr).map_err(|e| {
@@ -24,11 +22,15 @@ pub(crate) fn bind(addr: std::net::SocketAddr) -> crate::Result<TcpListener> {
 }
 
 /// Answers scrapes until `done`.
-pub(crate) fn serve(listener: TcpListener, shared: &Shared, done: &AtomicBool) {
+pub(crate) fn serve(
+    listener: TcpListener,
+    metrics: &(dyn Fn() -> String + Sync),
+    done: &AtomicBool,
+) {
     while !done.load(Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(error) = answer(stream, shared) {
+                if let Err(error) = answer(stream, metrics) {
                     tracing::debug!("metrics request failed: {error}");
                 }
             }
@@ -43,7 +45,7 @@ pub(crate) fn serve(listener: TcpListener, shared: &Shared, done: &AtomicBool) {
     }
 }
 
-fn answer(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+fn answer(stream: TcpStream, metrics: &(dyn Fn() -> String + Sync)) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
@@ -61,7 +63,7 @@ fn answer(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
     let (status, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics" | "/") => ("200 OK", shared.prometheus()),
+        ("GET" | "HEAD", "/metrics" | "/") => ("200 OK", metrics()),
         ("GET" | "HEAD", _) => (
             "404 Not Found",
             "not found: metrics are at /metrics\n".to_owned(),

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use crate::context::Stats;
 use crate::deadletter::DeadLetter;
-use crate::exec::Stats;
 use crate::graph::{Graph, StageKind};
 
 /// One stage's counts.
@@ -39,7 +39,7 @@ pub struct Summary {
     /// The file the dead letters were written to, if any were.
     pub dead_letter_file: Option<PathBuf>,
     /// What each `run_inference` stage did.
-    pub inference: Vec<crate::inference::InferenceMetrics>,
+    pub inference: Vec<crate::metrics::InferenceMetrics>,
     /// The run was asked to stop before its input ended (by this signal number; 0 for none):
     /// the counts cover what was read until then.
     pub stopped_by: Option<i32>,

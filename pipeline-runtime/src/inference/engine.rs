@@ -26,10 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel as cb;
 
-use super::{
-    Batching, DeviceRequest, InferenceMetrics, MetricsCell, ModelHandler, PredictionResult,
-};
-use crate::exec::Shared;
+use super::{Batching, DeviceRequest, ModelHandler, PredictionResult};
+use crate::context::RunContext;
+use crate::metrics::{InferenceMetrics, MetricsCell};
 use crate::ops::{Batch, Receiver};
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
@@ -111,8 +110,8 @@ impl<H: ModelHandler> Front<H> {
         }
     }
 
-    fn publish(&mut self, cx: &Shared) {
-        self.cell.publish(cx);
+    fn publish(&mut self, run: &RunContext) {
+        self.cell.publish(run);
         if self.prepare_failures != 0 {
             lock(&self.metrics).prepare_failures += self.prepare_failures;
             self.prepare_failures = 0;
@@ -122,7 +121,7 @@ impl<H: ModelHandler> Front<H> {
 
 impl<H: ModelHandler> Push<H::Input> for Front<H> {
     #[inline]
-    fn push(&mut self, item: H::Input, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: H::Input, pos: Pos, run: &RunContext) {
         self.cell.count();
         let error = match guard(|| self.handler.prepare(&item)) {
             Ok(Ok(prepared)) => {
@@ -155,7 +154,7 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
         };
         self.prepare_failures += 1;
         self.cell.dead(
-            cx,
+            run,
             pos,
             format!(
                 "preparing the input for model `{}` failed: {error}",
@@ -164,9 +163,9 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
         );
     }
 
-    fn flush(&mut self, cx: &Shared, _partial: bool) -> Flow {
+    fn flush(&mut self, run: &RunContext, _partial: bool) -> Flow {
         // Partial batches are the dispatcher's to take, by its timer.
-        self.publish(cx);
+        self.publish(run);
         if self.tx.is_some() {
             Flow::Continue
         } else {
@@ -174,11 +173,11 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
         }
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
         if let Some(piece) = take(&self.pending, self.max) {
             self.send(Msg::Piece(piece));
         }
-        self.publish(cx);
+        self.publish(run);
         // Dropping the sender tells the dispatcher the input has ended.
         self.tx = None;
         Ok(())
@@ -186,7 +185,7 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
 
     /// Passed on behind every input that came before it: the partial batch waiting here goes
     /// first.
-    fn source_ended(&mut self, ended: crate::push::Ended, _: &Shared) {
+    fn source_ended(&mut self, ended: crate::push::Ended, _: &RunContext) {
         if let Some(piece) = take(&self.pending, self.max) {
             self.send(Msg::Piece(piece));
         }
@@ -550,10 +549,10 @@ pub(crate) struct Dispatcher<H: ModelHandler> {
 }
 
 impl<H: ModelHandler> Dispatcher<H> {
-    pub(crate) fn run(mut self, cx: &Shared) -> crate::Result<()> {
+    pub(crate) fn run(mut self, run: &RunContext) -> crate::Result<()> {
         crate::panic::quiet_thread();
         loop {
-            self.dispatch(cx);
+            self.dispatch(run);
             self.emit();
             let idle = self.input.is_none()
                 && self.groups.iter().all(|g| g.items.is_empty())
@@ -584,7 +583,7 @@ impl<H: ModelHandler> Dispatcher<H> {
                         if std::mem::take(&mut self.deferred) {
                             self.front_due = Some(Instant::now());
                         }
-                        self.accept(piece, cx);
+                        self.accept(piece, run);
                     }
                     Ok(Msg::Ended(ended)) => {
                         self.intake.sample(input.len());
@@ -595,16 +594,16 @@ impl<H: ModelHandler> Dispatcher<H> {
                         let due = since + self.batching.max_wait;
                         self.front_due = Some(self.front_due.map_or(due, |d| d.min(due)));
                     }
-                    Err(_) => self.close_input(cx),
+                    Err(_) => self.close_input(run),
                 },
                 recv(events) -> event => {
                     if let Ok(event) = event {
-                        self.on_event(event, cx);
+                        self.on_event(event, run);
                     }
                 }
                 default(wait) => {}
             }
-            self.on_timers(cx);
+            self.on_timers(run);
         }
         // Dropping the replicas' senders ends their threads.
         Ok(())
@@ -631,21 +630,21 @@ impl<H: ModelHandler> Dispatcher<H> {
             .min()
     }
 
-    fn accept(&mut self, piece: Piece<H>, cx: &Shared) {
+    fn accept(&mut self, piece: Piece<H>, run: &RunContext) {
         for (pos, input, prepared) in piece.items {
             if let Some(why) = &self.fatal {
-                cx.dead_letter(self.id, pos, why.clone(), None);
+                run.dead_letter(self.id, pos, why.clone(), None);
                 continue;
             }
             let group = match guard(|| self.handler.group(&prepared)) {
                 Ok(group) if group < MAX_GROUPS => group,
                 Ok(group) => {
                     let why = format!("the handler put this input in group {group}, beyond the limit of {MAX_GROUPS}");
-                    cx.dead_letter(self.id, pos, why, None);
+                    run.dead_letter(self.id, pos, why, None);
                     continue;
                 }
                 Err(panic) => {
-                    cx.dead_letter(self.id, pos, panic, None);
+                    run.dead_letter(self.id, pos, panic, None);
                     continue;
                 }
             };
@@ -692,18 +691,18 @@ impl<H: ModelHandler> Dispatcher<H> {
     }
 
     /// The input has ended: every partial batch runs now, whatever its size.
-    fn close_input(&mut self, cx: &Shared) {
+    fn close_input(&mut self, run: &RunContext) {
         self.input = None;
         self.front_due = None;
         if let Some(piece) = take(&self.pending, self.batching.max_batch) {
-            self.accept(piece, cx);
+            self.accept(piece, run);
         }
         for group in 0..self.groups.len() {
             self.cut(group);
         }
     }
 
-    fn on_timers(&mut self, cx: &Shared) {
+    fn on_timers(&mut self, run: &RunContext) {
         let now = Instant::now();
         if self.front_due.is_some_and(|due| due <= now) {
             self.front_due = None;
@@ -724,7 +723,7 @@ impl<H: ModelHandler> Dispatcher<H> {
                         items,
                     };
                     drop(p);
-                    self.accept(piece, cx);
+                    self.accept(piece, run);
                 } else {
                     self.front_due = Some(due);
                 }
@@ -747,18 +746,18 @@ impl<H: ModelHandler> Dispatcher<H> {
                 .map(|(&seq, _)| seq)
                 .collect();
             for seq in late {
-                self.time_out(seq, limit, cx);
+                self.time_out(seq, limit, run);
             }
         }
         self.poll_watch(now);
     }
 
     /// Hands waiting batches to idle replicas, the least busy first.
-    fn dispatch(&mut self, cx: &Shared) {
+    fn dispatch(&mut self, run: &RunContext) {
         if let Some(why) = &self.fatal {
             for formed in std::mem::take(&mut self.formed) {
                 for (pos, _, _) in formed.items {
-                    cx.dead_letter(self.id, pos, why.clone(), None);
+                    run.dead_letter(self.id, pos, why.clone(), None);
                 }
                 self.finished.insert(formed.seq, Vec::new());
             }
@@ -809,7 +808,7 @@ impl<H: ModelHandler> Dispatcher<H> {
                     .map(|((pos, input), prepared)| (pos, input, prepared))
                     .collect();
                 self.formed.push_front(Formed { items, ..formed });
-                self.check_alive("a replica's thread ended", cx);
+                self.check_alive("a replica's thread ended", run);
                 continue;
             }
             replica.state = State::Busy;
@@ -864,7 +863,7 @@ impl<H: ModelHandler> Dispatcher<H> {
         }
     }
 
-    fn on_event(&mut self, event: Event<H>, cx: &Shared) {
+    fn on_event(&mut self, event: Event<H>, run: &RunContext) {
         match event {
             Event::Done {
                 replica,
@@ -925,7 +924,7 @@ impl<H: ModelHandler> Dispatcher<H> {
                     flight.model_id
                 );
                 for (pos, _) in flight.examples {
-                    cx.dead_letter(self.id, pos, why.clone(), None);
+                    run.dead_letter(self.id, pos, why.clone(), None);
                 }
                 self.finished.insert(seq, Vec::new());
             }
@@ -953,7 +952,7 @@ impl<H: ModelHandler> Dispatcher<H> {
                         "model `{}`: replica {replica} could not be loaded again: {error}",
                         self.name
                     );
-                    self.check_alive(&error, cx);
+                    self.check_alive(&error, run);
                 }
             }
             Event::Reloaded {
@@ -997,7 +996,7 @@ impl<H: ModelHandler> Dispatcher<H> {
     }
 
     /// Gives up a batch that took too long and replaces the replica stuck with it.
-    fn time_out(&mut self, seq: u64, limit: Duration, cx: &Shared) {
+    fn time_out(&mut self, seq: u64, limit: Duration, run: &RunContext) {
         let Some(flight) = self.inflight.remove(&seq) else {
             return;
         };
@@ -1007,7 +1006,7 @@ impl<H: ModelHandler> Dispatcher<H> {
             flight.model_id
         );
         for (pos, _) in flight.examples {
-            cx.dead_letter(self.id, pos, why.clone(), None);
+            run.dead_letter(self.id, pos, why.clone(), None);
         }
         self.finished.insert(seq, Vec::new());
         {
@@ -1037,19 +1036,19 @@ impl<H: ModelHandler> Dispatcher<H> {
             Ok(fresh) => self.replicas[index] = fresh,
             Err(error) => {
                 self.replicas[index].state = State::Gone;
-                self.check_alive(&error, cx);
+                self.check_alive(&error, run);
             }
         }
     }
 
     /// With no replica left, the stage cannot go on: the run fails, and every element that
     /// reaches the stage from now on is dead-lettered with the reason.
-    fn check_alive(&mut self, error: &str, cx: &Shared) {
+    fn check_alive(&mut self, error: &str, run: &RunContext) {
         if self.fatal.is_some() || self.replicas.iter().any(|r| r.state != State::Gone) {
             return;
         }
         let why = format!("model `{}` has no replica left: {error}", self.name);
-        cx.fail(crate::Error::Config(why.clone()));
+        run.fail(crate::Error::Config(why.clone()));
         for group in 0..self.groups.len() {
             self.cut(group);
         }

@@ -15,7 +15,6 @@
 
 mod engine;
 mod keyed;
-mod metrics;
 mod tuned;
 
 use std::path::PathBuf;
@@ -24,11 +23,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::metrics::{Histogram, InferenceMetrics};
 pub(crate) use engine::start;
 pub use engine::Front;
 pub use keyed::{keyed, Keyed};
-pub(crate) use metrics::{render_prometheus, MetricsCell};
-pub use metrics::{Histogram, InferenceMetrics};
 pub use tuned::{HandlerExt, Tuned};
 
 /// Where models run: `--device auto|gpu|cpu` (`TANDEM_DEVICE`). `auto` takes a GPU when one can

@@ -15,7 +15,7 @@ pub struct Tuned<H> {
 
 macro_rules! setters {
     ($($(#[$doc:meta])* $name:ident($value:ty) => |$b:ident, $s:ident, $v:ident| $set:expr;)*) => {
-        /// Options for [`run_inference`](crate::check::run_inference): each returns the handler
+        /// Options for `run_inference`: each returns the handler
         /// with that option replaced.
         pub trait HandlerExt: ModelHandler + Sized {
             $($(#[$doc])* fn $name(self, value: $value) -> Tuned<Self> {

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::push::{Flow, Pos, Push};
 use crate::queue::QueueGauge;
 
@@ -56,14 +56,14 @@ impl<T, U, C> ChannelOut<T, U, C> {
 
 impl<T, U, C: Fn(U) -> T> Push<U> for ChannelOut<T, U, C> {
     #[inline(always)]
-    fn push(&mut self, item: U, pos: Pos, _: &Shared) {
+    fn push(&mut self, item: U, pos: Pos, _: &RunContext) {
         self.buf.push((pos, (self.into)(item)));
         if self.buf.len() >= self.batch {
             self.send();
         }
     }
 
-    fn flush(&mut self, _: &Shared, partial: bool) -> Flow {
+    fn flush(&mut self, _: &RunContext, partial: bool) -> Flow {
         if partial {
             self.send();
         }
@@ -74,12 +74,12 @@ impl<T, U, C: Fn(U) -> T> Push<U> for ChannelOut<T, U, C> {
         }
     }
 
-    fn finish(&mut self, _: &Shared) -> crate::Result<()> {
+    fn finish(&mut self, _: &RunContext) -> crate::Result<()> {
         self.send();
         Ok(())
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, _: &Shared) {
+    fn source_ended(&mut self, ended: crate::push::Ended, _: &RunContext) {
         // After everything before it.
         self.send();
         if !self.closed && !self.tx.send_parcel(Parcel::SourceEnded(ended)) {

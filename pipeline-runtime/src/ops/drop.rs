@@ -1,4 +1,4 @@
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `drop()`: the end of a chain whose elements are discarded on purpose (counted as dropped).
@@ -18,19 +18,19 @@ impl<I> Discard<I> {
 
 impl<T: Send> Push<T> for Discard<T> {
     #[inline(always)]
-    fn push(&mut self, _: T, _: Pos, _: &Shared) {
+    fn push(&mut self, _: T, _: Pos, _: &RunContext) {
         self.cell.count();
     }
 
-    fn flush(&mut self, cx: &Shared, _partial: bool) -> Flow {
-        self.cell.publish(cx);
+    fn flush(&mut self, run: &RunContext, _partial: bool) -> Flow {
+        self.cell.publish(run);
         Flow::Continue
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.cell.publish(cx);
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.cell.publish(run);
         Ok(())
     }
 
-    fn source_ended(&mut self, _: crate::push::Ended, _: &Shared) {}
+    fn source_ended(&mut self, _: crate::push::Ended, _: &RunContext) {}
 }

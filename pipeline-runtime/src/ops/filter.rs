@@ -1,8 +1,8 @@
 use super::linkable;
-use crate::check::FilterFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
+use crate::stage_fns::FilterFn;
 
 /// `filter(f)`: keeps the elements for which `f` is true; the others are counted as filtered.
 pub struct Filter<F, I, N> {
@@ -15,10 +15,10 @@ pub struct Filter<F, I, N> {
 linkable!(Filter { filtered });
 
 impl<F, I, N> Filter<F, I, N> {
-    fn publish(&mut self, cx: &Shared) {
-        self.cell.publish(cx);
+    fn publish(&mut self, run: &RunContext) {
+        self.cell.publish(run);
         if self.filtered != 0 {
-            cx.stats.add_filtered(self.cell.id, self.filtered);
+            run.stats.add_filtered(self.cell.id, self.filtered);
             self.filtered = 0;
         }
     }
@@ -30,25 +30,25 @@ where
     N: Push<T>,
 {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         match guard(|| (self.f)(&item)) {
-            Ok(true) => self.next.push(item, pos, cx),
+            Ok(true) => self.next.push(item, pos, run),
             Ok(false) => self.filtered += 1,
-            Err(panic) => self.cell.dead(cx, pos, panic),
+            Err(panic) => self.cell.dead(run, pos, panic),
         }
     }
 
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.publish(cx);
-        self.next.flush(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.publish(run);
+        self.next.flush(run, partial)
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.publish(cx);
-        self.next.finish(cx)
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.publish(run);
+        self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.next.source_ended(ended, cx);
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.next.source_ended(ended, run);
     }
 }

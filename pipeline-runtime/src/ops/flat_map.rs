@@ -1,8 +1,8 @@
 use super::linkable;
-use crate::check::FlatMapFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
+use crate::stage_fns::FlatMapFn;
 
 /// `flat_map(f)`: zero or more outputs per input, all keeping the input's position.
 pub struct FlatMap<F, I, N> {
@@ -15,10 +15,10 @@ pub struct FlatMap<F, I, N> {
 linkable!(FlatMap { produced });
 
 impl<F, I, N> FlatMap<F, I, N> {
-    fn publish(&mut self, cx: &Shared) {
-        self.cell.publish(cx);
+    fn publish(&mut self, run: &RunContext) {
+        self.cell.publish(run);
         if self.produced != 0 {
-            cx.stats.add_produced(self.cell.id, self.produced);
+            run.stats.add_produced(self.cell.id, self.produced);
             self.produced = 0;
         }
     }
@@ -30,7 +30,7 @@ where
     N: Push<<F::Iter as IntoIterator>::Item>,
 {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         let Self {
             f, next, produced, ..
         } = self;
@@ -39,24 +39,24 @@ where
         if let Err(panic) = guard(|| {
             for out in f(item) {
                 *produced += 1;
-                next.push(out, pos, cx);
+                next.push(out, pos, run);
             }
         }) {
-            self.cell.dead(cx, pos, panic);
+            self.cell.dead(run, pos, panic);
         }
     }
 
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.publish(cx);
-        self.next.flush(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.publish(run);
+        self.next.flush(run, partial)
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.publish(cx);
-        self.next.finish(cx)
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.publish(run);
+        self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.next.source_ended(ended, cx);
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.next.source_ended(ended, run);
     }
 }

@@ -1,8 +1,8 @@
 use super::{forward_flush, linkable};
-use crate::check::InspectFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
+use crate::stage_fns::InspectFn;
 
 /// `inspect(f)`: sees each element by reference and passes it on unchanged.
 pub struct Inspect<F, I, N> {
@@ -19,10 +19,10 @@ where
     N: Push<T>,
 {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         match guard(|| (self.f)(&item)) {
-            Ok(()) => self.next.push(item, pos, cx),
-            Err(panic) => self.cell.dead(cx, pos, panic),
+            Ok(()) => self.next.push(item, pos, run),
+            Err(panic) => self.cell.dead(run, pos, panic),
         }
     }
     forward_flush!();

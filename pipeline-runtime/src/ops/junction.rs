@@ -1,7 +1,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::push::{Flow, Pos, Push};
 
 /// A `merge` whose inputs all come from one segment: they push straight into the shared rest of
@@ -46,26 +46,26 @@ where
     N: Push<T>,
 {
     #[inline(always)]
-    fn push(&mut self, item: U, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: U, pos: Pos, run: &RunContext) {
         let item = (self.into)(item);
-        self.shared.borrow_mut().next.push(item, pos, cx);
+        self.shared.borrow_mut().next.push(item, pos, run);
     }
 
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.shared.borrow_mut().next.flush(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.shared.borrow_mut().next.flush(run, partial)
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
         let mut state = self.shared.borrow_mut();
         state.open = state.open.saturating_sub(1);
         if state.open == 0 {
-            state.next.finish(cx)
+            state.next.finish(run)
         } else {
             Ok(())
         }
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.shared.borrow_mut().next.source_ended(ended, cx);
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.shared.borrow_mut().next.source_ended(ended, run);
     }
 }

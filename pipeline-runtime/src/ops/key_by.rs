@@ -1,8 +1,8 @@
 use super::{forward_flush, linkable};
-use crate::check::KeyFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
+use crate::stage_fns::KeyFn;
 
 /// `key_by(f)`: turns each element into `(f(&element), element)`.
 pub struct KeyBy<F, I, N> {
@@ -19,10 +19,10 @@ where
     N: Push<(F::Key, T)>,
 {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         match guard(|| (self.f)(&item)) {
-            Ok(key) => self.next.push((key, item), pos, cx),
-            Err(panic) => self.cell.dead(cx, pos, panic),
+            Ok(key) => self.next.push((key, item), pos, run),
+            Err(panic) => self.cell.dead(run, pos, panic),
         }
     }
     forward_flush!();

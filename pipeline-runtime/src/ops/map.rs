@@ -1,8 +1,8 @@
 use super::{forward_flush, linkable};
-use crate::check::MapFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
+use crate::stage_fns::MapFn;
 
 /// `map(f)`: one output per input.
 pub struct Map<F, I, N> {
@@ -19,10 +19,10 @@ where
     N: Push<F::Out>,
 {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         match guard(|| (self.f)(item)) {
-            Ok(out) => self.next.push(out, pos, cx),
-            Err(panic) => self.cell.dead(cx, pos, panic),
+            Ok(out) => self.next.push(out, pos, run),
+            Err(panic) => self.cell.dead(run, pos, panic),
         }
     }
     forward_flush!();

@@ -1,4 +1,4 @@
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::push::{Flow, Pos, Push, StageCell};
 
 /// `merge(a, b, ..)`: the head of the segment reading the merge channel; it counts what arrives.
@@ -25,22 +25,22 @@ impl Merge<()> {
 
 impl<T, N: Push<T>> Push<T> for Merge<N> {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         self.cell.count();
-        self.next.push(item, pos, cx);
+        self.next.push(item, pos, run);
     }
 
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.cell.publish(cx);
-        self.next.flush(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.cell.publish(run);
+        self.next.flush(run, partial)
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.cell.publish(cx);
-        self.next.finish(cx)
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.cell.publish(run);
+        self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.next.source_ended(ended, cx);
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.next.source_ended(ended, run);
     }
 }

@@ -1,9 +1,9 @@
-//! The fused stages. Each is built in two steps: the typed constructor in [`crate::check`] makes
+//! The fused stages. Each is built in two steps: the typed constructor in `stages` makes
 //! it with `next: ()` while the element types flow forward, and `then(next)` links it to the rest
 //! of its segment once that exists.
 
 mod channel;
-mod combine;
+mod combine_op;
 mod drop;
 mod filter;
 mod flat_map;
@@ -12,14 +12,14 @@ mod junction;
 mod key_by;
 mod map;
 mod merge;
-mod partition;
+mod partition_op;
 mod sink;
 mod tee;
 mod try_map;
-mod window;
+mod window_op;
 
 pub use channel::{channel, Batch, ChannelOut, Parcel, Receiver, Sender};
-pub use combine::CombineOp;
+pub use combine_op::CombineOp;
 pub use drop::Discard;
 pub use filter::Filter;
 pub use flat_map::FlatMap;
@@ -28,27 +28,31 @@ pub use junction::{Junction, JunctionInput};
 pub use key_by::KeyBy;
 pub use map::Map;
 pub use merge::Merge;
-pub use partition::{Arms, Partition};
+pub use partition_op::{Arms, Partition};
 pub use sink::SinkOp;
 pub use tee::{Consumers, Tee};
 pub use try_map::TryMap;
-pub use window::WindowOp;
+pub use window_op::WindowOp;
 
 /// Flush and finish for a stage that only counts its input and forwards.
 macro_rules! forward_flush {
     () => {
-        fn flush(&mut self, cx: &$crate::exec::Shared, partial: bool) -> $crate::push::Flow {
-            self.cell.publish(cx);
-            self.next.flush(cx, partial)
+        fn flush(
+            &mut self,
+            run: &$crate::context::RunContext,
+            partial: bool,
+        ) -> $crate::push::Flow {
+            self.cell.publish(run);
+            self.next.flush(run, partial)
         }
 
-        fn finish(&mut self, cx: &$crate::exec::Shared) -> $crate::Result<()> {
-            self.cell.publish(cx);
-            self.next.finish(cx)
+        fn finish(&mut self, run: &$crate::context::RunContext) -> $crate::Result<()> {
+            self.cell.publish(run);
+            self.next.finish(run)
         }
 
-        fn source_ended(&mut self, ended: $crate::push::Ended, cx: &$crate::exec::Shared) {
-            self.next.source_ended(ended, cx);
+        fn source_ended(&mut self, ended: $crate::push::Ended, run: &$crate::context::RunContext) {
+            self.next.source_ended(ended, run);
         }
     };
 }

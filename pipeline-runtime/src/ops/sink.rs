@@ -1,4 +1,4 @@
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::io::Sink;
 use crate::push::{Flow, Pos, Push, StageCell};
 
@@ -21,28 +21,28 @@ impl<S, I> SinkOp<S, I> {
 
 impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         self.cell.count();
         if let Err(error) = self.sink.write(item) {
             self.cell.dead(
-                cx,
+                run,
                 pos,
                 format!("writing to {} failed: {error}", self.sink.describe()),
             );
         }
     }
 
-    fn flush(&mut self, cx: &Shared, _partial: bool) -> Flow {
-        self.cell.publish(cx);
+    fn flush(&mut self, run: &RunContext, _partial: bool) -> Flow {
+        self.cell.publish(run);
         Flow::Continue
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.cell.publish(cx);
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.cell.publish(run);
         let commit = self.sink.finish()?;
-        cx.add_commit(commit);
+        run.add_commit(commit);
         Ok(())
     }
 
-    fn source_ended(&mut self, _: crate::push::Ended, _: &Shared) {}
+    fn source_ended(&mut self, _: crate::push::Ended, _: &RunContext) {}
 }

@@ -1,4 +1,4 @@
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::push::{Flow, Pos, Push};
 
 /// Fan-out: a stream consumed by several chains. Every consumer but the last gets a clone; the
@@ -8,7 +8,7 @@ pub struct Tee<L, C> {
     id: u32,
     copies: u64,
     consumers: L,
-    /// Copies an element: `Clone::clone`, checked by [`crate::check::fan_out`].
+    /// Copies an element: `Clone::clone`, checked by `stages::fan_out`.
     copy: C,
 }
 
@@ -26,26 +26,26 @@ impl<L, C> Tee<L, C> {
 /// The consumers of a fanned-out stream.
 pub trait Consumers<T> {
     const LEN: u64;
-    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, copy: &impl Fn(&T) -> T);
-    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow;
-    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()>;
-    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared);
+    fn push_all(&mut self, item: T, pos: Pos, run: &RunContext, copy: &impl Fn(&T) -> T);
+    fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow;
+    fn finish_all(&mut self, run: &RunContext) -> crate::Result<()>;
+    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext);
 }
 
 impl<T, A: Push<T>> Consumers<T> for (A, ()) {
     const LEN: u64 = 1;
     #[inline(always)]
-    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, _: &impl Fn(&T) -> T) {
-        self.0.push(item, pos, cx);
+    fn push_all(&mut self, item: T, pos: Pos, run: &RunContext, _: &impl Fn(&T) -> T) {
+        self.0.push(item, pos, run);
     }
-    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.0.flush(cx, partial)
+    fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.0.flush(run, partial)
     }
-    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.0.finish(cx)
+    fn finish_all(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.0.finish(run)
     }
-    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.0.source_ended(ended, cx);
+    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.0.source_ended(ended, run);
     }
 }
 
@@ -55,34 +55,34 @@ where
 {
     const LEN: u64 = 1 + <(B, R) as Consumers<T>>::LEN;
     #[inline(always)]
-    fn push_all(&mut self, item: T, pos: Pos, cx: &Shared, copy: &impl Fn(&T) -> T) {
-        self.0.push(copy(&item), pos, cx);
-        self.1.push_all(item, pos, cx, copy);
+    fn push_all(&mut self, item: T, pos: Pos, run: &RunContext, copy: &impl Fn(&T) -> T) {
+        self.0.push(copy(&item), pos, run);
+        self.1.push_all(item, pos, run, copy);
     }
-    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow {
-        let a = self.0.flush(cx, partial);
-        let b = self.1.flush_all(cx, partial);
+    fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow {
+        let a = self.0.flush(run, partial);
+        let b = self.1.flush_all(run, partial);
         if a == Flow::Stop || b == Flow::Stop {
             Flow::Stop
         } else {
             Flow::Continue
         }
     }
-    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()> {
-        let a = self.0.finish(cx);
-        let b = self.1.finish_all(cx);
+    fn finish_all(&mut self, run: &RunContext) -> crate::Result<()> {
+        let a = self.0.finish(run);
+        let b = self.1.finish_all(run);
         a.and(b)
     }
-    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.0.source_ended(ended, cx);
-        self.1.source_ended_all(ended, cx);
+    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.0.source_ended(ended, run);
+        self.1.source_ended_all(ended, run);
     }
 }
 
 impl<L, C> Tee<L, C> {
-    fn publish(&mut self, cx: &Shared) {
+    fn publish(&mut self, run: &RunContext) {
         if self.copies != 0 {
-            cx.stats.add_copies(self.id, self.copies);
+            run.stats.add_copies(self.id, self.copies);
             self.copies = 0;
         }
     }
@@ -90,19 +90,19 @@ impl<L, C> Tee<L, C> {
 
 impl<T, L: Consumers<T>, C: Fn(&T) -> T> Push<T> for Tee<L, C> {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         self.copies += L::LEN - 1;
-        self.consumers.push_all(item, pos, cx, &self.copy);
+        self.consumers.push_all(item, pos, run, &self.copy);
     }
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.publish(cx);
-        self.consumers.flush_all(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.publish(run);
+        self.consumers.flush_all(run, partial)
     }
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.publish(cx);
-        self.consumers.finish_all(cx)
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.publish(run);
+        self.consumers.finish_all(run)
     }
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.consumers.source_ended_all(ended, cx);
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.consumers.source_ended_all(ended, run);
     }
 }

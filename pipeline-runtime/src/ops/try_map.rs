@@ -1,10 +1,10 @@
 use std::fmt::Display;
 
 use super::{forward_flush, linkable};
-use crate::check::TryMapFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Pos, Push, StageCell};
+use crate::stage_fns::TryMapFn;
 
 /// `try_map(f)`: `Ok` goes on, `Err` goes to the dead letters with the error's text.
 pub struct TryMap<F, I, N> {
@@ -22,11 +22,11 @@ where
     N: Push<F::Ok>,
 {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         match guard(|| (self.f)(item)) {
-            Ok(Ok(out)) => self.next.push(out, pos, cx),
-            Ok(Err(error)) => self.cell.dead(cx, pos, error.to_string()),
-            Err(panic) => self.cell.dead(cx, pos, panic),
+            Ok(Ok(out)) => self.next.push(out, pos, run),
+            Ok(Err(error)) => self.cell.dead(run, pos, error.to_string()),
+            Err(panic) => self.cell.dead(run, pos, panic),
         }
     }
     forward_flush!();

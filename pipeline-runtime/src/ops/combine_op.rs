@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 
-use crate::check::KeyFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
+use crate::stage_fns::KeyFn;
 use crate::window::{Combined, Combiner, Window, Windowed};
 
 /// One window's accumulators, by key, each with the position of the last element added (where a
@@ -63,16 +63,16 @@ where
     C: Combiner<T>,
     N: Push<Combined<F::Key, C::Out>>,
 {
-    fn publish(&mut self, cx: &Shared) {
-        self.cell.publish(cx);
+    fn publish(&mut self, run: &RunContext) {
+        self.cell.publish(run);
         if self.produced != 0 {
-            cx.stats.add_produced(self.cell.id, self.produced);
+            run.stats.add_produced(self.cell.id, self.produced);
             self.produced = 0;
         }
     }
 
     /// Emits every open window ending at or before `upto`.
-    fn emit_until(&mut self, upto: i64, cx: &Shared) {
+    fn emit_until(&mut self, upto: i64, run: &RunContext) {
         while let Some(entry) = self.open.first_entry() {
             if entry.key().0 > upto {
                 break;
@@ -84,9 +84,9 @@ where
                 match guard(|| combiner.extract(acc)) {
                     Ok(value) => {
                         self.produced += 1;
-                        self.next.push(Combined { window, key, value }, pos, cx);
+                        self.next.push(Combined { window, key, value }, pos, run);
                     }
-                    Err(panic) => self.cell.dead(cx, pos, panic),
+                    Err(panic) => self.cell.dead(run, pos, panic),
                 }
             }
         }
@@ -100,7 +100,7 @@ where
     C: Combiner<T>,
     N: Push<Combined<F::Key, C::Out>>,
 {
-    fn push(&mut self, item: Windowed<T>, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: Windowed<T>, pos: Pos, run: &RunContext) {
         let Windowed {
             window,
             value,
@@ -110,7 +110,7 @@ where
         if window.end <= self.watermark {
             // Only when streams with different watermarks were merged after `window`.
             return self.cell.dead(
-                cx,
+                run,
                 pos,
                 format!(
                     "too late: its window {window} was already emitted (the watermark had reached {} ms)",
@@ -140,30 +140,30 @@ where
             }
         });
         if let Err(panic) = added {
-            self.cell.dead(cx, pos, panic);
+            self.cell.dead(run, pos, panic);
         }
         if watermark > self.watermark {
             self.watermark = watermark;
-            self.emit_until(watermark, cx);
+            self.emit_until(watermark, run);
         }
     }
 
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.publish(cx);
-        self.next.flush(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.publish(run);
+        self.next.flush(run, partial)
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.emit_until(i64::MAX, cx);
-        self.publish(cx);
-        self.next.finish(cx)
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.emit_until(i64::MAX, run);
+        self.publish(run);
+        self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
         if let Some(watermark) = ended.watermark {
             if watermark > self.watermark {
                 self.watermark = watermark;
-                self.emit_until(watermark, cx);
+                self.emit_until(watermark, run);
             }
         }
         // A window after this one has a watermark of its own.
@@ -172,7 +172,7 @@ where
                 watermark: None,
                 ..ended
             },
-            cx,
+            run,
         );
     }
 }

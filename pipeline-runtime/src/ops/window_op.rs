@@ -1,7 +1,7 @@
-use crate::check::TimeFn;
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, StageCell};
+use crate::stage_fns::TimeFn;
 use crate::window::{EventTime, WindowFn, Windowed};
 
 /// `window(spec, time)`: each element goes on once per window of its event time that the
@@ -91,8 +91,8 @@ impl Upstream {
 
 impl<W, F, I, N> WindowOp<W, F, I, N> {
     /// The entry of `source`, filling the list of sources upstream on first use.
-    fn upstream(&mut self, source: u32, cx: &Shared) -> &mut Upstream {
-        let (graph, id) = (cx.graph, self.cell.id);
+    fn upstream(&mut self, source: u32, run: &RunContext) -> &mut Upstream {
+        let (graph, id) = (run.graph, self.cell.id);
         if self.sources.is_empty() {
             self.sources = graph
                 .sources_upstream(id)
@@ -126,14 +126,14 @@ impl<W, F, I, N> WindowOp<W, F, I, N> {
         }
     }
 
-    fn publish(&mut self, cx: &Shared) {
-        self.cell.publish(cx);
+    fn publish(&mut self, run: &RunContext) {
+        self.cell.publish(run);
         if self.produced != 0 {
-            cx.stats.add_produced(self.cell.id, self.produced);
+            run.stats.add_produced(self.cell.id, self.produced);
             self.produced = 0;
         }
         if self.unassigned != 0 {
-            cx.stats.add_filtered(self.cell.id, self.unassigned);
+            run.stats.add_filtered(self.cell.id, self.unassigned);
             self.unassigned = 0;
         }
     }
@@ -146,12 +146,12 @@ where
     N: Push<Windowed<T>>,
 {
     #[inline]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         let time = match guard(|| (self.time)(&item).millis()) {
             Ok(time) => time,
-            Err(panic) => return self.cell.dead(cx, pos, panic),
+            Err(panic) => return self.cell.dead(run, pos, panic),
         };
-        let upstream = self.upstream(pos.source, cx);
+        let upstream = self.upstream(pos.source, run);
         upstream.max_seen = upstream.max_seen.max(time);
         let lateness = self.spec.allowed_lateness();
         let slowest = self.slowest();
@@ -176,7 +176,7 @@ where
                         watermark,
                     },
                     pos,
-                    cx,
+                    run,
                 );
             }
         });
@@ -184,7 +184,7 @@ where
         if sent == 0 {
             match closed {
                 Some(window) => self.cell.dead(
-                    cx,
+                    run,
                     pos,
                     format!(
                         "too late: event time {time} ms is more than the allowed lateness ({lateness} ms) behind {slowest} ms, the largest time seen{}; its window {window} was already closed",
@@ -196,25 +196,25 @@ where
         }
     }
 
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.publish(cx);
-        self.next.flush(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.publish(run);
+        self.next.flush(run, partial)
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.publish(cx);
-        self.next.finish(cx)
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.publish(run);
+        self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.upstream(ended.source, cx).ended += 1;
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.upstream(ended.source, run).ended += 1;
         let watermark = self.slowest().saturating_sub(self.spec.allowed_lateness());
         self.next.source_ended(
             crate::push::Ended {
                 watermark: Some(watermark),
                 ..ended
             },
-            cx,
+            run,
         );
     }
 }

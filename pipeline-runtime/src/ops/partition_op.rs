@@ -1,60 +1,60 @@
-use crate::exec::Shared;
+use crate::context::RunContext;
 use crate::panic::guard;
-use crate::partition::Partitioner;
 use crate::push::{Flow, Pos, Push, StageCell};
+use crate::split::Partitioner;
 
 /// The arms of a partition, as a cons list `(arm0, (arm1, ()))` so that each arm keeps its own
 /// fused type.
 pub trait Arms<T> {
     /// Pushes into arm `arm`; gives the element back if there is no such arm.
-    fn push_to(&mut self, arm: usize, item: T, pos: Pos, cx: &Shared) -> Result<(), T>;
-    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow;
-    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()>;
-    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared);
+    fn push_to(&mut self, arm: usize, item: T, pos: Pos, run: &RunContext) -> Result<(), T>;
+    fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow;
+    fn finish_all(&mut self, run: &RunContext) -> crate::Result<()>;
+    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext);
 }
 
 impl<T> Arms<T> for () {
     #[inline(always)]
-    fn push_to(&mut self, _: usize, item: T, _: Pos, _: &Shared) -> Result<(), T> {
+    fn push_to(&mut self, _: usize, item: T, _: Pos, _: &RunContext) -> Result<(), T> {
         Err(item)
     }
-    fn flush_all(&mut self, _: &Shared, _partial: bool) -> Flow {
+    fn flush_all(&mut self, _: &RunContext, _partial: bool) -> Flow {
         Flow::Continue
     }
-    fn finish_all(&mut self, _: &Shared) -> crate::Result<()> {
+    fn finish_all(&mut self, _: &RunContext) -> crate::Result<()> {
         Ok(())
     }
-    fn source_ended_all(&mut self, _: crate::push::Ended, _: &Shared) {}
+    fn source_ended_all(&mut self, _: crate::push::Ended, _: &RunContext) {}
 }
 
 impl<T, A: Push<T>, R: Arms<T>> Arms<T> for (A, R) {
     #[inline(always)]
-    fn push_to(&mut self, arm: usize, item: T, pos: Pos, cx: &Shared) -> Result<(), T> {
+    fn push_to(&mut self, arm: usize, item: T, pos: Pos, run: &RunContext) -> Result<(), T> {
         if arm == 0 {
-            self.0.push(item, pos, cx);
+            self.0.push(item, pos, run);
             Ok(())
         } else {
-            self.1.push_to(arm - 1, item, pos, cx)
+            self.1.push_to(arm - 1, item, pos, run)
         }
     }
-    fn flush_all(&mut self, cx: &Shared, partial: bool) -> Flow {
+    fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow {
         // Flush every arm even when one has stopped, so no arm keeps buffered elements.
-        let first = self.0.flush(cx, partial);
-        let rest = self.1.flush_all(cx, partial);
+        let first = self.0.flush(run, partial);
+        let rest = self.1.flush_all(run, partial);
         if first == Flow::Stop || rest == Flow::Stop {
             Flow::Stop
         } else {
             Flow::Continue
         }
     }
-    fn finish_all(&mut self, cx: &Shared) -> crate::Result<()> {
-        let first = self.0.finish(cx);
-        let rest = self.1.finish_all(cx);
+    fn finish_all(&mut self, run: &RunContext) -> crate::Result<()> {
+        let first = self.0.finish(run);
+        let rest = self.1.finish_all(run);
         first.and(rest)
     }
-    fn source_ended_all(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.0.source_ended(ended, cx);
-        self.1.source_ended_all(ended, cx);
+    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.0.source_ended(ended, run);
+        self.1.source_ended_all(ended, run);
     }
 }
 
@@ -92,10 +92,10 @@ impl<P, I, const ARMS: usize> Partition<P, I, (), ARMS> {
 }
 
 impl<P, I, N, const ARMS: usize> Partition<P, I, N, ARMS> {
-    fn publish(&mut self, cx: &Shared) {
+    fn publish(&mut self, run: &RunContext) {
         for (arm, count) in self.arms.iter_mut().enumerate() {
             if *count != 0 {
-                cx.stats.add_port(self.cell.id, arm, *count);
+                run.stats.add_port(self.cell.id, arm, *count);
                 *count = 0;
             }
         }
@@ -108,35 +108,35 @@ where
     N: Arms<T>,
 {
     #[inline(always)]
-    fn push(&mut self, item: T, pos: Pos, cx: &Shared) {
+    fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         match guard(|| self.p.arm(&item)) {
             Ok(arm) => {
                 if let Some(count) = self.arms.get_mut(arm) {
                     *count += 1;
                 }
-                if self.next.push_to(arm, item, pos, cx).is_err() {
+                if self.next.push_to(arm, item, pos, run).is_err() {
                     self.cell.dead(
-                        cx,
+                        run,
                         pos,
                         format!("the partition function chose arm {arm}, but there are only {ARMS} arms (0..{ARMS})"),
                     );
                 }
             }
-            Err(panic) => self.cell.dead(cx, pos, panic),
+            Err(panic) => self.cell.dead(run, pos, panic),
         }
     }
 
-    fn flush(&mut self, cx: &Shared, partial: bool) -> Flow {
-        self.publish(cx);
-        self.next.flush_all(cx, partial)
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.publish(run);
+        self.next.flush_all(run, partial)
     }
 
-    fn finish(&mut self, cx: &Shared) -> crate::Result<()> {
-        self.publish(cx);
-        self.next.finish_all(cx)
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.publish(run);
+        self.next.finish_all(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, cx: &Shared) {
-        self.next.source_ended_all(ended, cx);
+    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+        self.next.source_ended_all(ended, run);
     }
 }

@@ -1,0 +1,294 @@
+//! The run context: what every segment of one run shares. Counters per stage, the dead-letter
+//! output, the first failure (which stops the sources), the outputs waiting to be committed, the
+//! model and queue gauges, and the request to stop.
+//!
+//! It is the bottom of the executing layers: stages receive it (`run: &RunContext`) to count and
+//! dead-letter, the executor owns it, the summary and the metrics endpoint read it. It knows
+//! nothing of stages, channels or models beyond their figures.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::deadletter::{DeadLetter, DeadLetterOut, DeadLetterTarget};
+use crate::graph::{Graph, StageKind};
+use crate::io::Commit;
+use crate::metrics::{render_prometheus, InferenceMetrics, MetricsCell};
+use crate::queue::QueueGauge;
+use crate::Error;
+
+/// Where an element came from: the source stage and its 1-based record number there (the line
+/// number for line-based files). It travels with the element so that a failure anywhere downstream
+/// can point at the raw record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Pos {
+    pub source: u32,
+    pub index: u64,
+}
+
+/// A request to stop a run gracefully: sources stop reading at their next chunk, everything
+/// already read is processed, sinks finish and commit, and the summary is made. It remembers
+/// the signal number that asked for it, if any (the exit code is 128 + that number).
+#[derive(Clone, Debug)]
+pub struct StopSignal(std::sync::Arc<std::sync::atomic::AtomicI32>);
+
+impl StopSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop; `signal` is the signal number that asked (0 for none). The first
+    /// request wins.
+    pub fn stop(&self, signal: i32) {
+        let _ = self
+            .0
+            .compare_exchange(NOT_STOPPED, signal, Relaxed, Relaxed);
+    }
+
+    /// The signal number that asked the run to stop, if it was asked (0 when no signal did).
+    pub fn requested(&self) -> Option<i32> {
+        match self.0.load(Relaxed) {
+            NOT_STOPPED => None,
+            signal => Some(signal),
+        }
+    }
+}
+
+const NOT_STOPPED: i32 = -1;
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicI32::new(
+            NOT_STOPPED,
+        )))
+    }
+}
+
+/// Per-stage counters, published by each stage at chunk boundaries.
+#[derive(Debug, Default)]
+pub(crate) struct StageStats {
+    pub input: AtomicU64,
+    pub filtered: AtomicU64,
+    pub dead: AtomicU64,
+    /// Outputs of a `flat_map`.
+    pub produced: AtomicU64,
+    /// Extra copies made because the stage's output is consumed by several chains.
+    pub copies: AtomicU64,
+    /// Elements sent to each output port (counted by partitions only).
+    pub ports: Box<[AtomicU64]>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stats(pub Box<[StageStats]>);
+
+impl Stats {
+    pub fn add_input(&self, id: u32, n: u64) {
+        self.0[id as usize].input.fetch_add(n, Relaxed);
+    }
+    pub fn add_filtered(&self, id: u32, n: u64) {
+        self.0[id as usize].filtered.fetch_add(n, Relaxed);
+    }
+    pub fn add_produced(&self, id: u32, n: u64) {
+        self.0[id as usize].produced.fetch_add(n, Relaxed);
+    }
+    pub fn add_copies(&self, id: u32, n: u64) {
+        self.0[id as usize].copies.fetch_add(n, Relaxed);
+    }
+    pub fn add_port(&self, id: u32, port: usize, n: u64) {
+        if let Some(count) = self.0[id as usize].ports.get(port) {
+            count.fetch_add(n, Relaxed);
+        }
+    }
+}
+
+/// The state of one run, shared by all its segments: counters, dead letters, the first failure,
+/// the outputs waiting to be committed, and the gauges of models and queues.
+pub struct RunContext {
+    pub(crate) graph: &'static Graph,
+    pub(crate) stats: Stats,
+    /// What each source stage reads (`JSON lines file data/requests.jsonl`), for dead letters.
+    pub(crate) sources: Box<[std::sync::OnceLock<String>]>,
+    pub(crate) dead: Mutex<DeadLetterOut>,
+    pub(crate) fail_fast: bool,
+    pub(crate) abort: AtomicBool,
+    pub(crate) stop: StopSignal,
+    pub(crate) logged_dead: AtomicU64,
+    pub(crate) failure: Mutex<Option<Error>>,
+    pub(crate) commits: Mutex<Vec<Box<dyn Commit>>>,
+    pub(crate) inference: Mutex<Vec<MetricsCell>>,
+    pub(crate) queues: Mutex<Vec<Arc<QueueGauge>>>,
+}
+
+impl RunContext {
+    pub(crate) fn new(
+        graph: &'static Graph,
+        dead_letters: &DeadLetterTarget,
+        fail_fast: bool,
+        stop: StopSignal,
+    ) -> Self {
+        Self {
+            graph,
+            stats: Stats(
+                (0..graph.stages.len())
+                    .map(|id| {
+                        let ports = graph
+                            .edges
+                            .iter()
+                            .filter(|e| e.from as usize == id)
+                            .map(|e| e.port + 1)
+                            .max();
+                        StageStats {
+                            ports: (0..ports.unwrap_or(1)).map(|_| AtomicU64::new(0)).collect(),
+                            ..StageStats::default()
+                        }
+                    })
+                    .collect(),
+            ),
+            sources: graph
+                .stages
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            dead: Mutex::new(DeadLetterOut::new(dead_letters)),
+            fail_fast,
+            abort: AtomicBool::new(false),
+            stop,
+            logged_dead: AtomicU64::new(0),
+            failure: Mutex::new(None),
+            commits: Mutex::new(Vec::new()),
+            inference: Mutex::new(Vec::new()),
+            queues: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn add_queue(&self, gauge: Arc<QueueGauge>) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(gauge);
+    }
+
+    /// The bounded queues of this run, in the order they were made.
+    pub(crate) fn queues(&self) -> Vec<Arc<QueueGauge>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records an element that cannot go on.
+    #[cold]
+    pub fn dead_letter(&self, stage: u32, pos: Pos, error: String, input: Option<String>) {
+        self.stats.0[stage as usize].dead.fetch_add(1, Relaxed);
+        let letter = DeadLetter {
+            stage: self.graph.stages[stage as usize].label.to_owned(),
+            stage_id: stage,
+            source: match self.sources[pos.source as usize].get() {
+                Some(described) => described.clone(),
+                None => self.graph.stages[pos.source as usize].label.to_owned(),
+            },
+            position: pos.index,
+            error,
+            input,
+        };
+        if self.fail_fast {
+            self.fail(Error::FailFast(Box::new(letter.clone())));
+        }
+        // The first few are logged as they happen; all of them are in the dead-letter output.
+        const LOGGED: u64 = 3;
+        let seen = self.logged_dead.fetch_add(1, Relaxed);
+        if seen < LOGGED {
+            tracing::warn!("dead letter: {letter}");
+        } else if seen == LOGGED {
+            tracing::warn!("more dead letters: see the dead-letter output and the summary");
+        }
+        let written = self
+            .dead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(letter);
+        if let Err(error) = written {
+            self.fail(error);
+        }
+    }
+
+    /// Stops the run with `error` (the first failure wins); sources stop reading.
+    pub(crate) fn fail(&self, error: Error) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+        self.abort.store(true, Relaxed);
+    }
+
+    pub(crate) fn aborted(&self) -> bool {
+        self.abort.load(Relaxed)
+    }
+
+    /// Whether sources should stop reading: the run failed or was asked to stop.
+    pub(crate) fn stop_reading(&self) -> bool {
+        self.aborted() || self.stop.requested().is_some()
+    }
+
+    /// The figures of every `run_inference` stage so far, in stage order.
+    pub(crate) fn inference_metrics(&self) -> Vec<InferenceMetrics> {
+        let cells = self.inference.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = cells
+            .iter()
+            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        all.sort_by_key(|m| m.stage);
+        all
+    }
+
+    /// The Prometheus text of the run so far.
+    pub(crate) fn prometheus(&self) -> String {
+        let stages: Vec<(String, u64, u64)> = self
+            .graph
+            .stages
+            .iter()
+            .zip(self.stats.0.iter())
+            .map(|(info, stats)| {
+                (
+                    info.label.to_owned(),
+                    stats.input.load(Relaxed),
+                    stats.dead.load(Relaxed),
+                )
+            })
+            .collect();
+        render_prometheus(
+            self.graph.name,
+            &stages,
+            &self.inference_metrics(),
+            &self
+                .queues()
+                .into_iter()
+                .map(|q| (self.graph.stages[q.stage as usize].label.to_owned(), q))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    pub(crate) fn add_commit(&self, commit: Option<Box<dyn Commit>>) {
+        if let Some(c) = commit {
+            self.commits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c);
+        }
+    }
+
+    /// (records read by sources, elements that reached sinks) so far, for the progress line.
+    pub(crate) fn progress(&self) -> (u64, u64) {
+        let mut read = 0;
+        let mut written = 0;
+        for (info, stats) in self.graph.stages.iter().zip(self.stats.0.iter()) {
+            match info.kind {
+                StageKind::Source => read += stats.input.load(Relaxed),
+                StageKind::Sink => written += stats.input.load(Relaxed),
+                _ => {}
+            }
+        }
+        (read, written)
+    }
+}
