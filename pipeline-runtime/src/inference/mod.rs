@@ -6,15 +6,20 @@
 //! [`DeviceChoice`] and picks the device itself (the `tandem-models` crate does this for Burn), so
 //! this crate stays free of Burn.
 //!
-//! How the stage runs (see `engine`): the segment in front of it pre-processes each input
+//! How the stage runs (see `dispatcher`): the segment in front of it pre-processes each input
 //! ([`ModelHandler::prepare`]) on its own thread; a dispatcher thread cuts batches (full at
 //! `max_batch`, or after `max_wait` once `min_batch` are there) and hands each to the least busy
 //! of the model's replicas, each a thread of its own holding a loaded model; results go on in
 //! input order to the segment after the stage. So the next batch is prepared and cut while the
 //! current one runs on the device.
 
-mod engine;
+mod batcher;
+mod dispatcher;
+mod front;
+mod hot_swap;
 mod keyed;
+mod reorder;
+mod replica;
 mod tuned;
 
 use std::path::PathBuf;
@@ -24,8 +29,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::metrics::{Histogram, InferenceMetrics};
-pub(crate) use engine::start;
-pub use engine::Front;
+pub(crate) use dispatcher::start;
+pub use front::Front;
 pub use keyed::{keyed, Keyed};
 pub use tuned::{HandlerExt, Tuned};
 

@@ -1,0 +1,198 @@
+//! The front of a `run_inference` stage: fused into the segment in front of it, it prepares each
+//! input on that segment's thread and hands them to the dispatcher, a full batch's worth at a
+//! time. A partial batch stays in [`Pending`], shared with the dispatcher, which takes it by its
+//! own timer — even while the segment in front is blocked reading its source.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crossbeam_channel as cb;
+
+use super::ModelHandler;
+use crate::context::{Pos, RunContext};
+use crate::metrics::{InferenceMetrics, MetricsCell};
+use crate::panic::guard;
+use crate::push::{Ended, Flow, Push, StageCell};
+use crate::queue::QueueGauge;
+
+/// An input with its position and what `prepare` made of it.
+pub(crate) type Item<H> = (
+    Pos,
+    <H as ModelHandler>::Input,
+    <H as ModelHandler>::Prepared,
+);
+
+/// Prepared inputs sent from the front to the dispatcher; `since` is when the first arrived.
+pub(crate) struct Piece<H: ModelHandler> {
+    pub since: Instant,
+    pub items: Vec<Item<H>>,
+}
+
+/// What the front says to the dispatcher.
+pub(crate) enum Msg<H: ModelHandler> {
+    /// A full batch's worth of inputs.
+    Piece(Piece<H>),
+    /// The first input of a new partial batch arrived at this time: the dispatcher takes the
+    /// partial batch from [`Pending`] when `max_wait` has passed.
+    Started(Instant),
+    /// A source has ended: after every input it sent.
+    Ended(Ended),
+}
+
+/// Inputs prepared by the front and not yet sent.
+pub(crate) struct Pending<H: ModelHandler> {
+    pub since: Instant,
+    pub items: Vec<Item<H>>,
+    /// Pieces made from this buffer (counted under its lock): while the dispatcher has received
+    /// fewer, a piece is on its way and the buffer's inputs must wait behind it.
+    pub sent: u64,
+    max: usize,
+}
+
+impl<H: ModelHandler> Pending<H> {
+    pub fn new(max: usize) -> SharedPending<H> {
+        Arc::new(Mutex::new(Self {
+            since: Instant::now(),
+            items: Vec::with_capacity(max),
+            sent: 0,
+            max,
+        }))
+    }
+
+    /// Takes what waits, if anything does (the dispatcher, by its timer).
+    pub fn take(&mut self) -> Option<Piece<H>> {
+        if self.items.is_empty() {
+            return None;
+        }
+        let items = std::mem::replace(&mut self.items, Vec::with_capacity(self.max));
+        Some(Piece {
+            since: self.since,
+            items,
+        })
+    }
+
+    /// Takes what waits to send it down the channel (the front), counting the piece.
+    fn take_to_send(&mut self) -> Option<Piece<H>> {
+        let piece = self.take()?;
+        self.sent += 1;
+        Some(piece)
+    }
+}
+
+pub(crate) type SharedPending<H> = Arc<Mutex<Pending<H>>>;
+
+pub(crate) fn lock_pending<H: ModelHandler>(
+    pending: &SharedPending<H>,
+) -> MutexGuard<'_, Pending<H>> {
+    pending.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn lock_metrics(metrics: &MetricsCell) -> MutexGuard<'_, InferenceMetrics> {
+    metrics.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The part of a `run_inference` stage fused into the segment in front of it.
+pub struct Front<H: ModelHandler> {
+    pub(crate) cell: StageCell,
+    pub(crate) handler: Arc<H>,
+    pub(crate) name: Arc<str>,
+    pub(crate) pending: SharedPending<H>,
+    pub(crate) max: usize,
+    pub(crate) prepare_failures: u64,
+    pub(crate) metrics: MetricsCell,
+    pub(crate) tx: Option<cb::Sender<Msg<H>>>,
+    pub(crate) intake: Arc<QueueGauge>,
+}
+
+impl<H: ModelHandler> Front<H> {
+    fn send(&mut self, msg: Msg<H>) {
+        // Fails only when the dispatcher has gone, i.e. the run is already failing.
+        if let Some(tx) = &self.tx {
+            if tx.send(msg).is_err() {
+                self.tx = None;
+            } else {
+                self.intake.sample(tx.len());
+            }
+        }
+    }
+
+    fn send_pending(&mut self) {
+        let piece = lock_pending(&self.pending).take_to_send();
+        if let Some(piece) = piece {
+            self.send(Msg::Piece(piece));
+        }
+    }
+
+    fn publish(&mut self, run: &RunContext) {
+        self.cell.publish(run);
+        if self.prepare_failures != 0 {
+            lock_metrics(&self.metrics).prepare_failures += self.prepare_failures;
+            self.prepare_failures = 0;
+        }
+    }
+}
+
+impl<H: ModelHandler> Push<H::Input> for Front<H> {
+    #[inline]
+    fn push(&mut self, item: H::Input, pos: Pos, run: &RunContext) {
+        self.cell.count();
+        let error = match guard(|| self.handler.prepare(&item)) {
+            Ok(Ok(prepared)) => {
+                let mut p = lock_pending(&self.pending);
+                let first = p.items.is_empty();
+                if first {
+                    p.since = Instant::now();
+                }
+                p.items.push((pos, item, prepared));
+                let msg = if p.items.len() >= self.max {
+                    p.take_to_send().map(Msg::Piece)
+                } else if first {
+                    Some(Msg::Started(p.since))
+                } else {
+                    None
+                };
+                drop(p);
+                if let Some(msg) = msg {
+                    self.send(msg);
+                }
+                return;
+            }
+            Ok(Err(error)) => error,
+            Err(panic) => panic,
+        };
+        self.prepare_failures += 1;
+        self.cell.dead(
+            run,
+            pos,
+            format!(
+                "preparing the input for model `{}` failed: {error}",
+                self.name
+            ),
+        );
+    }
+
+    fn flush(&mut self, run: &RunContext, _partial: bool) -> Flow {
+        // Partial batches are the dispatcher's to take, by its timer.
+        self.publish(run);
+        if self.tx.is_some() {
+            Flow::Continue
+        } else {
+            Flow::Stop
+        }
+    }
+
+    fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.send_pending();
+        self.publish(run);
+        // Dropping the sender tells the dispatcher the input has ended.
+        self.tx = None;
+        Ok(())
+    }
+
+    /// Passed on behind every input that came before it: the partial batch waiting here goes
+    /// first.
+    fn source_ended(&mut self, ended: Ended, _: &RunContext) {
+        self.send_pending();
+        self.send(Msg::Ended(ended));
+    }
+}
