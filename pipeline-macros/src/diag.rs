@@ -37,13 +37,18 @@ impl Ctxt {
 
 /// ", did you mean `x`?" when a known name is close to `wrong`.
 pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -> String {
-    let best = known
+    match closest(wrong, known) {
+        Some(k) => format!(", did you mean `{k}`?"),
+        None => String::new(),
+    }
+}
+
+/// The known name closest to `wrong`, if one is close enough to suggest.
+pub fn closest<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
         .into_iter()
         .map(|k| (strsim::damerau_levenshtein(wrong, k), k))
         .filter(|&(d, k)| d <= 2.max(k.len() / 3) && d < k.len().max(wrong.len()))
-        .min_by_key(|&(d, _)| d);
-    match best {
-        Some((_, k)) => format!(", did you mean `{k}`?"),
-        None => String::new(),
-    }
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
 }

@@ -1,15 +1,20 @@
-//! Syntax tree -> graph of stages, or diagnostics. Resolves stream names, checks arities and
-//! where each operator may stand, finds streams nobody consumes and cycles, and orders the stages
-//! so that every stage comes after its inputs. Every mistake is reported, each at its span.
+//! Syntax tree -> graph of stages, or diagnostics. A [`Builder`] walks the statements and adds
+//! their stages, defines the stream names bound to them, then resolves the names used as inputs
+//! (order is free), connects each stage to its consumers and orders the stages so that every stage
+//! comes after its inputs. Each mistake it can find (arities, where each operator may stand,
+//! unknown or twice-defined names, streams nobody consumes, cycles) is one function in [`rules`];
+//! every mistake is reported, each at its span.
+
+mod rules;
 
 use std::collections::HashMap;
 
 use proc_macro2::Span;
-use syn::{Expr, Ident};
+use syn::Ident;
 
-use crate::diag::{did_you_mean, Ctxt};
-use crate::ops::{self, OpSpec, Role};
-use crate::parse::{Call, Head, Lhs, Pipeline};
+use crate::diag::Ctxt;
+use crate::ops::{OpSpec, Role};
+use crate::parse::{Call, Head, Lhs, Pipeline, Stmt};
 
 /// An output of a stage: `(stage, port)`; only a partition has more than port 0.
 pub type PortRef = (usize, usize);
@@ -53,361 +58,273 @@ impl<'a> Graph<'a> {
     }
 }
 
+pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
+    let mut builder = Builder::new(cx);
+    for stmt in &ast.stmts {
+        builder.statement(stmt);
+    }
+    builder.resolve();
+    builder.connect();
+    builder.finish(ast)
+}
+
+/// An input of a stage before the names are resolved.
 enum Pending {
     Resolved(PortRef),
     Named(Ident),
 }
 
-pub fn build<'a>(ast: &'a Pipeline, cx: &mut Ctxt) -> Option<Graph<'a>> {
-    let mut stages: Vec<Stage<'a>> = Vec::new();
-    let mut inputs: Vec<Vec<Pending>> = Vec::new();
-    let mut names: HashMap<String, (Ident, PortRef)> = HashMap::new();
-    let mut sinks = 0;
-    // Names whose mistakes were reported already: no "never consumed" on top.
-    let mut duplicates: Vec<Ident> = Vec::new();
-    let mut suggested: Vec<String> = Vec::new();
+/// Where a statement's chain stands while its stages are added.
+#[derive(Default)]
+struct Chain<'a> {
+    /// The stream flowing out of the chain so far: none before the head, then a port.
+    current: Option<Pending>,
+    /// The last stage added.
+    last: Option<usize>,
+    /// The sink that ended the chain, if one did.
+    ended_by: Option<&'a Call>,
+}
 
-    let new_stage =
-        |stages: &mut Vec<Stage<'a>>, op: &'static OpSpec, call: &'a Call, ports: usize| {
-            stages.push(Stage {
-                op,
-                call,
-                inputs: Vec::new(),
-                consumers: vec![Vec::new(); ports],
-                bound: vec![None; ports],
-                name: String::new(),
-                label: call.label(),
-            });
-            stages.len() - 1
-        };
+struct Builder<'a, 'cx> {
+    cx: &'cx mut Ctxt,
+    stages: Vec<Stage<'a>>,
+    /// Per stage, its inputs until the names are resolved.
+    pending: Vec<Vec<Pending>>,
+    /// Each stream name, where it is defined first and the port it names.
+    names: HashMap<String, (Ident, PortRef)>,
+    /// The outputs so far, to number them.
+    outputs: usize,
+    /// Names whose mistakes were reported already (defined twice, suggested for an unknown
+    /// stream): no "never consumed" on top.
+    reported: Vec<String>,
+}
 
-    for stmt in &ast.stmts {
-        // The stream flowing out of the chain so far: none before the head, then a port.
-        let mut current: Option<Pending> = None;
-        let mut last_stage: Option<usize> = None;
-        let mut ended_by: Option<&Call> = None;
-        let lhs_name = match &stmt.lhs {
-            Lhs::One(name) => Some(name.to_string()),
-            _ => None,
-        };
-
-        match &stmt.head {
-            Head::Stream(name) => current = Some(Pending::Named(name.clone())),
-            Head::Call(call) => match lookup(call, cx) {
-                Some(op) if op.role == Role::Source => {
-                    check_args(op, call, cx);
-                    let id = new_stage(&mut stages, op, call, 1);
-                    stages[id].name = lhs_name.clone().unwrap_or_else(|| format!("source{id}"));
-                    inputs.push(Vec::new());
-                    current = Some(Pending::Resolved((id, 0)));
-                    last_stage = Some(id);
-                }
-                Some(op) if op.role == Role::Merge => {
-                    let mut streams = Vec::new();
-                    for arg in &call.args {
-                        match arg {
-                            Expr::Path(p) if p.path.get_ident().is_some() && p.qself.is_none() => {
-                                streams.push(Pending::Named(p.path.get_ident().unwrap().clone()))
-                            }
-                            other => cx.error(
-                                syn::spanned::Spanned::span(other),
-                                "`merge` takes the names of the streams to merge: `merge(a, b)`",
-                            ),
-                        }
-                    }
-                    if call.args.len() < 2 {
-                        cx.error(
-                            call.name.span(),
-                            "`merge` needs at least two streams: `merge(a, b)`",
-                        );
-                    }
-                    let id = new_stage(&mut stages, op, call, 1);
-                    inputs.push(streams);
-                    current = Some(Pending::Resolved((id, 0)));
-                    last_stage = Some(id);
-                }
-                Some(op) => {
-                    cx.error(
-                        call.name.span(),
-                        format!(
-                            "`{}` needs an input: start the chain with a stream, `read(..)` or `merge(..)`, as in `stream -> {}`",
-                            op.name, op.usage
-                        ),
-                    );
-                }
-                None => {}
-            },
+impl<'a, 'cx> Builder<'a, 'cx> {
+    fn new(cx: &'cx mut Ctxt) -> Self {
+        Self {
+            cx,
+            stages: Vec::new(),
+            pending: Vec::new(),
+            names: HashMap::new(),
+            outputs: 0,
+            reported: Vec::new(),
         }
+    }
 
+    /// One statement: its head, the stages of its chain, then what the chain is bound to.
+    fn statement(&mut self, stmt: &'a Stmt) {
+        let mut chain = self.head(stmt);
         for call in &stmt.calls {
-            let Some(op) = lookup(call, cx) else {
-                current = None;
-                continue;
-            };
-            check_args(op, call, cx);
-            if let Some(sink) = ended_by {
-                cx.error(
-                    call.name.span(),
-                    format!(
-                        "`{}` ends a chain, so `{}` cannot follow it; to use the stream further, bind it to a name before the sink (`s = ..;`) and consume it twice",
-                        sink.name, op.name
-                    ),
-                );
-                continue;
-            }
-            if matches!(op.role, Role::Source | Role::Merge) {
-                cx.error(
-                    call.name.span(),
-                    format!("`{}` starts a chain, so it cannot follow `->`; start a new statement with it", op.name),
-                );
-                current = None;
-                continue;
-            }
-            let ports = if op.role == Role::Partition {
-                partition_arity(&stmt.lhs).max(1)
-            } else {
-                1
-            };
-            let id = new_stage(&mut stages, op, call, ports);
-            inputs.push(current.take().into_iter().collect());
-            last_stage = Some(id);
-            if op.role == Role::Sink {
-                ended_by = Some(call);
-                if op.kind == "Sink" {
-                    sinks += 1;
-                    stages[id].name = format!("sink{sinks}");
-                }
-            } else {
-                current = Some(Pending::Resolved((id, 0)));
-            }
+            self.link(stmt, call, &mut chain);
         }
-
-        let chain_span =
-            stmt.calls
-                .last()
-                .map(|c| c.name.span())
-                .unwrap_or_else(|| match &stmt.head {
-                    Head::Stream(n) => n.span(),
-                    Head::Call(c) => c.name.span(),
-                });
-        let last_op = last_stage.map(|id| stages[id].op);
         if stmt.calls.is_empty() {
             if let Head::Stream(name) = &stmt.head {
-                cx.error(
-                    name.span(),
-                    format!("`{name}` alone does nothing: add a stage after it, as in `{name} -> map(..)`"),
-                );
-                continue;
+                rules::stream_alone(name, self.cx);
+                return;
             }
         }
-        let Some(last) = last_stage else { continue };
-        let last_op = last_op.expect("set with last_stage");
-        match &stmt.lhs {
-            Lhs::None => {
-                if last_op.role != Role::Sink {
-                    cx.error(
-                        chain_span,
-                        "the stream this chain makes is never used: bind it to a name (`name = ..;`) or end the chain with `write(..)` or `drop()`",
-                    );
-                }
-            }
-            Lhs::One(name) => {
-                if last_op.role == Role::Sink {
-                    cx.error(
-                        name.span(),
-                        format!("`{}` ends the chain and makes no stream, so there is nothing to bind to `{name}`", last_op.name),
-                    );
-                } else if last_op.role == Role::Partition {
-                    cx.error(
-                        name.span(),
-                        "`partition` makes several streams: bind one name per arm, as in `[a, b] = ..`",
-                    );
-                    // Still define it, so its uses do not add "unknown stream" errors.
-                    define(&mut names, &mut duplicates, name, (last, 0), cx);
-                } else {
-                    define(&mut names, &mut duplicates, name, (last, 0), cx);
-                    stages[last].bound[0] = Some(name.clone());
-                }
-            }
-            Lhs::Many { span, names: bound } => {
-                if last_op.role != Role::Partition {
-                    cx.error(
-                        *span,
-                        format!(
-                            "`[..] = ` binds the arms of a `partition`, but this chain ends with `{}`; bind a single stream as `name = ..`",
-                            last_op.name
-                        ),
-                    );
-                    continue;
-                }
-                if bound.is_empty() {
-                    cx.error(*span, "bind at least one stream: `[a, b] = ..`");
-                }
-                if let Some(ratios) = literal_arms(stages[last].call) {
-                    if ratios != bound.len() {
-                        cx.error(
-                            *span,
-                            format!(
-                                "{} streams are bound here, but the partition below has {} ratios; give one ratio per stream",
-                                bound.len(),
-                                ratios
-                            ),
-                        );
-                    }
-                }
-                for (port, name) in bound.iter().enumerate() {
-                    define(&mut names, &mut duplicates, name, (last, port), cx);
-                    stages[last].bound[port] = Some(name.clone());
-                }
-            }
+        if let Some(last) = chain.last {
+            self.bind(stmt, last);
         }
     }
 
-    // Resolve stream names now that every statement has defined its names (order is free).
-    let known: Vec<&str> = {
-        let mut k: Vec<&str> = names.keys().map(String::as_str).collect();
-        k.sort_unstable();
-        k
-    };
-    for (id, pending) in inputs.into_iter().enumerate() {
-        for p in pending {
-            match p {
-                Pending::Resolved(from) => stages[id].inputs.push(Input { from, via: None }),
-                Pending::Named(name) => match names.get(&name.to_string()) {
-                    Some(&(_, from)) => stages[id].inputs.push(Input {
-                        from,
-                        via: Some(name),
-                    }),
-                    None => {
-                        let hint = did_you_mean(&name.to_string(), known.iter().copied());
-                        if let Some(meant) = hint.split('`').nth(1) {
-                            suggested.push(meant.to_owned());
-                        }
-                        cx.error(name.span(), format!("unknown stream `{name}`{hint}"));
-                    }
-                },
+    /// The head of a chain: a stream name, or the stage of a source or a merge.
+    fn head(&mut self, stmt: &'a Stmt) -> Chain<'a> {
+        let mut chain = Chain::default();
+        let call = match &stmt.head {
+            Head::Stream(name) => {
+                chain.current = Some(Pending::Named(name.clone()));
+                return chain;
             }
-        }
-    }
-    for id in 0..stages.len() {
-        for i in 0..stages[id].inputs.len() {
-            let (from, port) = stages[id].inputs[i].from;
-            stages[from].consumers[port].push(id);
-        }
-    }
-    for stage in &stages {
-        for (port, consumers) in stage.consumers.iter().enumerate() {
-            if consumers.is_empty() && stage.op.role != Role::Sink {
-                let reported = |n: &Ident| {
-                    duplicates.iter().any(|d| d == n) || suggested.iter().any(|s| n == s)
-                };
-                if let Some(name) = stage.bound[port].as_ref().filter(|n| !reported(n)) {
-                    cx.error(
-                        name.span(),
-                        format!("stream `{name}` is never consumed: use it in a chain (`{name} -> ..`), or end it with `{name} -> drop();` to discard it on purpose"),
-                    );
-                }
+            Head::Call(call) => call,
+        };
+        let Some(op) = rules::known_stage(call, self.cx) else {
+            return chain;
+        };
+        let inputs = match op.role {
+            Role::Source => {
+                rules::argument_count(op, call, self.cx);
+                Vec::new()
             }
-        }
-    }
-    if !stages.iter().any(|s| s.op.role == Role::Source) {
-        cx.error(
-            ast.name.span(),
-            "this pipeline reads nothing: start a chain with `read(..)`",
-        );
-    }
-
-    let order = topological(&stages, cx)?;
-    Some(Graph { stages, order })
-}
-
-fn lookup(call: &Call, cx: &mut Ctxt) -> Option<&'static OpSpec> {
-    let name = call.name.to_string();
-    let op = ops::lookup(&name);
-    if op.is_none() {
-        let all: Vec<&str> = ops::ALL.iter().map(|o| o.name).collect();
-        cx.error(
-            call.name.span(),
-            format!(
-                "unknown stage `{name}`{} (stages: {})",
-                did_you_mean(&name, all.iter().copied()),
-                all.join(", ")
-            ),
-        );
-    }
-    op
-}
-
-fn check_args(op: &OpSpec, call: &Call, cx: &mut Ctxt) {
-    if let Some(n) = op.args {
-        if call.args.len() != n {
-            let takes = match n {
-                0 => "no arguments".to_owned(),
-                1 => "one argument".to_owned(),
-                n => format!("{n} arguments"),
+            Role::Merge => {
+                let streams = rules::merge_of_names(op, call, self.cx);
+                rules::merge_of_two_or_more(op, call, self.cx);
+                streams.into_iter().map(Pending::Named).collect()
+            }
+            _ => {
+                rules::needs_an_input(op, call, self.cx);
+                return chain;
+            }
+        };
+        let id = self.add_stage(op, call, 1, inputs);
+        if op.role == Role::Source {
+            self.stages[id].name = match &stmt.lhs {
+                Lhs::One(name) => name.to_string(),
+                _ => format!("source{id}"),
             };
-            cx.error(
-                call.name.span(),
-                format!(
-                    "`{}` takes {takes}, not {}: `{}`",
-                    op.name,
-                    call.args.len(),
-                    op.usage
-                ),
-            );
+        }
+        chain.current = Some(Pending::Resolved((id, 0)));
+        chain.last = Some(id);
+        chain
+    }
+
+    /// A stage after `->`, fed by the chain so far.
+    fn link(&mut self, stmt: &Stmt, call: &'a Call, chain: &mut Chain<'a>) {
+        let Some(op) = rules::known_stage(call, self.cx) else {
+            chain.current = None;
+            return;
+        };
+        rules::argument_count(op, call, self.cx);
+        if !rules::nothing_after_a_sink(chain.ended_by, op, call, self.cx) {
+            return;
+        }
+        if !rules::starts_no_chain_after_arrow(op, call, self.cx) {
+            chain.current = None;
+            return;
+        }
+        let ports = match (op.role, &stmt.lhs) {
+            (Role::Partition, Lhs::Many { names, .. }) => names.len().max(1),
+            _ => 1,
+        };
+        let id = self.add_stage(op, call, ports, chain.current.take().into_iter().collect());
+        chain.last = Some(id);
+        if op.role.ends_chain() {
+            chain.ended_by = Some(call);
+            if op.output {
+                self.outputs += 1;
+                self.stages[id].name = format!("sink{}", self.outputs);
+            }
+        } else {
+            chain.current = Some(Pending::Resolved((id, 0)));
         }
     }
-}
 
-fn define(
-    names: &mut HashMap<String, (Ident, PortRef)>,
-    duplicates: &mut Vec<Ident>,
-    name: &Ident,
-    port: PortRef,
-    cx: &mut Ctxt,
-) {
-    let key = name.to_string();
-    if let Some((first, _)) = names.get(&key) {
-        duplicates.push(name.clone());
-        let mut e = syn::Error::new(name.span(), format!("stream `{name}` is defined twice"));
-        e.combine(syn::Error::new(
-            first.span(),
-            format!("`{name}` is first defined here"),
-        ));
-        cx.push(e);
-    } else {
-        names.insert(key, (name.clone(), port));
+    fn add_stage(
+        &mut self,
+        op: &'static OpSpec,
+        call: &'a Call,
+        ports: usize,
+        inputs: Vec<Pending>,
+    ) -> usize {
+        self.stages.push(Stage {
+            op,
+            call,
+            inputs: Vec::new(),
+            consumers: vec![Vec::new(); ports],
+            bound: vec![None; ports],
+            name: String::new(),
+            label: call.label(),
+        });
+        self.pending.push(inputs);
+        self.stages.len() - 1
+    }
+
+    /// What the chain ending at stage `last` is bound to: nothing, a name, or a partition's arms.
+    fn bind(&mut self, stmt: &Stmt, last: usize) {
+        let op = self.stages[last].op;
+        match &stmt.lhs {
+            Lhs::None => rules::result_used(op, chain_span(stmt), self.cx),
+            Lhs::One(name) => {
+                if !rules::makes_a_stream(op, name, self.cx) {
+                    return;
+                }
+                let one = rules::makes_one_stream(op, name, self.cx);
+                // Defined even when it names a partition, so its uses do not add "unknown
+                // stream" errors.
+                self.define(name, (last, 0));
+                if one {
+                    self.stages[last].bound[0] = Some(name.clone());
+                }
+            }
+            Lhs::Many { span, names } => {
+                if !rules::arms_of_a_partition(op, *span, self.cx) {
+                    return;
+                }
+                rules::at_least_one_arm(names, *span, self.cx);
+                rules::one_ratio_per_arm(op, self.stages[last].call, names, *span, self.cx);
+                for (port, name) in names.iter().enumerate() {
+                    self.define(name, (last, port));
+                    self.stages[last].bound[port] = Some(name.clone());
+                }
+            }
+        }
+    }
+
+    fn define(&mut self, name: &Ident, port: PortRef) {
+        let key = name.to_string();
+        let first = self.names.get(&key).map(|(first, _)| first);
+        if rules::defined_once(first, name, self.cx) {
+            self.names.insert(key, (name.clone(), port));
+        } else {
+            self.reported.push(key);
+        }
+    }
+
+    /// The stream names used as inputs, now that every statement has defined its names.
+    fn resolve(&mut self) {
+        let mut known: Vec<&str> = self.names.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        for (id, pending) in std::mem::take(&mut self.pending).into_iter().enumerate() {
+            for input in pending {
+                let input = match input {
+                    Pending::Resolved(from) => Input { from, via: None },
+                    Pending::Named(name) => match self.names.get(&name.to_string()) {
+                        Some(&(_, from)) => Input {
+                            from,
+                            via: Some(name),
+                        },
+                        None => {
+                            if let Some(meant) = rules::unknown_stream(&name, &known, self.cx) {
+                                self.reported.push(meant.to_owned());
+                            }
+                            continue;
+                        }
+                    },
+                };
+                self.stages[id].inputs.push(input);
+            }
+        }
+    }
+
+    /// Each input, recorded as a consumer of the port it reads.
+    fn connect(&mut self) {
+        for id in 0..self.stages.len() {
+            for i in 0..self.stages[id].inputs.len() {
+                let (from, port) = self.stages[id].inputs[i].from;
+                self.stages[from].consumers[port].push(id);
+            }
+        }
+    }
+
+    /// The checks of the whole graph, then the order of its stages.
+    fn finish(self, ast: &Pipeline) -> Option<Graph<'a>> {
+        rules::every_stream_consumed(&self.stages, &self.reported, self.cx);
+        rules::reads_something(ast, &self.stages, self.cx);
+        let order = match topological(&self.stages) {
+            Ok(order) => order,
+            Err(waiting) => {
+                rules::no_cycle(&self.stages, &waiting, self.cx);
+                return None;
+            }
+        };
+        Some(Graph {
+            stages: self.stages,
+            order,
+        })
     }
 }
 
-fn partition_arity(lhs: &Lhs) -> usize {
-    match lhs {
-        Lhs::Many { names, .. } => names.len(),
-        _ => 1,
+/// Where a mistake about a whole chain is reported: its last stage, or its head.
+fn chain_span(stmt: &Stmt) -> Span {
+    match (stmt.calls.last(), &stmt.head) {
+        (Some(call), _) | (None, Head::Call(call)) => call.name.span(),
+        (None, Head::Stream(name)) => name.span(),
     }
 }
 
-/// The number of ratios of `partition(split_by(f, [..]))` or `partition(split_random(s, [..]))`,
-/// when written as a literal array.
-fn literal_arms(call: &Call) -> Option<usize> {
-    let Some(Expr::Call(inner)) = call.args.first() else {
-        return None;
-    };
-    let Expr::Path(f) = &*inner.func else {
-        return None;
-    };
-    let name = f.path.segments.last()?.ident.to_string();
-    if name != "split_by" && name != "split_random" {
-        return None;
-    }
-    match inner.args.iter().nth(1) {
-        Some(Expr::Array(a)) => Some(a.elems.len()),
-        _ => None,
-    }
-}
-
-/// Kahn's algorithm; a leftover stage means a cycle of stream names.
-fn topological(stages: &[Stage], cx: &mut Ctxt) -> Option<Vec<usize>> {
+/// Kahn's algorithm; on a cycle, the number of inputs each stage still waits for (a leftover
+/// stage is on a cycle of stream names or downstream of one).
+fn topological(stages: &[Stage]) -> Result<Vec<usize>, Vec<usize>> {
     let mut waiting: Vec<usize> = stages.iter().map(|s| s.inputs.len()).collect();
     let mut ready: Vec<usize> = (0..stages.len())
         .filter(|&i| waiting[i] == 0)
@@ -428,24 +345,8 @@ fn topological(stages: &[Stage], cx: &mut Ctxt) -> Option<Vec<usize>> {
         }
     }
     if order.len() == stages.len() {
-        return Some(order);
+        Ok(order)
+    } else {
+        Err(waiting)
     }
-    for (id, stage) in stages.iter().enumerate() {
-        if waiting[id] > 0 {
-            let in_cycle = stage
-                .inputs
-                .iter()
-                .filter(|i| waiting[i.from.0] > 0)
-                .find_map(|i| i.via.as_ref());
-            if let Some(via) = in_cycle {
-                cx.error(
-                    via.span(),
-                    format!("stream `{via}` is part of a cycle: a stream cannot be computed from itself"),
-                );
-                return None;
-            }
-        }
-    }
-    cx.error(Span::call_site(), "the pipeline's streams form a cycle");
-    None
 }
