@@ -628,7 +628,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
                 tracing::info!("metrics at http://{addr}/metrics");
             }
             let (shared, done) = (&shared, &done);
-            scope.spawn(move || crate::serve::serve(listener, shared, done))
+            scope.spawn(move || crate::serve::serve(listener, &|| shared.prometheus(), done))
         });
         let progress = config.progress.then(|| {
             let (shared, done) = (&shared, &done);
