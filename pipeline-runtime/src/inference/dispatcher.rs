@@ -22,179 +22,22 @@ use std::time::{Duration, Instant};
 use crossbeam_channel as cb;
 
 use super::batcher::{Batcher, Formed};
-use super::front::{lock_metrics, lock_pending, Item, Msg, Pending, Piece, SharedPending};
+use super::front::{lock_metrics, lock_pending, Intake, Item, Msg, Piece};
 use super::hot_swap::Watch;
 use super::reorder::{Release, Reorder};
-use super::replica::{ids, load, Event, Job, Replica, Spawn, State};
-use super::{DeviceRequest, Front, ModelHandler, PredictionResult};
+use super::replica::{ids, Event, Job, Replica, Spawn, State};
+use super::{DeviceRequest, ModelHandler, PredictionResult};
 use crate::context::{Pos, RunContext};
 use crate::metrics::{InferenceMetrics, MetricsCell};
-use crate::ops::{Receiver, Sender};
+use crate::ops::Sender;
 use crate::panic::guard;
-use crate::push::{Ended, StageCell};
-use crate::queue::QueueGauge;
+use crate::push::Ended;
 
-type Out<H> = PredictionResult<<H as ModelHandler>::Input, <H as ModelHandler>::Inference>;
-
-/// A stage set up by [`start`]: its front, its results, and the dispatcher to run.
-pub(crate) struct Started<H: ModelHandler> {
-    pub front: Front<H>,
-    pub results: Receiver<Out<H>>,
-    pub dispatcher: Dispatcher<H>,
-    pub metrics: MetricsCell,
-    /// The intake and the results queue.
-    pub queues: Vec<Arc<QueueGauge>>,
-}
-
-/// Loads the model (once per replica) and sets the stage up; nothing runs until the dispatcher
-/// is started. A model that cannot load is an error here, before the pipeline reads anything.
-pub(crate) fn start<H: ModelHandler>(
-    id: u32,
-    handler: H,
-    device: DeviceRequest,
-    capacity: usize,
-) -> Result<Started<H>, String> {
-    let handler = Arc::new(handler);
-    let name = handler.name();
-    let batcher = Batcher::new(handler.batching());
-    let batching = batcher.batching();
-    let serving = handler.serving();
-    let device = device.with_software_gpu(device.software_gpu || serving.software_gpu);
-    let count = serving.replicas.max(1);
-    // Stamp the watched file before loading, so a change during the load is not missed.
-    let watch = serving
-        .watch
-        .as_deref()
-        .map(|path| Watch::new(path, serving.poll));
-    let (events_tx, events) = cb::unbounded();
-    let spawn = Spawn {
-        handler: &handler,
-        device,
-        events: &events_tx,
-    };
-    let started = Instant::now();
-    let mut replicas = Vec::with_capacity(count);
-    let mut device_name = String::new();
-    let mut model_id = String::new();
-    for index in 0..count {
-        let loaded = load(&*handler, device)?;
-        if loaded.ids.is_empty() {
-            return Err("the handler's `load` returned no model id".into());
-        }
-        device_name = loaded.device;
-        model_id = loaded.ids.join(", ");
-        replicas.push(spawn.replica(index, 0, Some(loaded.model), ids(&loaded.ids))?);
-    }
-    let metrics: MetricsCell = Arc::new(std::sync::Mutex::new(InferenceMetrics {
-        stage: id,
-        name: name.clone(),
-        model_id,
-        device: device_name,
-        replicas: count,
-        load_time: started.elapsed(),
-        ..InferenceMetrics::default()
-    }));
-    let (input_tx, input) = cb::bounded(capacity.max(2));
-    let intake = QueueGauge::new(id, "intake", capacity.max(2));
-    let results_gauge = QueueGauge::new(id, "results", capacity);
-    let pending = Pending::new(batching.max_batch);
-    let (out, results) = crate::ops::channel(capacity, results_gauge.clone());
-    let name: Arc<str> = Arc::from(name);
-    Ok(Started {
-        front: Front {
-            cell: StageCell::new(id),
-            handler: handler.clone(),
-            name: name.clone(),
-            pending: pending.clone(),
-            max: batching.max_batch,
-            prepare_failures: 0,
-            metrics: metrics.clone(),
-            tx: Some(input_tx),
-            intake: intake.clone(),
-        },
-        results,
-        dispatcher: Dispatcher {
-            id,
-            handler,
-            name,
-            device,
-            timeout: serving.timeout,
-            intake: Intake {
-                input: Some(input),
-                gauge: intake.clone(),
-                pending,
-                due: None,
-                received: 0,
-                deferred: false,
-            },
-            batcher,
-            events_tx,
-            events,
-            replicas,
-            inflight: HashMap::new(),
-            reorder: Reorder::default(),
-            out: Some(out),
-            metrics: metrics.clone(),
-            watch,
-            fatal: None,
-        },
-        metrics,
-        queues: vec![intake, results_gauge],
-    })
-}
-
-/// The dispatcher's end of the channel from the front, and the front's partial batch.
-struct Intake<H: ModelHandler> {
-    input: Option<cb::Receiver<Msg<H>>>,
-    gauge: Arc<QueueGauge>,
-    pending: SharedPending<H>,
-    /// When the front's partial batch is due (its first input's arrival + max wait).
-    due: Option<Instant>,
-    /// Pieces received from the front, and whether taking its partial batch waits for one.
-    received: u64,
-    deferred: bool,
-}
-
-impl<H: ModelHandler> Intake<H> {
-    fn received_piece(&mut self) {
-        self.received += 1;
-        if std::mem::take(&mut self.deferred) {
-            self.due = Some(Instant::now());
-        }
-    }
-
-    fn due_at(&mut self, due: Instant) {
-        self.due = Some(self.due.map_or(due, |d| d.min(due)));
-    }
-
-    /// The front's partial batch, once it is due.
-    fn take_due(&mut self, now: Instant, max_wait: Duration) -> Option<Piece<H>> {
-        if !self.due.is_some_and(|due| due <= now) {
-            return None;
-        }
-        self.due = None;
-        let mut p = lock_pending(&self.pending);
-        if p.sent != self.received {
-            // A full piece made before these inputs is still in the channel: take it first,
-            // then look again, so inputs keep their order.
-            self.deferred = true;
-            return None;
-        }
-        if p.items.is_empty() {
-            return None;
-        }
-        let due = p.since + max_wait;
-        if due <= now {
-            p.take()
-        } else {
-            self.due = Some(due);
-            None
-        }
-    }
-}
+pub(super) type Out<H> =
+    PredictionResult<<H as ModelHandler>::Input, <H as ModelHandler>::Inference>;
 
 /// A batch on a replica.
-struct InFlight<H: ModelHandler> {
+pub(super) struct InFlight<H: ModelHandler> {
     replica: usize,
     examples: Vec<(Pos, H::Input)>,
     dispatched: Instant,
@@ -206,23 +49,23 @@ const MAX_GROUPS: usize = 1 << 16;
 
 /// The thread between the front and the replicas: see the module's documentation.
 pub(crate) struct Dispatcher<H: ModelHandler> {
-    id: u32,
-    handler: Arc<H>,
-    name: Arc<str>,
-    device: DeviceRequest,
-    timeout: Option<Duration>,
-    intake: Intake<H>,
-    batcher: Batcher<Item<H>>,
-    events_tx: cb::Sender<Event<H>>,
-    events: cb::Receiver<Event<H>>,
-    replicas: Vec<Replica<H>>,
-    inflight: HashMap<u64, InFlight<H>>,
-    reorder: Reorder<(Pos, Out<H>)>,
-    out: Option<Sender<Out<H>>>,
-    metrics: MetricsCell,
-    watch: Option<Watch>,
+    pub(super) id: u32,
+    pub(super) handler: Arc<H>,
+    pub(super) name: Arc<str>,
+    pub(super) device: DeviceRequest,
+    pub(super) timeout: Option<Duration>,
+    pub(super) intake: Intake<H>,
+    pub(super) batcher: Batcher<Item<H>>,
+    pub(super) events_tx: cb::Sender<Event<H>>,
+    pub(super) events: cb::Receiver<Event<H>>,
+    pub(super) replicas: Vec<Replica<H>>,
+    pub(super) inflight: HashMap<u64, InFlight<H>>,
+    pub(super) reorder: Reorder<(Pos, Out<H>)>,
+    pub(super) out: Option<Sender<Out<H>>>,
+    pub(super) metrics: MetricsCell,
+    pub(super) watch: Option<Watch>,
     /// Set when no replica is left: every element is dead-lettered with this reason.
-    fatal: Option<String>,
+    pub(super) fatal: Option<String>,
 }
 
 impl<H: ModelHandler> Dispatcher<H> {

@@ -4,7 +4,7 @@
 //! own timer — even while the segment in front is blocked reading its source.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel as cb;
 
@@ -194,5 +194,55 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
     fn source_ended(&mut self, ended: Ended, _: &RunContext) {
         self.send_pending();
         self.send(Msg::Ended(ended));
+    }
+}
+
+/// The dispatcher's end of the channel from the front, and the front's partial batch.
+pub(crate) struct Intake<H: ModelHandler> {
+    pub(crate) input: Option<cb::Receiver<Msg<H>>>,
+    pub(crate) gauge: Arc<QueueGauge>,
+    pub(crate) pending: SharedPending<H>,
+    /// When the front's partial batch is due (its first input's arrival + max wait).
+    pub(crate) due: Option<Instant>,
+    /// Pieces received from the front, and whether taking its partial batch waits for one.
+    pub(crate) received: u64,
+    pub(crate) deferred: bool,
+}
+
+impl<H: ModelHandler> Intake<H> {
+    pub(crate) fn received_piece(&mut self) {
+        self.received += 1;
+        if std::mem::take(&mut self.deferred) {
+            self.due = Some(Instant::now());
+        }
+    }
+
+    pub(crate) fn due_at(&mut self, due: Instant) {
+        self.due = Some(self.due.map_or(due, |d| d.min(due)));
+    }
+
+    /// The front's partial batch, once it is due.
+    pub(crate) fn take_due(&mut self, now: Instant, max_wait: Duration) -> Option<Piece<H>> {
+        if self.due.is_none_or(|due| due > now) {
+            return None;
+        }
+        self.due = None;
+        let mut p = lock_pending(&self.pending);
+        if p.sent != self.received {
+            // A full piece made before these inputs is still in the channel: take it first,
+            // then look again, so inputs keep their order.
+            self.deferred = true;
+            return None;
+        }
+        if p.items.is_empty() {
+            return None;
+        }
+        let due = p.since + max_wait;
+        if due <= now {
+            p.take()
+        } else {
+            self.due = Some(due);
+            None
+        }
     }
 }

@@ -20,6 +20,7 @@ mod hot_swap;
 mod keyed;
 mod reorder;
 mod replica;
+mod stage;
 mod tuned;
 
 use std::path::PathBuf;
@@ -29,9 +30,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::metrics::{Histogram, InferenceMetrics};
-pub(crate) use dispatcher::start;
 pub use front::Front;
 pub use keyed::{keyed, Keyed};
+pub(crate) use stage::start;
 pub use tuned::{HandlerExt, Tuned};
 
 /// Where models run: `--device auto|gpu|cpu` (`TANDEM_DEVICE`). `auto` takes a GPU when one can

@@ -1,0 +1,127 @@
+//! Setting a `run_inference` stage up: load the model once per replica (before the pipeline
+//! reads anything), then make the front, the dispatcher and the channels between them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel as cb;
+
+use super::batcher::Batcher;
+use super::dispatcher::{Dispatcher, Out};
+use super::front::{Intake, Pending};
+use super::hot_swap::Watch;
+use super::reorder::Reorder;
+use super::replica::{ids, load, Spawn};
+use super::{DeviceRequest, Front, ModelHandler};
+use crate::metrics::{InferenceMetrics, MetricsCell};
+use crate::ops::Receiver;
+use crate::push::StageCell;
+use crate::queue::QueueGauge;
+
+/// A stage set up by [`start`]: its front, its results, and the dispatcher to run.
+pub(crate) struct Started<H: ModelHandler> {
+    pub front: Front<H>,
+    pub results: Receiver<Out<H>>,
+    pub dispatcher: Dispatcher<H>,
+    pub metrics: MetricsCell,
+    /// The intake and the results queue.
+    pub queues: Vec<Arc<QueueGauge>>,
+}
+
+/// Loads the model (once per replica) and sets the stage up; nothing runs until the dispatcher
+/// is started. A model that cannot load is an error here, before the pipeline reads anything.
+pub(crate) fn start<H: ModelHandler>(
+    id: u32,
+    handler: H,
+    device: DeviceRequest,
+    capacity: usize,
+) -> Result<Started<H>, String> {
+    let handler = Arc::new(handler);
+    let name = handler.name();
+    let batcher = Batcher::new(handler.batching());
+    let batching = batcher.batching();
+    let serving = handler.serving();
+    let device = device.with_software_gpu(device.software_gpu || serving.software_gpu);
+    let count = serving.replicas.max(1);
+    // Stamp the watched file before loading, so a change during the load is not missed.
+    let watch = serving
+        .watch
+        .as_deref()
+        .map(|path| Watch::new(path, serving.poll));
+    let (events_tx, events) = cb::unbounded();
+    let spawn = Spawn {
+        handler: &handler,
+        device,
+        events: &events_tx,
+    };
+    let started = Instant::now();
+    let mut replicas = Vec::with_capacity(count);
+    let mut device_name = String::new();
+    let mut model_id = String::new();
+    for index in 0..count {
+        let loaded = load(&*handler, device)?;
+        if loaded.ids.is_empty() {
+            return Err("the handler's `load` returned no model id".into());
+        }
+        device_name = loaded.device;
+        model_id = loaded.ids.join(", ");
+        replicas.push(spawn.replica(index, 0, Some(loaded.model), ids(&loaded.ids))?);
+    }
+    let metrics: MetricsCell = Arc::new(std::sync::Mutex::new(InferenceMetrics {
+        stage: id,
+        name: name.clone(),
+        model_id,
+        device: device_name,
+        replicas: count,
+        load_time: started.elapsed(),
+        ..InferenceMetrics::default()
+    }));
+    let (input_tx, input) = cb::bounded(capacity.max(2));
+    let intake = QueueGauge::new(id, "intake", capacity.max(2));
+    let results_gauge = QueueGauge::new(id, "results", capacity);
+    let pending = Pending::new(batching.max_batch);
+    let (out, results) = crate::ops::channel(capacity, results_gauge.clone());
+    let name: Arc<str> = Arc::from(name);
+    Ok(Started {
+        front: Front {
+            cell: StageCell::new(id),
+            handler: handler.clone(),
+            name: name.clone(),
+            pending: pending.clone(),
+            max: batching.max_batch,
+            prepare_failures: 0,
+            metrics: metrics.clone(),
+            tx: Some(input_tx),
+            intake: intake.clone(),
+        },
+        results,
+        dispatcher: Dispatcher {
+            id,
+            handler,
+            name,
+            device,
+            timeout: serving.timeout,
+            intake: Intake {
+                input: Some(input),
+                gauge: intake.clone(),
+                pending,
+                due: None,
+                received: 0,
+                deferred: false,
+            },
+            batcher,
+            events_tx,
+            events,
+            replicas,
+            inflight: HashMap::new(),
+            reorder: Reorder::default(),
+            out: Some(out),
+            metrics: metrics.clone(),
+            watch,
+            fatal: None,
+        },
+        metrics,
+        queues: vec![intake, results_gauge],
+    })
+}
