@@ -213,7 +213,6 @@ fn run_tuned(
 ) -> (Args<tandem::inference::Tuned<Scale>>, Summary) {
     let args = args(input, model);
     let summary = Tuned::run_blocking(&args, &RunConfig::default()).expect("the run succeeds");
-    assert!(summary.totals().balanced(), "{summary}");
     (args, summary)
 }
 
@@ -245,7 +244,6 @@ fn batches_fill_up_to_max_batch_and_results_keep_input_and_model_id() {
             .contains("model `scale@3` on auto (1 replica): 10 inferences in 3 batches"),
         "{summary}"
     );
-    assert!(summary.totals().balanced());
 }
 
 #[test]
@@ -390,7 +388,6 @@ fn an_input_that_fails_preparation_is_dead_lettered_alone() {
     assert_eq!(summary.dead_letters[0].position, 2);
     assert!(summary.dead_letters[0].error.contains("-2 is negative"));
     assert_eq!(summary.inference[0].prepare_failures, 1);
-    assert!(summary.totals().balanced());
 }
 
 #[test]
@@ -425,7 +422,6 @@ fn a_failing_or_panicking_batch_dead_letters_its_elements_and_the_run_goes_on() 
         ]
     );
     assert_eq!(summary.inference[0].failed_batches, 2);
-    assert!(summary.totals().balanced(), "{summary}");
 }
 
 #[test]
@@ -442,7 +438,6 @@ fn a_device_lost_mid_run_dead_letters_every_later_batch_and_the_run_ends_with_th
         .iter()
         .all(|d| d.error.contains("device lost")));
     assert_eq!(summary.inference[0].failed_batches, 8);
-    assert!(summary.totals().balanced(), "{summary}");
 }
 
 #[test]
@@ -523,7 +518,6 @@ fn keyed_models_answer_their_own_keys_and_load_once() {
         out: Collector::new(),
     };
     let summary = ByParity::run_blocking(&args, &RunConfig::default()).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
     let out = args.out.take();
     assert_eq!(out.len(), 19);
     for r in &out {

