@@ -2,15 +2,13 @@
 //! kept, and that failures inside user code (an `Err`, a panic) dead-letter only the element
 //! concerned. (Every run checks that its counts add up and fails if not: tests/unbalanced.rs.)
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::run_checked;
 use tandem::prelude::*;
-
-fn run_checked<P: Pipeline>(args: &P::Args) -> Summary {
-    tandem::exec::run_pipeline::<P>(args, &RunConfig::default())
-        .unwrap_or_else(|e| panic!("running {} failed: {e}", P::NAME))
-}
 
 struct Args {
     n: u64,

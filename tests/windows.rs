@@ -1,14 +1,12 @@
 //! `window` and `combine_per_key`: event-time windows, the watermark and its allowed lateness,
 //! the built-in combiners and a user combiner, each in a real pipeline whose counts add up.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{run_checked, StandIn};
 use tandem::prelude::*;
-
-fn run_checked<P: Pipeline>(args: &P::Args) -> Summary {
-    tandem::exec::run_pipeline::<P>(args, &RunConfig::default())
-        .unwrap_or_else(|e| panic!("running {} failed: {e}", P::NAME))
-}
 
 #[derive(Clone, Debug, PartialEq)]
 struct Click {
@@ -345,49 +343,13 @@ pipeline! {
     }
 }
 
-/// A stand-in model that answers each click with itself, in batches of up to 4.
-struct Echo;
-
-impl tandem::inference::ModelHandler for Echo {
-    type Input = Click;
-    type Prepared = Click;
-    type Inference = Click;
-    type Model = ();
-
-    fn name(&self) -> String {
-        "echo".into()
-    }
-
-    fn batching(&self) -> tandem::inference::Batching {
-        tandem::inference::Batching {
-            max_batch: 4,
-            ..Default::default()
-        }
-    }
-
-    fn load(
-        &self,
-        _: tandem::inference::DeviceRequest,
-    ) -> Result<tandem::inference::Loaded<()>, String> {
-        Ok(tandem::inference::Loaded::new((), "cpu", "echo-v1"))
-    }
-
-    fn prepare(&self, click: &Click) -> Result<Click, String> {
-        Ok(click.clone())
-    }
-
-    fn infer(&self, _: &mut (), batch: Vec<Click>) -> Result<Vec<Click>, String> {
-        Ok(batch)
-    }
-}
-
 pipeline! {
     /// The same, with a model between the merge and the window.
     ShortAndLongThroughAModel(args: EndedArgs) {
         short = read(Memory::new(args.short.clone()));
         long = read(Memory::new(args.long.lock().unwrap().take().unwrap()));
         merge(short, long)
-            -> run_inference(Echo)
+            -> run_inference(StandIn::new("echo", 4, |clicks: Vec<Click>| clicks))
             -> map(|p: PredictionResult<Click, Click>| p.inference)
             -> window(Fixed::minutes(5), |c: &Click| c.time)
             -> combine_per_key(|c: &Click| c.arm, Count)
