@@ -106,7 +106,6 @@ fn malformed_lines_go_to_dead_letters_with_their_line_numbers() {
 
     let totals = summary.totals();
     assert_eq!((totals.read, totals.written, totals.dead), (8, 3, 5));
-    assert!(totals.balanced(), "{summary}");
     assert!(summary.to_string().contains("all accounted for"));
 }
 
@@ -162,7 +161,6 @@ fn an_over_long_line_is_dead_lettered_and_reading_goes_on() {
     assert!(summary.dead_letters[0]
         .error
         .contains("longer than the limit of 100 bytes"));
-    assert!(summary.totals().balanced());
 }
 
 #[test]
@@ -215,7 +213,6 @@ fn dead_letters_can_go_to_a_jsonl_file() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].position, 2);
     assert_eq!(letters[0].input.as_deref(), Some("not json"));
-    assert!(summary.totals().balanced());
 }
 
 #[test]
@@ -305,5 +302,4 @@ fn csv_rows_with_missing_columns_or_bad_values_are_dead_lettered() {
     );
     assert_eq!((dead[1].0, dead[1].2), (4, Some("cy,old")));
     assert!(dead[1].1.contains("column 2"), "{}", dead[1].1);
-    assert!(summary.totals().balanced());
 }

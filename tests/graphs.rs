@@ -91,8 +91,7 @@ fn graph_describes_every_stage_with_its_kind_and_line() {
         "Fan-out, a three-way partition, flat_map and a merge of three streams."
     );
     let out = Collector::new();
-    let summary = Shapes::run_blocking(&out, &RunConfig::default()).unwrap();
-    assert!(summary.totals().balanced(), "{summary}");
+    Shapes::run_blocking(&out, &RunConfig::default()).unwrap();
     assert_eq!(out.take().len(), 4 + 2 * 4 + 2);
 }
 

@@ -238,7 +238,6 @@ fn a_failing_sink_write_dead_letters_the_element_and_the_run_goes_on() {
     );
     let totals = summary.totals();
     assert_eq!((totals.written, totals.dead), (6, 3));
-    assert!(totals.balanced());
 }
 
 #[cfg(unix)]

@@ -25,8 +25,7 @@ fn split(keys: Vec<u64>, ratios: [u32; 3]) -> [Vec<u64>; 3] {
         ratios,
         arms: Default::default(),
     };
-    let summary = Split::run_blocking(&args, &RunConfig::default()).unwrap();
-    assert!(summary.totals().balanced());
+    Split::run_blocking(&args, &RunConfig::default()).unwrap();
     args.arms.each_ref().map(|c| c.take())
 }
 

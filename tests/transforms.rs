@@ -1,20 +1,14 @@
 //! The element-wise stages, fan-out and merge: what each does, that order within a source is
-//! kept, that failures inside user code (an `Err`, a panic) dead-letter only the element concerned,
-//! and that the summary's counts add up in every run.
+//! kept, and that failures inside user code (an `Err`, a panic) dead-letter only the element
+//! concerned. (Every run checks that its counts add up and fails if not: tests/unbalanced.rs.)
+
+mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::run_checked;
 use tandem::prelude::*;
-
-fn run_checked<P: Pipeline>(args: &P::Args) -> Summary {
-    let summary = tandem::exec::run_pipeline::<P>(args, &RunConfig::default()).unwrap();
-    assert!(
-        summary.totals().balanced(),
-        "counts do not add up:\n{summary}"
-    );
-    summary
-}
 
 struct Args {
     n: u64,
@@ -71,8 +65,7 @@ fn order_within_a_source_is_kept_across_batches_and_channels() {
         channel_capacity: 2,
         ..RunConfig::default()
     };
-    let summary = Ordered::run_blocking(&args, &config).unwrap();
-    assert!(summary.totals().balanced());
+    Ordered::run_blocking(&args, &config).unwrap();
     assert_eq!(args.out.take(), (1..=100_000).collect::<Vec<_>>());
 }
 
@@ -273,7 +266,6 @@ fn merging_two_sources_crosses_a_channel_and_keeps_each_sources_order() {
             ..RunConfig::default()
         };
         let summary = TwoSources::run_blocking(&args, &config).unwrap();
-        assert!(summary.totals().balanced(), "{summary}");
         let out = args.out.take();
         let left: Vec<u64> = out.iter().filter(|(s, _)| *s == 'l').map(|e| e.1).collect();
         let right: Vec<u64> = out.iter().filter(|(s, _)| *s == 'r').map(|e| e.1).collect();
@@ -324,5 +316,4 @@ fn a_panic_after_a_channel_dead_letters_that_element_and_the_batch_goes_on() {
         dead,
         [(3, 8, true), (3, 8, true), (3, 58, true), (3, 58, true)]
     );
-    assert!(summary.totals().balanced(), "{summary}");
 }
