@@ -52,7 +52,10 @@ fn the_metrics_endpoint_serves_prometheus_text_while_the_pipeline_runs() {
     let mut head = String::new();
     let seen = wait_for(Duration::from_secs(20), || match scrape(port) {
         Some((h, b)) => {
-            let done = sample(&b, "tandem_inference_total", "model=\"scale\"") == Some(50.0);
+            // The source publishes its count once its chunk is read, which may be after the
+            // first batches were answered: wait for both.
+            let done = sample(&b, "tandem_inference_total", "model=\"scale\"") == Some(50.0)
+                && sample(&b, "tandem_stage_input_total", "stage=\"read(") == Some(100.0);
             (head, body) = (h, b);
             done
         }
@@ -63,7 +66,7 @@ fn the_metrics_endpoint_serves_prometheus_text_while_the_pipeline_runs() {
     let summary = summary.unwrap();
     assert!(
         seen,
-        "the endpoint never showed 50 inferences; last scrape:\n{head}\n{body}"
+        "the endpoint never showed 100 read and 50 inferences; last scrape:\n{head}\n{body}"
     );
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(
