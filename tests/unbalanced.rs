@@ -69,7 +69,7 @@ struct LosesEveryTenth<N> {
 
 impl<N: Push<u64>> Push<u64> for LosesEveryTenth<N> {
     fn push(&mut self, item: u64, pos: Pos, run: &RunContext) {
-        if item % 10 != 0 {
+        if !item.is_multiple_of(10) {
             self.next.push(item, pos, run);
         }
     }
