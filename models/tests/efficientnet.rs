@@ -210,7 +210,7 @@ fn the_labels_make_sense() {
     for variant in [Variant::Lite0, Variant::Lite2] {
         let handler = EfficientNetLite::new(variant);
         let photos = [("chelsea", fetch::CHELSEA), ("coffee", fetch::COFFEE)];
-        let got = classify(&handler, DeviceChoice::Cpu, prepared(&handler, &photos));
+        let got = classify(&handler, DeviceChoice::Cpu.into(), prepared(&handler, &photos));
         let cat = &got[0].top[0].label;
         assert!(
             ["tabby", "tiger cat", "Egyptian cat"]
