@@ -125,21 +125,26 @@ fn relative_error(got: &[f32], want: &[f32]) -> f64 {
 /// Loads the model on `device` and runs the inputs one batch through the handler's `infer`.
 fn classify(
     handler: &EfficientNetLite,
-    choice: DeviceChoice,
+    request: DeviceRequest,
     inputs: Vec<Vec<f32>>,
 ) -> Vec<Classification> {
-    let mut loaded = handler.load(choice).unwrap_or_else(|e| panic!("{e}"));
+    let mut loaded = handler.load(request).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.ids, vec![handler.model_id()]);
     eprintln!("{} loaded on {}", handler.variant.name(), loaded.device);
     let on_gpu = loaded.device.starts_with("gpu");
-    assert_eq!(on_gpu, choice == DeviceChoice::Gpu, "{}", loaded.device);
+    assert_eq!(
+        on_gpu,
+        request.choice == DeviceChoice::Gpu,
+        "{}",
+        loaded.device
+    );
     handler.infer(&mut loaded.model, inputs).unwrap()
 }
 
 fn check_against_reference(
     variant: Variant,
     photos: &[(&str, Asset)],
-    choice: DeviceChoice,
+    request: DeviceRequest,
     handler: EfficientNetLite,
     tolerance: f64,
 ) {
@@ -161,7 +166,8 @@ fn check_against_reference(
             want
         })
         .collect();
-    let got = classify(&handler, choice, inputs);
+    let got = classify(&handler, request, inputs);
+    let choice = request.choice;
     for (((name, _), got), want) in photos.iter().zip(&got).zip(want) {
         let error = relative_error(&got.logits, &want.logits);
         let top: Vec<usize> = got.top.iter().map(|c| c.index).collect();
@@ -189,7 +195,7 @@ fn flex_logits_match_the_numpy_reference() {
         check_against_reference(
             variant,
             &PHOTOS,
-            DeviceChoice::Cpu,
+            DeviceChoice::Cpu.into(),
             EfficientNetLite::new(variant),
             1e-4,
         );
@@ -204,7 +210,7 @@ fn the_labels_make_sense() {
     for variant in [Variant::Lite0, Variant::Lite2] {
         let handler = EfficientNetLite::new(variant);
         let photos = [("chelsea", fetch::CHELSEA), ("coffee", fetch::COFFEE)];
-        let got = classify(&handler, DeviceChoice::Cpu, prepared(&handler, &photos));
+        let got = classify(&handler, DeviceChoice::Cpu.into(), prepared(&handler, &photos));
         let cat = &got[0].top[0].label;
         assert!(
             ["tabby", "tiger cat", "Egyptian cat"]
@@ -336,8 +342,8 @@ fn wgpu_on_the_software_adapter_matches_the_reference() {
         Ok(_) => check_against_reference(
             Variant::Lite0,
             &PHOTOS[..1],
-            DeviceChoice::Gpu,
-            EfficientNetLite::lite0().allow_software_gpu(),
+            DeviceRequest::new(DeviceChoice::Gpu).with_software_gpu(true),
+            EfficientNetLite::lite0(),
             1e-3,
         ),
         Err(error) => {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use serde::Deserialize;
-use tandem::inference::{DeviceChoice, ModelHandler, PredictionResult};
+use tandem::inference::{DeviceChoice, ModelHandler, PredictionResult, Tuned};
 use tandem::prelude::*;
 use tandem_models::minilm::{embed, tokenize, MiniLm, MiniLmModel, DIM, MAX_TOKENS};
 
@@ -189,7 +189,7 @@ type Prediction = PredictionResult<String, Vec<f32>>;
 
 struct Args {
     input: Vec<String>,
-    model: MiniLm,
+    model: Tuned<MiniLm>,
     out: Collector<Prediction>,
 }
 
@@ -201,10 +201,13 @@ pipeline! {
     }
 }
 
-fn run_pipeline(model: MiniLm, device: DeviceChoice) -> tandem::Result<(Vec<Prediction>, Summary)> {
+fn run_pipeline(
+    model: impl Into<Tuned<MiniLm>>,
+    device: DeviceChoice,
+) -> tandem::Result<(Vec<Prediction>, Summary)> {
     let args = Args {
         input: reference().sentences.clone(),
-        model,
+        model: model.into(),
         out: Collector::new(),
     };
     let config = RunConfig {

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Deserialize;
-use tandem::inference::DeviceChoice;
+use tandem::inference::{DeviceChoice, DeviceRequest};
 use tandem_models::fetch::{ASTRONAUT, ONET, PNET, RNET};
 use tandem_models::mtcnn::{normalize, ONet, PNet, RNet, ONET_SIZE, RNET_SIZE};
 

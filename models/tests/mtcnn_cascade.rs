@@ -76,9 +76,10 @@ fn photo(asset: Asset) -> PathBuf {
 
 /// Runs the handler's model (loaded on `choice`) on the photos and compares with the
 /// reference: boxes and landmarks within `pixels`, probabilities within `probability`.
-fn check_against_reference(handler: Mtcnn, choice: DeviceChoice, pixels: f64, probability: f64) {
+fn check_against_reference(handler: Mtcnn, request: DeviceRequest, pixels: f64, probability: f64) {
+    let choice = request.choice;
     let reference = reference();
-    let loaded = handler.load(choice).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = handler.load(request).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.ids, vec![handler.model_id()]);
     eprintln!("MTCNN loaded on {}", loaded.device);
     assert_eq!(
@@ -184,7 +185,7 @@ fn check_against_reference(handler: Mtcnn, choice: DeviceChoice, pixels: f64, pr
 
 #[test]
 fn flex_faces_match_the_numpy_reference() {
-    check_against_reference(Mtcnn::new(), DeviceChoice::Cpu, 1.0, 1e-3);
+    check_against_reference(Mtcnn::new(), DeviceChoice::Cpu.into(), 1.0, 1e-3);
 }
 
 type Detection = PredictionResult<PathBuf, Vec<Face>>;
@@ -257,8 +258,8 @@ fn wgpu_on_the_software_adapter_matches_the_reference() {
         DeviceRequest::new(DeviceChoice::Gpu).with_software_gpu(true),
     ) {
         Ok(_) => check_against_reference(
-            Mtcnn::new().allow_software_gpu(),
-            DeviceChoice::Gpu,
+            Mtcnn::new(),
+            DeviceRequest::new(DeviceChoice::Gpu).with_software_gpu(true),
             1.0,
             1e-3,
         ),

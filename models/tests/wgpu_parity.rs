@@ -53,7 +53,7 @@ mod pipeline {
     //! software adapter, which `allow_software_gpu` lets the handler take) with two replicas gives
     //! the flex outputs within 1e-4, in input order.
 
-    use tandem::inference::{DeviceChoice, HandlerExt, PredictionResult};
+    use tandem::inference::{DeviceChoice, HandlerExt, PredictionResult, Tuned};
     use tandem::prelude::*;
     use tandem_models::tiny::TinyClassifier;
 
@@ -61,7 +61,7 @@ mod pipeline {
 
     struct Args {
         input: Vec<[f32; 4]>,
-        model: TinyClassifier,
+        model: Tuned<TinyClassifier>,
         out: Collector<Prediction>,
     }
 
