@@ -22,10 +22,9 @@ use std::process::ExitCode;
 use serde::Serialize;
 use tandem::prelude::*;
 use tandem_examples::vision::{draw, AtEnd, ImageFiles};
-use tandem_models::mtcnn_cascade::{Candidate, Face, Marked, Settings};
-use tandem_models::mtcnn_stages::{
-    faces, proposals, refine, Detected, Frame, ONetStage, PNetStage, Proposals, PyramidCells,
-    RNetStage,
+use tandem_models::mtcnn::{
+    faces, proposals, refine, Candidate, Detected, Face, Frame, Marked, MtcnnConfig, ONetStage,
+    PNetStage, Proposals, PyramidCells, RNetStage,
 };
 
 #[derive(Debug, clap::Args)]
@@ -44,11 +43,8 @@ pub struct CascadeArgs {
 }
 
 impl CascadeArgs {
-    pub fn settings(&self) -> Settings {
-        Settings {
-            min_face_size: self.min_face,
-            ..Settings::default()
-        }
+    pub fn settings(&self) -> MtcnnConfig {
+        MtcnnConfig::new().with_min_face_size(self.min_face)
     }
 }
 

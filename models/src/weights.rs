@@ -2,24 +2,20 @@
 
 use burn::store::ApplyResult;
 
+use crate::Error;
+
 /// Whether the tensors `load_from` applied fit the model: every parameter found and no error;
 /// with `every_tensor_used`, also no tensor of the file left over. `what` names the weights in
 /// the message ("the all-MiniLM-L6-v2 weights at PATH").
-pub fn ensure_fits(
-    result: &ApplyResult,
-    what: &str,
-    every_tensor_used: bool,
-) -> Result<(), String> {
+pub fn ensure_fits(result: &ApplyResult, what: &str, every_tensor_used: bool) -> Result<(), Error> {
     let unused = every_tensor_used && !result.unused.is_empty();
     if result.errors.is_empty() && result.missing.is_empty() && !unused {
         return Ok(());
     }
-    let mut message = format!(
-        "{what} do not fit the model: missing {:?}, errors {:?}",
-        result.missing, result.errors
-    );
-    if unused {
-        message.push_str(&format!(", not used {:?}", result.unused));
-    }
-    Err(message)
+    Err(Error::DoNotFit {
+        what: what.to_owned(),
+        missing: result.missing.clone(),
+        errors: result.errors.clone(),
+        unused: unused.then(|| result.unused.clone()),
+    })
 }

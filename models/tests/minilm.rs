@@ -46,7 +46,7 @@ fn reference() -> &'static Reference {
 fn flex() -> &'static (MiniLm, MiniLmModel, Device) {
     static FLEX: OnceLock<(MiniLm, MiniLmModel, Device)> = OnceLock::new();
     FLEX.get_or_init(|| {
-        let handler = MiniLm::new(32);
+        let handler = MiniLm::new();
         let loaded = handler.load(DeviceChoice::Cpu.into()).unwrap();
         assert_eq!(loaded.device, "cpu (burn flex)");
         assert_eq!(loaded.ids, vec!["all-MiniLM-L6-v2@53aa5117".to_owned()]);
@@ -240,7 +240,7 @@ fn check(out: &[Prediction], tolerance: f64, on: &str) -> f64 {
 
 #[test]
 fn the_model_runs_in_a_pipeline_on_flex() {
-    let (out, summary) = run_pipeline(MiniLm::new(4), DeviceChoice::Cpu).unwrap();
+    let (out, summary) = run_pipeline(MiniLm::new().max_batch(4), DeviceChoice::Cpu).unwrap();
     let metrics = &summary.inference[0];
     assert_eq!(metrics.device, "cpu (burn flex)");
     assert_eq!(metrics.inferences, 10);
@@ -253,7 +253,10 @@ fn the_model_runs_in_a_pipeline_on_flex() {
 fn wgpu_matches_the_reference() {
     // `--device gpu`: a real GPU where there is one, else Mesa's software adapter, which
     // `allow_software_gpu` lets the handler take. CI installs the driver, so there it must run.
-    match run_pipeline(MiniLm::new(8).allow_software_gpu(), DeviceChoice::Gpu) {
+    match run_pipeline(
+        MiniLm::new().max_batch(8).allow_software_gpu(),
+        DeviceChoice::Gpu,
+    ) {
         Ok((out, summary)) => {
             let device = &summary.inference[0].device;
             assert!(device.starts_with("gpu"), "{device}");

@@ -255,7 +255,9 @@ fn the_face_crops_score_as_faces_and_the_background_does_not() {
 #[test]
 fn wrong_weights_are_refused() {
     // Strict loading: R-Net's file does not fit P-Net (shapes and names differ).
-    let error = PNet::load(&RNET.path().unwrap(), &Device::flex()).unwrap_err();
+    let error = PNet::load(&RNET.path().unwrap(), &Device::flex())
+        .unwrap_err()
+        .to_string();
     // Burn's validation reports each shape mismatch, conv1's first.
     assert!(
         error.contains("P-Net") && error.contains("conv1.weight"),

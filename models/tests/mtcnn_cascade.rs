@@ -1,4 +1,4 @@
-//! The MTCNN detection cascade (`tandem_models::mtcnn_cascade`) against an independent NumPy
+//! The MTCNN detection cascade (`tandem_models::mtcnn`) against an independent NumPy
 //! port of facenet-pytorch's `detect_face` (`tests/reference/mtcnn_cascade.py`, float64, which
 //! reads the same legacy `.pt` weights without torch and wrote `tests/reference/
 //! mtcnn_cascade.json`), on real photos: astronaut.png (one face), chelsea.png (a cat: no face),
@@ -13,10 +13,10 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use tandem::inference::{DeviceChoice, PredictionResult};
+use tandem::inference::{DeviceChoice, PredictionResult, Tuned};
 use tandem::prelude::*;
 use tandem_models::fetch::{self, Asset};
-use tandem_models::mtcnn_cascade::{Face, Mtcnn};
+use tandem_models::mtcnn::{Face, Mtcnn};
 use tandem_runtime::inference::ModelHandler;
 
 const PHOTOS: [(&str, Asset); 5] = [
@@ -192,7 +192,7 @@ type Detection = PredictionResult<PathBuf, Vec<Face>>;
 
 struct Args {
     input: Vec<PathBuf>,
-    model: Mtcnn,
+    model: Tuned<Mtcnn>,
     out: Collector<Detection>,
 }
 

@@ -1,14 +1,14 @@
-//! The staged cascade (`tandem_models::mtcnn_stages`: a model handler per network, the box
-//! arithmetic between them as plain functions) finds the same faces as the one-piece
-//! `Detector` (`mtcnn_cascade`, itself matched to the NumPy reference in `mtcnn_cascade.rs`), on
+//! The staged cascade (`tandem_models::mtcnn`'s `PNetStage`, `RNetStage`, `ONetStage`: a model
+//! handler per network, the box arithmetic between them as plain functions) finds the same faces
+//! as the one-piece `Detector` (itself matched to the NumPy reference in `mtcnn_cascade.rs`), on
 //! real photos, with several images per batch: R-Net and O-Net then run the crops of all of them
 //! as one tensor. The candidates left after each stage must be the `Detector`'s too.
 
 use tandem::inference::{DeviceChoice, ModelHandler, PredictionResult};
 use tandem_models::fetch::{self, Asset};
-use tandem_models::mtcnn_cascade::{onet_faces, Detector, Face, Settings};
-use tandem_models::mtcnn_stages::{
-    faces, proposals, refine, Frame, ONetStage, PNetStage, Proposals, RNetStage,
+use tandem_models::mtcnn::{
+    faces, onet_faces, proposals, refine, Detector, Face, Frame, MtcnnConfig, ONetStage, PNetStage,
+    Proposals, RNetStage,
 };
 
 /// The astronaut (one face), a cat (none), the cameraman (grayscale, one face) and a motorcycle
@@ -61,7 +61,7 @@ fn worst(a: &Face, b: &Face) -> (f32, f32) {
 
 #[test]
 fn the_staged_cascade_finds_the_detectors_faces_with_batches_across_images() {
-    let settings = Settings::default();
+    let settings = MtcnnConfig::default();
     let frames: Vec<Frame> = PHOTOS
         .iter()
         .map(|asset| Frame::open(&asset.path().unwrap_or_else(|e| panic!("{e}"))).unwrap())

@@ -17,7 +17,7 @@ struct Args {
 pipeline! {
     Classify(args: Args) {
         read(Memory::new(args.input.clone()))
-            -> run_inference(TinyClassifier::new(4))
+            -> run_inference(TinyClassifier::new().max_batch(4))
             -> write(args.out.clone());
     }
 }

@@ -42,6 +42,7 @@ fn wgpu_matches_flex() {
                 std::env::var_os("CI").is_none(),
                 "CI installs a Vulkan driver, yet: {error}"
             );
+            let error = error.to_string();
             assert!(error.contains("mesa-vulkan-drivers"), "{error}");
             eprintln!("wgpu not checked here: {error}");
         }
@@ -86,7 +87,7 @@ mod pipeline {
                     ]
                 })
                 .collect(),
-            model: TinyClassifier::new(16).allow_software_gpu(),
+            model: TinyClassifier::new().max_batch(16).allow_software_gpu(),
             out: Collector::new(),
         };
         let config = RunConfig {

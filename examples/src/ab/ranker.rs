@@ -164,7 +164,7 @@ impl RankerNet {
             Self::Mlp(m) => m.load_from(&mut store),
         }
         .map_err(|e| format!("{} could not be loaded: {e}", what()))?;
-        tandem_models::weights::ensure_fits(&result, &what(), false)?;
+        tandem_models::weights::ensure_fits(&result, &what(), false).map_err(|e| e.to_string())?;
         Ok(net)
     }
 
@@ -519,7 +519,8 @@ impl ModelHandler for Ranker {
     }
 
     fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = tandem_models::device::select(choice)?;
+        let (device, device_name) =
+            tandem_models::device::select(choice).map_err(|e| e.to_string())?;
         let net = RankerNet::load(self.kind, &self.weights, &device)?;
         Ok(Loaded::new((net, device), device_name, self.model_id()?))
     }

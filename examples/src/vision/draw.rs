@@ -1,7 +1,7 @@
 //! Boxes and landmarks drawn on an image (a few lines instead of a drawing crate).
 
 use image::{Rgb, RgbImage};
-use tandem_models::mtcnn_cascade::Face;
+use tandem_models::mtcnn::Face;
 
 /// Green boxes, red landmarks.
 pub const BOX: Rgb<u8> = Rgb([0, 220, 60]);

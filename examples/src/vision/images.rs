@@ -10,7 +10,7 @@ use tandem::io::{Record, Source};
 pub fn sample_photos() -> Result<Vec<PathBuf>, String> {
     tandem_models::fetch::PHOTOS
         .iter()
-        .map(|asset| asset.path())
+        .map(|asset| asset.path().map_err(|e| e.to_string()))
         .collect()
 }
 

@@ -8,8 +8,8 @@
 //!       -> run_inference(ONetStage) -> map(faces) -> Detected
 //! ```
 //!
-//! Each stage runs the same step functions as [`Detector::detect`](crate::mtcnn_cascade::Detector)
-//! (see [`crate::mtcnn_cascade`]), so the faces are the same (`models/tests/mtcnn_stages.rs`).
+//! Each stage runs the same step functions as [`Detector::detect`](super::Detector) (see the
+//! `cascade` module), so the faces are the same (`models/tests/mtcnn_stages.rs`).
 //! What staging changes is how the work is spread: each network has its own replica thread, so
 //! P-Net can search the next image's pyramid while R-Net and O-Net look at the previous one's
 //! candidates; the pyramid and the crops are cut in `prepare`, on the thread in front of the
@@ -21,11 +21,12 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler, PredictionResult};
 
-use crate::mtcnn::{ONet, PNet, RNet, ONET_SIZE, RNET_SIZE};
-use crate::mtcnn_cascade::{
-    crops, decode, onet_faces, onet_score, pnet_cells, pnet_merge, pnet_refine, pyramid,
-    rnet_refine, rnet_score, scales, Candidate, Face, Level, Marked, Planes, Settings,
+use super::{
+    crops, onet_faces, onet_score, pnet_cells, pnet_merge, pnet_refine, pyramid, rnet_refine,
+    rnet_score, scales, Candidate, Face, Level, Marked, MtcnnConfig, ONet, PNet, Planes, RNet,
+    ONET_SIZE, RNET_SIZE,
 };
+use crate::Error;
 
 /// An image on its way through the stages: decoded once, shared (cloning is cheap).
 #[derive(Clone, Debug)]
@@ -46,10 +47,8 @@ impl Frame {
     }
 
     /// Reads and decodes an image file (PNG or JPEG; grayscale and alpha converted to RGB).
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read the image `{}`: {e}", path.display()))?;
-        let image = decode(&bytes).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let image = crate::image_io::read_rgb(path)?;
         Ok(Self::new(path.to_owned(), image))
     }
 }
@@ -79,20 +78,20 @@ pub fn proposals(p: PredictionResult<Frame, PyramidCells>) -> Proposals {
     }
 }
 
-/// After R-Net: its threshold (the second of `settings`), NMS, R-Net's regression, squared boxes.
-pub fn refine(p: PredictionResult<Proposals, Vec<Candidate>>, settings: &Settings) -> Proposals {
+/// After R-Net: its threshold (the second of `config`'s), NMS, R-Net's regression, squared boxes.
+pub fn refine(p: PredictionResult<Proposals, Vec<Candidate>>, config: &MtcnnConfig) -> Proposals {
     Proposals {
         frame: p.example.frame,
-        boxes: rnet_refine(p.inference, settings.thresholds[1]),
+        boxes: rnet_refine(p.inference, config.thresholds[1]),
     }
 }
 
-/// After O-Net: its threshold (the third of `settings`), landmarks, O-Net's regression, the last
+/// After O-Net: its threshold (the third of `config`'s), landmarks, O-Net's regression, the last
 /// NMS.
-pub fn faces(p: PredictionResult<Proposals, Vec<Marked>>, settings: &Settings) -> Detected {
+pub fn faces(p: PredictionResult<Proposals, Vec<Marked>>, config: &MtcnnConfig) -> Detected {
     Detected {
         frame: p.example.frame,
-        faces: onet_faces(p.inference, settings.thresholds[2]).0,
+        faces: onet_faces(p.inference, config.thresholds[2]).0,
     }
 }
 
@@ -100,24 +99,18 @@ fn stage_id(name: &str, sha256: &str) -> String {
     format!("mtcnn-{name}-{}", &sha256[..8])
 }
 
-/// `run_inference(PNetStage::new(settings))`: a [`Frame`] in, P-Net's cells over its pyramid
+/// `run_inference(PNetStage::new(config))`: a [`Frame`] in, P-Net's cells over its pyramid
 /// out (see [`proposals`] for what comes next). The pyramid is cut in `prepare`; a batch runs
-/// its frames one after the other (their pyramids differ in size).
+/// its frames one after the other (their pyramids differ in size). Batches of up to 2 frames by
+/// default.
 #[derive(Clone, Debug)]
 pub struct PNetStage {
-    pub settings: Settings,
-    pub batching: Batching,
+    pub config: MtcnnConfig,
 }
 
 impl PNetStage {
-    pub fn new(settings: Settings) -> Self {
-        Self {
-            settings,
-            batching: Batching {
-                max_batch: 2,
-                ..Batching::default()
-            },
-        }
+    pub fn new(config: MtcnnConfig) -> Self {
+        Self { config }
     }
 }
 
@@ -132,19 +125,25 @@ impl ModelHandler for PNetStage {
     }
 
     fn batching(&self) -> Batching {
-        self.batching
+        Batching {
+            max_batch: 2,
+            ..Batching::default()
+        }
     }
 
     fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select(choice)?;
-        let pnet = PNet::pretrained(&device)?;
-        let id = stage_id("pnet", crate::fetch::PNET.sha256);
-        Ok(Loaded::new((pnet, device), device_name, id))
+        let load = || -> Result<_, Error> {
+            let (device, device_name) = crate::device::select(choice)?;
+            let pnet = PNet::pretrained(&device)?;
+            let id = stage_id("pnet", crate::fetch::PNET.sha256);
+            Ok(Loaded::new((pnet, device), device_name, id))
+        };
+        load().map_err(|e| e.to_string())
     }
 
     fn prepare(&self, frame: &Frame) -> Result<Self::Prepared, String> {
         let planes = &frame.planes;
-        let scales = scales(&self.settings, planes.height(), planes.width());
+        let scales = scales(&self.config, planes.height(), planes.width());
         Ok(pyramid(planes, &scales))
     }
 
@@ -153,10 +152,10 @@ impl ModelHandler for PNetStage {
         (pnet, device): &mut Self::Model,
         batch: Vec<Self::Prepared>,
     ) -> Result<Vec<Self::Inference>, String> {
-        let threshold = self.settings.thresholds[0];
+        let threshold = self.config.thresholds[0];
         batch
             .into_iter()
-            .map(|levels| pnet_cells(pnet, device, levels, threshold))
+            .map(|levels| pnet_cells(pnet, device, levels, threshold).map_err(|e| e.to_string()))
             .collect()
     }
 }
@@ -167,8 +166,8 @@ pub type Cropped = (Vec<Candidate>, Vec<f32>);
 /// Runs one network over the crops of a whole batch as one tensor and hands each input its part.
 fn score_batch<T>(
     batch: Vec<Cropped>,
-    score: impl FnOnce(Vec<Candidate>, Vec<f32>) -> Result<Vec<T>, String>,
-) -> Result<Vec<Vec<T>>, String> {
+    score: impl FnOnce(Vec<Candidate>, Vec<f32>) -> Result<Vec<T>, Error>,
+) -> Result<Vec<Vec<T>>, Error> {
     let counts: Vec<usize> = batch.iter().map(|(boxes, _)| boxes.len()).collect();
     let (mut boxes, mut data) = (Vec::new(), Vec::new());
     for (b, d) in batch {
@@ -194,14 +193,14 @@ pub trait CropNet: Send + Sync + 'static {
     const SIZE: usize;
     /// The pinned weights file (its hash goes into the model id).
     const FILE: crate::fetch::Asset;
-    fn pretrained(device: &Device) -> Result<Self::Net, String>;
+    fn pretrained(device: &Device) -> Result<Self::Net, Error>;
     /// Runs the network over the crops of `boxes` (one tensor).
     fn score(
         net: &Self::Net,
         device: &Device,
         boxes: Vec<Candidate>,
         crops: Vec<f32>,
-    ) -> Result<Vec<Self::Out>, String>;
+    ) -> Result<Vec<Self::Out>, Error>;
 }
 
 /// R-Net: 24x24 crops; probability and regression per box.
@@ -214,7 +213,7 @@ impl CropNet for RNetCrops {
     const NAME: &'static str = "rnet";
     const SIZE: usize = RNET_SIZE;
     const FILE: crate::fetch::Asset = crate::fetch::RNET;
-    fn pretrained(device: &Device) -> Result<RNet, String> {
+    fn pretrained(device: &Device) -> Result<RNet, Error> {
         RNet::pretrained(device)
     }
     fn score(
@@ -222,7 +221,7 @@ impl CropNet for RNetCrops {
         device: &Device,
         boxes: Vec<Candidate>,
         crops: Vec<f32>,
-    ) -> Result<Vec<Candidate>, String> {
+    ) -> Result<Vec<Candidate>, Error> {
         rnet_score(net, device, boxes, crops)
     }
 }
@@ -237,7 +236,7 @@ impl CropNet for ONetCrops {
     const NAME: &'static str = "onet";
     const SIZE: usize = ONET_SIZE;
     const FILE: crate::fetch::Asset = crate::fetch::ONET;
-    fn pretrained(device: &Device) -> Result<ONet, String> {
+    fn pretrained(device: &Device) -> Result<ONet, Error> {
         ONet::pretrained(device)
     }
     fn score(
@@ -245,17 +244,16 @@ impl CropNet for ONetCrops {
         device: &Device,
         boxes: Vec<Candidate>,
         crops: Vec<f32>,
-    ) -> Result<Vec<Marked>, String> {
+    ) -> Result<Vec<Marked>, Error> {
         onet_score(net, device, boxes, crops)
     }
 }
 
 /// A stage that runs R-Net or O-Net over the boxes of [`Proposals`]: each box that has a crop
 /// comes out with the network's verdict. The crops are cut in `prepare`; a batch's crops run as
-/// one tensor.
+/// one tensor. Batches of up to 4 proposals by default.
 #[derive(Clone, Copy, Debug)]
 pub struct CropStage<N> {
-    pub batching: Batching,
     net: std::marker::PhantomData<fn() -> N>,
 }
 
@@ -276,10 +274,6 @@ impl<N: CropNet> Default for CropStage<N> {
 impl<N: CropNet> CropStage<N> {
     pub fn new() -> Self {
         Self {
-            batching: Batching {
-                max_batch: 4,
-                ..Batching::default()
-            },
             net: std::marker::PhantomData,
         }
     }
@@ -296,14 +290,20 @@ impl<N: CropNet> ModelHandler for CropStage<N> {
     }
 
     fn batching(&self) -> Batching {
-        self.batching
+        Batching {
+            max_batch: 4,
+            ..Batching::default()
+        }
     }
 
     fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select(choice)?;
-        let net = N::pretrained(&device)?;
-        let id = stage_id(N::NAME, N::FILE.sha256);
-        Ok(Loaded::new((net, device), device_name, id))
+        let load = || -> Result<_, Error> {
+            let (device, device_name) = crate::device::select(choice)?;
+            let net = N::pretrained(&device)?;
+            let id = stage_id(N::NAME, N::FILE.sha256);
+            Ok(Loaded::new((net, device), device_name, id))
+        };
+        load().map_err(|e| e.to_string())
     }
 
     fn prepare(&self, p: &Proposals) -> Result<Self::Prepared, String> {
@@ -316,5 +316,6 @@ impl<N: CropNet> ModelHandler for CropStage<N> {
         batch: Vec<Self::Prepared>,
     ) -> Result<Vec<Self::Inference>, String> {
         score_batch(batch, |boxes, data| N::score(net, device, boxes, data))
+            .map_err(|e| e.to_string())
     }
 }

@@ -1,40 +1,11 @@
-//! MTCNN's three networks (P-Net, R-Net, O-Net), ported to Burn from facenet-pytorch 2.6.0
-//! (`facenet_pytorch/models/mtcnn.py`), with the weights it ships (`facenet_pytorch/data/
-//! {pnet,rnet,onet}.pt`, legacy torch format, read by Burn's `PytorchStore`) fetched through
-//! [`crate::fetch`].
-//!
-//! - [`PNet`] is fully convolutional: any `[n, 3, h, w]` image (h, w >= 12) gives a map of face
-//!   probabilities `[n, 2, h', w']` (softmax over the channels; channel 1 is "face") and box
-//!   offsets `[n, 4, h', w']`, one cell per 12x12 window at stride 2.
-//! - [`RNet`] takes 24x24 crops and gives probabilities `[n, 2]` and box offsets `[n, 4]`.
-//! - [`ONet`] takes 48x48 crops and gives probabilities `[n, 2]`, box offsets `[n, 4]` and five
-//!   landmarks `[n, 10]` (x1..x5 then y1..y5, relative to the box).
-//!
-//! Inputs are RGB, normalised as upstream: `(pixel - 127.5) * 0.0078125` ([`normalize`]).
-//!
-//! Faithful details: the max-pools use PyTorch's `ceil_mode=True` (Burn's `MaxPool2d` supports
-//! it); R-Net and O-Net transpose height and width (`permute(0, 3, 2, 1)`) before flattening into
-//! their dense layer, as upstream does (the weights were converted from Caffe that way).
-//!
-//! Outputs match an independent NumPy port of the three forward passes on crops of a real photo
-//! within 1e-4 relative (`models/tests/mtcnn.rs`, reference from `models/tests/reference/mtcnn.py`).
-//! The detection cascade around them (image pyramid, NMS, box calibration, landmarks) is in
-//! [`crate::mtcnn_cascade`].
-
-use std::path::Path;
+//! The three networks, [`PNet`], [`RNet`] and [`ONet`], and what each gives.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig};
 use burn::prelude::Module;
-use burn::store::{ModuleSnapshot, PytorchStore};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
-
-/// Upstream's input normalisation: `(pixel - 127.5) * 0.0078125`, for pixels in 0..=255.
-pub fn normalize(pixel: f32) -> f32 {
-    (pixel - 127.5) * 0.0078125
-}
 
 /// The side of R-Net's input crops.
 pub const RNET_SIZE: usize = 24;
@@ -67,24 +38,6 @@ fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
 fn flatten_whc(x: Tensor<4>) -> Tensor<2> {
     let [n, c, h, w] = x.dims();
     x.permute([0, 3, 2, 1]).reshape([n, w * h * c])
-}
-
-/// Loads a facenet-pytorch state dict (`conv1.weight`, `prelu1.weight`, `dense4.weight`, ...)
-/// into `model`: every parameter must be in the file and every tensor of the file used.
-fn load_strict<M: ModuleSnapshot>(mut model: M, name: &str, path: &Path) -> Result<M, String> {
-    let what = || format!("the MTCNN {name} weights `{}`", path.display());
-    if !path.is_file() {
-        return Err(format!("{} do not exist (or are not a file)", what()));
-    }
-    // PReLU's parameter is `weight` in PyTorch and `alpha` in Burn; the adapter transposes the
-    // Linear weights `[out, in]` -> `[in, out]`.
-    let mut store =
-        PytorchStore::from_file(path).with_key_remapping(r"^(prelu\d+)\.weight$", "$1.alpha");
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| format!("{} could not be loaded: {e}", what()))?;
-    crate::weights::ensure_fits(&result, &what(), true)?;
-    Ok(model)
 }
 
 /// The proposal network: fully convolutional, 12x12 receptive field at stride 2.
@@ -124,16 +77,6 @@ impl PNet {
             conv4_1: conv(32, 2, 1, device),
             conv4_2: conv(32, 4, 1, device),
         }
-    }
-
-    /// Loads facenet-pytorch's `pnet.pt`.
-    pub fn load(path: &Path, device: &Device) -> Result<Self, String> {
-        load_strict(Self::new(device), "P-Net", path)
-    }
-
-    /// Loads the fetched `pnet.pt` ([`crate::fetch::PNET`]).
-    pub fn pretrained(device: &Device) -> Result<Self, String> {
-        Self::load(&crate::fetch::PNET.path()?, device)
     }
 
     /// For normalised images `[n, 3, h, w]` (h, w >= 12).
@@ -192,16 +135,6 @@ impl RNet {
             dense5_1: linear(128, 2, device),
             dense5_2: linear(128, 4, device),
         }
-    }
-
-    /// Loads facenet-pytorch's `rnet.pt`.
-    pub fn load(path: &Path, device: &Device) -> Result<Self, String> {
-        load_strict(Self::new(device), "R-Net", path)
-    }
-
-    /// Loads the fetched `rnet.pt` ([`crate::fetch::RNET`]).
-    pub fn pretrained(device: &Device) -> Result<Self, String> {
-        Self::load(&crate::fetch::RNET.path()?, device)
     }
 
     /// For normalised crops `[n, 3, 24, 24]`.
@@ -272,16 +205,6 @@ impl ONet {
             dense6_2: linear(256, 4, device),
             dense6_3: linear(256, 10, device),
         }
-    }
-
-    /// Loads facenet-pytorch's `onet.pt`.
-    pub fn load(path: &Path, device: &Device) -> Result<Self, String> {
-        load_strict(Self::new(device), "O-Net", path)
-    }
-
-    /// Loads the fetched `onet.pt` ([`crate::fetch::ONET`]).
-    pub fn pretrained(device: &Device) -> Result<Self, String> {
-        Self::load(&crate::fetch::ONET.path()?, device)
     }
 
     /// For normalised crops `[n, 3, 48, 48]`.

@@ -1,7 +1,8 @@
-//! The MTCNN face-detection cascade around [`crate::mtcnn`]'s three networks, ported from
+//! The MTCNN face-detection cascade around the three networks ([`PNet`], [`RNet`], [`ONet`]), ported from
 //! facenet-pytorch 2.6.0 (`facenet_pytorch/models/utils/detect_face.py: detect_face`, with the
 //! defaults of its `MTCNN`: minimum face size 20, thresholds 0.6 / 0.7 / 0.7, pyramid factor
-//! 0.709), and [`Mtcnn`], its [`ModelHandler`] (an image path in, the faces found out).
+//! 0.709: [`MtcnnConfig`]); [`Mtcnn`](super::Mtcnn) is its `ModelHandler` (an image path in, the
+//! faces found out).
 //!
 //! The cascade, per image, as upstream:
 //! 1. a pyramid of scales `12 / min_size * factor^k` while the shorter side times the scale is at
@@ -27,20 +28,20 @@
 //!
 //! Each step is a public function ([`pyramid`], [`pnet_cells`], [`pnet_merge`], [`pnet_refine`],
 //! [`crops`], [`rnet_score`], [`rnet_refine`], [`onet_score`], [`onet_faces`]):
-//! [`Detector::detect`] chains them for one image, and [`crate::mtcnn_stages`] runs them as three
+//! [`Detector::detect`] chains them for one image, and the `stages` module runs them as three
 //! pipeline stages, one model handler per network.
 //!
 //! The box arithmetic is in f64, the networks and resizing in f32. Matched against an
 //! independent NumPy port (`models/tests/reference/mtcnn_cascade.py`) on real photos:
 //! `models/tests/mtcnn_cascade.rs`.
 
-use std::path::PathBuf;
-
+use burn::config::Config;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
-use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 
-use crate::mtcnn::{normalize, ONet, PNet, RNet, ONET_SIZE, RNET_SIZE};
+use super::preprocessing::{crops, pyramid, Level, Planes};
+use super::{ONet, PNet, RNet, ONET_SIZE, RNET_SIZE};
+use crate::Error;
 
 /// One face found: its box, O-Net's probability and five landmarks.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -54,87 +55,24 @@ pub struct Face {
     pub landmarks: [[f32; 2]; 5],
 }
 
-/// The cascade's settings (upstream `MTCNN`'s defaults by [`Settings::default`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Settings {
+/// The cascade's configuration: upstream `MTCNN`'s defaults by [`MtcnnConfig::new`] (or
+/// `default`). The three networks have no hyperparameters (their architectures are fixed).
+#[derive(Config, Copy, Debug, PartialEq)]
+pub struct MtcnnConfig {
     /// The smallest face searched for, in pixels (20).
+    #[config(default = 20.0)]
     pub min_face_size: f64,
     /// The probability thresholds of P-Net, R-Net and O-Net (0.6, 0.7, 0.7).
+    #[config(default = "[0.6, 0.7, 0.7]")]
     pub thresholds: [f64; 3],
     /// The pyramid's scale factor (0.709).
+    #[config(default = 0.709)]
     pub factor: f64,
 }
 
-impl Default for Settings {
+impl Default for MtcnnConfig {
     fn default() -> Self {
-        Self {
-            min_face_size: 20.0,
-            thresholds: [0.6, 0.7, 0.7],
-            factor: 0.709,
-        }
-    }
-}
-
-/// An RGB image as three planes of f32 in 0..=255: what the pyramid and the crops are cut from.
-#[derive(Clone, Debug)]
-pub struct Planes {
-    data: Vec<f32>,
-    w: usize,
-    h: usize,
-}
-
-impl Planes {
-    pub fn new(image: &image::RgbImage) -> Self {
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        let mut data = vec![0f32; 3 * w * h];
-        for (i, pixel) in image.pixels().enumerate() {
-            for c in 0..3 {
-                data[c * w * h + i] = f32::from(pixel[c]);
-            }
-        }
-        Self { data, w, h }
-    }
-
-    pub fn width(&self) -> usize {
-        self.w
-    }
-
-    pub fn height(&self) -> usize {
-        self.h
-    }
-
-    /// The region rows `y0..y1`, columns `x0..x1`, resized to `oh x ow` in torch's `area` mode
-    /// and normalised, channels first, appended to `out`.
-    fn area_resize_into(
-        &self,
-        (y0, y1): (usize, usize),
-        (x0, x1): (usize, usize),
-        oh: usize,
-        ow: usize,
-        out: &mut Vec<f32>,
-    ) {
-        let (ih, iw) = (y1 - y0, x1 - x0);
-        let window = |i: usize, n_in: usize, n_out: usize| {
-            (i * n_in / n_out, ((i + 1) * n_in).div_ceil(n_out))
-        };
-        let cols: Vec<(usize, usize)> = (0..ow).map(|j| window(j, iw, ow)).collect();
-        for c in 0..3 {
-            let plane = &self.data[c * self.w * self.h..(c + 1) * self.w * self.h];
-            for i in 0..oh {
-                let (r0, r1) = window(i, ih, oh);
-                for &(c0, c1) in &cols {
-                    let mut sum = 0f64;
-                    for r in r0..r1 {
-                        let row = (y0 + r) * self.w + x0;
-                        for v in &plane[row + c0..row + c1] {
-                            sum += f64::from(*v);
-                        }
-                    }
-                    let mean = sum / ((r1 - r0) * (c1 - c0)) as f64;
-                    out.push(normalize(mean as f32));
-                }
-            }
-        }
+        Self::new()
     }
 }
 
@@ -238,51 +176,51 @@ fn bbreg(b: [f64; 4], reg: [f64; 4]) -> [f64; 4] {
     ]
 }
 
-fn read<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, String> {
+fn read<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, Error> {
     t.try_into_vec_as::<f32>()
-        .map_err(|e| format!("reading the MTCNN {what} back failed: {e:?}"))
+        .map_err(Error::read_back(format!("MTCNN {what}")))
 }
 
-/// The three networks on one device, with the cascade's settings.
+/// The three networks on one device, with the cascade's configuration.
 #[derive(Debug)]
 pub struct Detector {
     pub pnet: PNet,
     pub rnet: RNet,
     pub onet: ONet,
     pub device: Device,
-    pub settings: Settings,
+    pub config: MtcnnConfig,
 }
 
 impl Detector {
     /// Loads the fetched weights ([`crate::fetch::PNET`], `RNET`, `ONET`) on `device`.
-    pub fn pretrained(device: &Device) -> Result<Self, String> {
+    pub fn pretrained(device: &Device) -> Result<Self, Error> {
         Ok(Self {
             pnet: PNet::pretrained(device)?,
             rnet: RNet::pretrained(device)?,
             onet: ONet::pretrained(device)?,
             device: device.clone(),
-            settings: Settings::default(),
+            config: MtcnnConfig::new(),
         })
     }
 
     /// The pyramid's scales for an image `h x w`.
     pub fn scales(&self, h: usize, w: usize) -> Vec<f64> {
-        scales(&self.settings, h, w)
+        scales(&self.config, h, w)
     }
 
     /// The faces in an RGB image, by decreasing probability.
-    pub fn detect(&self, image: &image::RgbImage) -> Result<Vec<Face>, String> {
+    pub fn detect(&self, image: &image::RgbImage) -> Result<Vec<Face>, Error> {
         Ok(self.detect_counted(image)?.0)
     }
 
     /// [`Detector::detect`], with the number of candidates each stage left.
-    pub fn detect_counted(&self, image: &image::RgbImage) -> Result<(Vec<Face>, Stages), String> {
+    pub fn detect_counted(&self, image: &image::RgbImage) -> Result<(Vec<Face>, Stages), Error> {
         let mut stages = Stages::default();
         let img = Planes::new(image);
-        let [t1, t2, t3] = self.settings.thresholds;
+        let [t1, t2, t3] = self.config.thresholds;
 
         // Stage 1: P-Net over the pyramid.
-        let scales = self.scales(img.h, img.w);
+        let scales = self.scales(img.height(), img.width());
         stages.scales = scales.len();
         let cells = pnet_cells(&self.pnet, &self.device, pyramid(&img, &scales), t1)?;
         let boxes = pnet_merge(cells);
@@ -317,54 +255,22 @@ impl Detector {
 }
 
 // The cascade's steps, one function each: [`Detector::detect_counted`] chains them, and
-// `crate::mtcnn_stages` runs them as separate pipeline stages (a model handler per network, the
+// the `stages` module runs them as separate pipeline stages (a model handler per network, the
 // box arithmetic between them as plain functions).
 
 /// The pyramid's scales for an image `h x w`: `12 / min_size * factor^k` while the shorter side
 /// times the scale is at least 12.
-pub fn scales(settings: &Settings, h: usize, w: usize) -> Vec<f64> {
-    let m = 12.0 / settings.min_face_size;
+pub fn scales(config: &MtcnnConfig, h: usize, w: usize) -> Vec<f64> {
+    let m = 12.0 / config.min_face_size;
     let mut minl = h.min(w) as f64 * m;
     let mut scale = m;
     let mut scales = Vec::new();
     while minl >= 12.0 {
         scales.push(scale);
-        scale *= settings.factor;
-        minl *= settings.factor;
+        scale *= config.factor;
+        minl *= config.factor;
     }
     scales
-}
-
-/// One level of the pyramid: the image area-resized to `h x w` (its `scale`), normalised,
-/// channels first.
-#[derive(Clone, Debug)]
-pub struct Level {
-    pub scale: f64,
-    pub h: usize,
-    pub w: usize,
-    pub data: Vec<f32>,
-}
-
-/// Step 1a (CPU): the image resized to each scale, as upstream: `(int(h * s + 1), int(w * s + 1))`.
-pub fn pyramid(img: &Planes, scales: &[f64]) -> Vec<Level> {
-    let (h, w) = (img.h, img.w);
-    scales
-        .iter()
-        .map(|&scale| {
-            let (sh, sw) = (
-                (h as f64 * scale + 1.0) as usize,
-                (w as f64 * scale + 1.0) as usize,
-            );
-            let mut data = Vec::with_capacity(3 * sh * sw);
-            img.area_resize_into((0, h), (0, w), sh, sw, &mut data);
-            Level {
-                scale,
-                h: sh,
-                w: sw,
-                data,
-            }
-        })
-        .collect()
 }
 
 /// Step 1b (P-Net): per level, the cells whose face probability is at least `threshold`, as
@@ -375,7 +281,7 @@ pub fn pnet_cells(
     device: &Device,
     levels: Vec<Level>,
     threshold: f64,
-) -> Result<Vec<Vec<Candidate>>, String> {
+) -> Result<Vec<Vec<Candidate>>, Error> {
     let mut cells = Vec::with_capacity(levels.len());
     for Level {
         scale,
@@ -438,31 +344,6 @@ pub fn pnet_refine(boxes: Vec<Candidate>) -> Vec<Candidate> {
         .collect()
 }
 
-/// Steps 2a and 3a (CPU), upstream's `pad` and crop: each box truncated to integers and clamped
-/// into the image, rows `y - 1 .. ey`, columns `x - 1 .. ex` area-resized to `size x size` and
-/// normalised. Returns the boxes that have a crop (see the module's note) and the crops, channels
-/// first, one after the other.
-pub fn crops(img: &Planes, boxes: Vec<Candidate>, size: usize) -> (Vec<Candidate>, Vec<f32>) {
-    let mut data = Vec::with_capacity(boxes.len() * 3 * size * size);
-    let mut kept = Vec::with_capacity(boxes.len());
-    let (w, h) = (img.w as i64, img.h as i64);
-    for c in boxes {
-        let [x, y, ex, ey] = c.b.map(|v| v.trunc() as i64);
-        let (x, y, ex, ey) = (x.max(1), y.max(1), ex.min(w), ey.min(h));
-        if ey > y - 1 && ex > x - 1 {
-            img.area_resize_into(
-                ((y - 1) as usize, ey as usize),
-                ((x - 1) as usize, ex as usize),
-                size,
-                size,
-                &mut data,
-            );
-            kept.push(c);
-        }
-    }
-    (kept, data)
-}
-
 /// Step 2b (R-Net) on the 24x24 `crops` of `boxes` (from [`crops`], possibly of several images
 /// one after the other): each box with R-Net's face probability as its score and R-Net's
 /// regression.
@@ -471,7 +352,7 @@ pub fn rnet_score(
     device: &Device,
     boxes: Vec<Candidate>,
     crops: Vec<f32>,
-) -> Result<Vec<Candidate>, String> {
+) -> Result<Vec<Candidate>, Error> {
     let n = boxes.len();
     if n == 0 {
         return Ok(boxes);
@@ -518,7 +399,7 @@ pub fn onet_score(
     device: &Device,
     boxes: Vec<Candidate>,
     crops: Vec<f32>,
-) -> Result<Vec<Marked>, String> {
+) -> Result<Vec<Marked>, Error> {
     let n = boxes.len();
     if n == 0 {
         return Ok(Vec::new());
@@ -576,87 +457,4 @@ pub fn onet_faces(scored: Vec<Marked>, threshold: f64) -> (Vec<Face>, usize) {
         })
         .collect();
     (faces, passed.len())
-}
-
-/// Decodes an image (PNG or JPEG) into 8-bit RGB (grayscale replicated, alpha dropped), with
-/// the limits of [`crate::image_io::decode_rgb`] (no decompression bombs).
-pub fn decode(bytes: &[u8]) -> Result<image::RgbImage, String> {
-    crate::image_io::decode_rgb(bytes)
-}
-
-/// The MTCNN face detector as a [`ModelHandler`]: an image path in, the faces in it out.
-#[derive(Clone, Debug)]
-pub struct Mtcnn {
-    pub batching: Batching,
-    pub settings: Settings,
-}
-
-impl Default for Mtcnn {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Mtcnn {
-    pub fn new() -> Self {
-        Self {
-            batching: Batching {
-                max_batch: 4,
-                ..Batching::default()
-            },
-            settings: Settings::default(),
-        }
-    }
-
-    pub fn max_batch(mut self, max_batch: usize) -> Self {
-        self.batching.max_batch = max_batch;
-        self
-    }
-
-    /// The model id: "mtcnn-" and the first 8 hex digits of each network's weights' sha256.
-    pub fn model_id(&self) -> String {
-        use crate::fetch::{ONET, PNET, RNET};
-        format!(
-            "mtcnn-{}{}{}",
-            &PNET.sha256[..8],
-            &RNET.sha256[..8],
-            &ONET.sha256[..8]
-        )
-    }
-}
-
-impl ModelHandler for Mtcnn {
-    type Input = PathBuf;
-    type Prepared = image::RgbImage;
-    type Inference = Vec<Face>;
-    type Model = Detector;
-
-    fn name(&self) -> String {
-        "mtcnn".into()
-    }
-
-    fn batching(&self) -> Batching {
-        self.batching
-    }
-
-    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
-        let (device, device_name) = crate::device::select(choice)?;
-        let mut detector = Detector::pretrained(&device)?;
-        detector.settings = self.settings;
-        Ok(Loaded::new(detector, device_name, self.model_id()))
-    }
-
-    fn prepare(&self, input: &Self::Input) -> Result<Self::Prepared, String> {
-        let bytes = std::fs::read(input)
-            .map_err(|e| format!("cannot read the image `{}`: {e}", input.display()))?;
-        decode(&bytes).map_err(|e| format!("`{}`: {e}", input.display()))
-    }
-
-    fn infer(
-        &self,
-        model: &mut Self::Model,
-        batch: Vec<Self::Prepared>,
-    ) -> Result<Vec<Self::Inference>, String> {
-        batch.iter().map(|image| model.detect(image)).collect()
-    }
 }

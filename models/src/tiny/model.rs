@@ -1,13 +1,11 @@
-//! A small classifier with deterministic weights (4 inputs, 8 hidden ReLU units, 3 softmax
-//! outputs): the model the inference tests run, on flex and on wgpu. Its weights come from a
-//! formula, not from training, so [`reference`] can recompute every output independently of Burn.
+//! The network ([`TinyMlp`], [`TinyMlpConfig`]) and its plain-Rust [`reference`].
 
+use burn::config::Config;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::Module;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 
 pub const INPUTS: usize = 4;
 pub const HIDDEN: usize = 8;
@@ -45,12 +43,32 @@ pub struct TinyMlp {
     output: Linear,
 }
 
-impl TinyMlp {
-    pub fn new(device: &Device) -> Self {
-        Self {
-            hidden: linear(0, INPUTS, HIDDEN, device),
-            output: linear(1, HIDDEN, CLASSES, device),
+/// The classifier's sizes (4 inputs, 8 hidden units, 3 classes by default). The weights are a
+/// formula of the layer and the position, so any sizes give a deterministic model.
+#[derive(Config, Debug)]
+pub struct TinyMlpConfig {
+    #[config(default = "INPUTS")]
+    pub inputs: usize,
+    #[config(default = "HIDDEN")]
+    pub hidden: usize,
+    #[config(default = "CLASSES")]
+    pub classes: usize,
+}
+
+impl TinyMlpConfig {
+    /// The model, its weights set (they come from a formula).
+    pub fn init(&self, device: &Device) -> TinyMlp {
+        TinyMlp {
+            hidden: linear(0, self.inputs, self.hidden, device),
+            output: linear(1, self.hidden, self.classes, device),
         }
+    }
+}
+
+impl TinyMlp {
+    /// The 4x8x3 classifier the tests run ([`TinyMlpConfig`]'s defaults).
+    pub fn new(device: &Device) -> Self {
+        TinyMlpConfig::new().init(device)
     }
 
     /// Class probabilities for a batch `[n, 4]`: `[n, 3]`.
@@ -82,70 +100,4 @@ pub fn reference(x: [f32; INPUTS]) -> [f64; CLASSES] {
     let exp: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
     let total: f64 = exp.iter().sum();
     [exp[0] / total, exp[1] / total, exp[2] / total]
-}
-
-/// `run_inference(TinyClassifier::new(..))`: inputs `[f32; 4]`, inferences the 3 probabilities.
-#[derive(Clone, Debug)]
-pub struct TinyClassifier {
-    pub batching: Batching,
-}
-
-impl TinyClassifier {
-    pub fn new(max_batch: usize) -> Self {
-        Self {
-            batching: Batching {
-                max_batch,
-                ..Batching::default()
-            },
-        }
-    }
-}
-
-impl ModelHandler for TinyClassifier {
-    type Input = [f32; INPUTS];
-    type Prepared = [f32; INPUTS];
-    type Inference = Vec<f32>;
-    type Model = (TinyMlp, Device);
-
-    fn name(&self) -> String {
-        "tiny-mlp".into()
-    }
-
-    fn batching(&self) -> Batching {
-        self.batching
-    }
-
-    fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
-        let (device, name) = crate::device::select(choice)?;
-        Ok(Loaded::new(
-            (TinyMlp::new(&device), device),
-            name,
-            "tiny-mlp-4x8x3",
-        ))
-    }
-
-    fn prepare(&self, input: &Self::Input) -> Result<Self::Prepared, String> {
-        if input.iter().all(|x| x.is_finite()) {
-            Ok(*input)
-        } else {
-            Err(format!(
-                "the input {input:?} has a value that is not a finite number"
-            ))
-        }
-    }
-
-    fn infer(
-        &self,
-        (model, device): &mut Self::Model,
-        batch: Vec<Self::Prepared>,
-    ) -> Result<Vec<Self::Inference>, String> {
-        let n = batch.len();
-        let flat: Vec<f32> = batch.into_iter().flatten().collect();
-        let x = Tensor::<2>::from_data(TensorData::new(flat, [n, INPUTS]), &*device);
-        let probabilities = model
-            .forward(x)
-            .try_into_vec_as::<f32>()
-            .map_err(|e| format!("reading the outputs back failed: {e:?}"))?;
-        Ok(probabilities.chunks(CLASSES).map(<[f32]>::to_vec).collect())
-    }
 }
