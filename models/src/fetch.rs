@@ -458,3 +458,36 @@ pub fn fetch_all(progress: &mut dyn FnMut(&str)) -> Result<usize, FetchError> {
     }
     Ok(fetched)
 }
+
+/// The `fetch_models` program (the `tandem-examples` example and this crate's `fetch-models`
+/// binary): fetches every asset into the cache with a progress line, and says what it did.
+pub fn main(name: &str) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar.set_prefix(name.to_owned());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+            .expect("valid template"),
+    );
+    println!("cache: {}", home().display());
+    let result = fetch_all(&mut |line| {
+        bar.println(format!("  {line}"));
+        bar.set_message(line.to_owned());
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(0) => {
+            println!("everything is in the cache already: nothing fetched");
+            ExitCode::SUCCESS
+        }
+        Ok(n) => {
+            println!("fetched {n} files; all match their pinned sha256");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

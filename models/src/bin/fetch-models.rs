@@ -6,35 +6,6 @@
 //! shares the build of `cargo run --release --example ab_test`, where this binary, built for
 //! `tandem-models` alone, resolves other features and compiles Burn again.
 
-use std::process::ExitCode;
-use std::time::Duration;
-
-fn main() -> ExitCode {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar.set_prefix("fetch-models");
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
-            .expect("valid template"),
-    );
-    println!("cache: {}", tandem_models::fetch::home().display());
-    let result = tandem_models::fetch::fetch_all(&mut |line| {
-        bar.println(format!("  {line}"));
-        bar.set_message(line.to_owned());
-    });
-    bar.finish_and_clear();
-    match result {
-        Ok(0) => {
-            println!("everything is in the cache already: nothing fetched");
-            ExitCode::SUCCESS
-        }
-        Ok(n) => {
-            println!("fetched {n} files; all match their pinned sha256");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    tandem_models::fetch::main("fetch-models")
 }
