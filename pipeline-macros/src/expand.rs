@@ -236,7 +236,14 @@ fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
     let stage = &graph.stages[id];
     let span = stage.span();
     let id32 = id as u32;
-    let check = Ident::new(stage.op.check, span);
+    let after_model = stage
+        .inputs
+        .first()
+        .is_some_and(|i| graph.stages[i.from.0].op.loads);
+    let check = match stage.op.after_model {
+        Some(name) if after_model => Ident::new(name, span),
+        _ => Ident::new(stage.op.check, span),
+    };
     let op = format_ident!("__op{}", id, span = span);
     let out = format_ident!("__m{}", id, span = span);
     let arg = stage_args(graph, id);
@@ -255,10 +262,13 @@ fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
             });
             quote_spanned!(span=> let #out = ::tandem::__private::#check(&#input); #(#others)*)
         }
+        // The handler first, so that the stream is compared with a known input type.
         Role::Element if stage.op.loads => {
             let rx = format_ident!("__rx{}", id, span = span);
+            let handler = format_ident!("__handler{}", id, span = span);
             quote_spanned!(span=>
-                let (#op, #out) = ::tandem::__private::#check(&#input, #arg);
+                let #handler = ::tandem::__private::handler(#arg);
+                let (#op, #out) = ::tandem::__private::#check(#handler, &#input);
                 let (#op, #rx) = __ex.#check(#id32, #op)?;
             )
         }
@@ -269,7 +279,7 @@ fn typed_stage(graph: &Graph, id: usize) -> TokenStream {
             let arms = stage.consumers.len();
             let outs = (0..arms).map(|p| format_ident!("__m{}_{}", id, p, span = span));
             quote_spanned!(span=>
-                let (#op, [#(#outs),*]) = ::tandem::__private::#check::<_, _, #arms>(&#input, #id32, #arg);
+                let (#op, [#(#outs),*]) = ::tandem::__private::#check::<_, _, _, #arms>(&#input, #id32, #arg);
             )
         }
         Role::Sink => match arg {

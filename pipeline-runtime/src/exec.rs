@@ -11,7 +11,7 @@ pub use crate::context::StopSignal;
 use crate::context::{Pos, RunContext};
 use crate::deadletter::DeadLetterTarget;
 use crate::graph::{Graph, StageKind};
-use crate::inference::{DeviceChoice, DeviceRequest, Front, ModelHandler, PredictionResult};
+use crate::inference::{DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler};
 use crate::io::{Record, Sink, Source};
 use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
 use crate::push::{Ended, Flow, Push};
@@ -162,7 +162,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     ) -> Result<(Front<H>, Receiver<PredictionResult<T, H::Inference>>)>
     where
         T: Send + 'scope,
-        H: ModelHandler<Input = T>,
+        H: SharedHandler<Input = T>,
     {
         let name = handler.name();
         let device =

@@ -1,6 +1,7 @@
 //! Choosing an arm for `partition`: by a stable hash of a key (`split_by`), at random with a seed
 //! (`split_random`), or by any `FnMut(&T) -> usize`.
 
+use crate::checks::{Fits, Misfit, Unreachable};
 use crate::hash::StableKey;
 
 /// Picks the arm (0-based) of each element of a `partition` with `ARMS` outputs.
@@ -57,14 +58,42 @@ impl<const N: usize> Ratios<N> {
 /// ```text
 /// [champion, challenger] = requests -> partition(split_by(|r: &Request| r.user_id, [50, 50]));
 /// ```
-pub fn split_by<T, K, F, const N: usize>(key: F, ratios: [u32; N]) -> SplitBy<F, N>
+pub fn split_by<T, K, F, M, const N: usize>(
+    key: F,
+    ratios: [u32; N],
+) -> <K as SplitKey<M>>::Pass<SplitBy<F, N>>
 where
     F: FnMut(&T) -> K,
-    K: StableKey,
+    K: SplitKey<M>,
 {
-    SplitBy {
+    K::pass(SplitBy {
         key,
         ratios: Ratios::new(ratios),
+    })
+}
+
+/// A key that `split_by` can hash stably (see [`StableKey`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as a `split_by` key",
+    label = "the key function returns `{Self}`",
+    note = "keys must implement `tandem::prelude::StableKey` (integers, strings, `bool`, `char`, and tuples of those do); implement it for your type or return one of those"
+)]
+pub trait SplitKey<M> {
+    /// `X`, once the check holds; a type rustc cannot name when it fails.
+    type Pass<X>;
+    fn pass<X>(x: X) -> Self::Pass<X>;
+}
+impl<K: StableKey> SplitKey<Fits> for K {
+    type Pass<X> = X;
+    #[inline(always)]
+    fn pass<X>(x: X) -> X {
+        x
+    }
+}
+impl<K: StableKey + Unreachable> SplitKey<Misfit> for K {
+    type Pass<X> = X;
+    fn pass<X>(x: X) -> X {
+        x
     }
 }
 

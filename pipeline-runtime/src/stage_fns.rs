@@ -95,3 +95,11 @@ pub trait TimeFn<T>: Fn(&T) -> <Self as TimeFn<T>>::Time + Send {
 impl<T, U: crate::window::EventTime, F: Fn(&T) -> U + Send> TimeFn<T> for F {
     type Time = U;
 }
+
+/// Any function of `&T` (what `window`'s time function returns is checked on its own).
+pub trait AnyTimeFn<T>: Fn(&T) -> <Self as AnyTimeFn<T>>::Time + Send {
+    type Time;
+}
+impl<T, U, F: Fn(&T) -> U + Send> AnyTimeFn<T> for F {
+    type Time = U;
+}

@@ -230,12 +230,15 @@ fn literal_ratios(op: &OpSpec, call: &Call) -> Option<usize> {
 /// A stream name is defined once (`first` is where it was defined before, if it was).
 pub fn defined_once(first: Option<&Ident>, name: &Ident, cx: &mut Ctxt) -> bool {
     let Some(first) = first else { return true };
-    let mut e = syn::Error::new(name.span(), format!("stream `{name}` is defined twice"));
-    e.combine(syn::Error::new(
-        first.span(),
-        format!("`{name}` is first defined here"),
+    // One error per mistake: where it was first defined goes into the message (a proc macro
+    // cannot attach a note on stable Rust).
+    let line = first.span().start().line;
+    cx.push(syn::Error::new(
+        name.span(),
+        format!(
+            "stream `{name}` is defined twice (first on line {line}); give this one another name"
+        ),
     ));
-    cx.push(e);
     false
 }
 

@@ -26,7 +26,7 @@ use super::front::{lock_metrics, lock_pending, Intake, Item, Msg, Piece};
 use super::hot_swap::Watch;
 use super::reorder::{Release, Reorder};
 use super::replica::{ids, Event, Job, Replica, Spawn, State};
-use super::{DeviceRequest, ModelHandler, PredictionResult};
+use super::{DeviceRequest, ModelHandler, PredictionResult, SharedHandler};
 use crate::context::{Pos, RunContext};
 use crate::metrics::{InferenceMetrics, MetricsCell};
 use crate::ops::Sender;
@@ -37,7 +37,7 @@ pub(super) type Out<H> =
     PredictionResult<<H as ModelHandler>::Input, <H as ModelHandler>::Inference>;
 
 /// A batch on a replica.
-pub(super) struct InFlight<H: ModelHandler> {
+pub(super) struct InFlight<H: SharedHandler> {
     replica: usize,
     examples: Vec<(Pos, H::Input)>,
     dispatched: Instant,
@@ -48,7 +48,7 @@ pub(super) struct InFlight<H: ModelHandler> {
 const MAX_GROUPS: usize = 1 << 16;
 
 /// The thread between the front and the replicas: see the module's documentation.
-pub(crate) struct Dispatcher<H: ModelHandler> {
+pub(crate) struct Dispatcher<H: SharedHandler> {
     pub(super) id: u32,
     pub(super) handler: Arc<H>,
     pub(super) name: Arc<str>,
@@ -68,7 +68,7 @@ pub(crate) struct Dispatcher<H: ModelHandler> {
     pub(super) fatal: Option<String>,
 }
 
-impl<H: ModelHandler> Dispatcher<H> {
+impl<H: SharedHandler> Dispatcher<H> {
     pub(crate) fn run(mut self, run: &RunContext) -> crate::Result<()> {
         crate::panic::quiet_thread();
         loop {

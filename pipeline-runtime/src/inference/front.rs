@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel as cb;
 
-use super::ModelHandler;
+use super::{ModelHandler, SharedHandler};
 use crate::context::{Pos, RunContext};
 use crate::metrics::{InferenceMetrics, MetricsCell};
 use crate::panic::guard;
@@ -23,13 +23,13 @@ pub(crate) type Item<H> = (
 );
 
 /// Prepared inputs sent from the front to the dispatcher; `since` is when the first arrived.
-pub(crate) struct Piece<H: ModelHandler> {
+pub(crate) struct Piece<H: SharedHandler> {
     pub since: Instant,
     pub items: Vec<Item<H>>,
 }
 
 /// What the front says to the dispatcher.
-pub(crate) enum Msg<H: ModelHandler> {
+pub(crate) enum Msg<H: SharedHandler> {
     /// A full batch's worth of inputs.
     Piece(Piece<H>),
     /// The first input of a new partial batch arrived at this time: the dispatcher takes the
@@ -40,7 +40,7 @@ pub(crate) enum Msg<H: ModelHandler> {
 }
 
 /// Inputs prepared by the front and not yet sent.
-pub(crate) struct Pending<H: ModelHandler> {
+pub(crate) struct Pending<H: SharedHandler> {
     pub since: Instant,
     pub items: Vec<Item<H>>,
     /// Pieces made from this buffer (counted under its lock): while the dispatcher has received
@@ -49,7 +49,7 @@ pub(crate) struct Pending<H: ModelHandler> {
     max: usize,
 }
 
-impl<H: ModelHandler> Pending<H> {
+impl<H: SharedHandler> Pending<H> {
     pub fn new(max: usize) -> SharedPending<H> {
         Arc::new(Mutex::new(Self {
             since: Instant::now(),
@@ -81,7 +81,7 @@ impl<H: ModelHandler> Pending<H> {
 
 pub(crate) type SharedPending<H> = Arc<Mutex<Pending<H>>>;
 
-pub(crate) fn lock_pending<H: ModelHandler>(
+pub(crate) fn lock_pending<H: SharedHandler>(
     pending: &SharedPending<H>,
 ) -> MutexGuard<'_, Pending<H>> {
     pending.lock().unwrap_or_else(|e| e.into_inner())
@@ -92,7 +92,7 @@ pub(crate) fn lock_metrics(metrics: &MetricsCell) -> MutexGuard<'_, InferenceMet
 }
 
 /// The part of a `run_inference` stage fused into the segment in front of it.
-pub struct Front<H: ModelHandler> {
+pub struct Front<H: SharedHandler> {
     pub(crate) cell: StageCell,
     pub(crate) handler: Arc<H>,
     pub(crate) name: Arc<str>,
@@ -104,7 +104,7 @@ pub struct Front<H: ModelHandler> {
     pub(crate) intake: Arc<QueueGauge>,
 }
 
-impl<H: ModelHandler> Front<H> {
+impl<H: SharedHandler> Front<H> {
     fn send(&mut self, msg: Msg<H>) {
         // Fails only when the dispatcher has gone, i.e. the run is already failing.
         if let Some(tx) = &self.tx {
@@ -132,7 +132,7 @@ impl<H: ModelHandler> Front<H> {
     }
 }
 
-impl<H: ModelHandler> Push<H::Input> for Front<H> {
+impl<H: SharedHandler> Push<H::Input> for Front<H> {
     #[inline]
     fn push(&mut self, item: H::Input, pos: Pos, run: &RunContext) {
         self.cell.count();
@@ -198,7 +198,7 @@ impl<H: ModelHandler> Push<H::Input> for Front<H> {
 }
 
 /// The dispatcher's end of the channel from the front, and the front's partial batch.
-pub(crate) struct Intake<H: ModelHandler> {
+pub(crate) struct Intake<H: SharedHandler> {
     pub(crate) input: Option<cb::Receiver<Msg<H>>>,
     pub(crate) gauge: Arc<QueueGauge>,
     pub(crate) pending: SharedPending<H>,
@@ -209,7 +209,7 @@ pub(crate) struct Intake<H: ModelHandler> {
     pub(crate) deferred: bool,
 }
 
-impl<H: ModelHandler> Intake<H> {
+impl<H: SharedHandler> Intake<H> {
     pub(crate) fn received_piece(&mut self) {
         self.received += 1;
         if std::mem::take(&mut self.deferred) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel as cb;
 
 use super::replica::{load, Event};
-use super::{DeviceRequest, ModelHandler};
+use super::{DeviceRequest, SharedHandler};
 
 /// What identifies a version of a watched file.
 type Stamp = (SystemTime, u64, u64);
@@ -56,7 +56,7 @@ impl Watch {
     /// Looks at the file when due; when it changed (and has not gone: it may be in the middle of
     /// being replaced), loads `count` models from it beside the running ones, reporting
     /// [`Event::Reloaded`] or [`Event::ReloadFailed`].
-    pub fn poll<H: ModelHandler>(
+    pub fn poll<H: SharedHandler>(
         &mut self,
         now: Instant,
         name: &str,

@@ -173,14 +173,15 @@ impl<M> Loaded<M> {
 
 /// A model the pipeline can run: `run_inference(handler)`.
 ///
-/// The handler is shared by the threads of the stage: `prepare` runs on the thread of the
+/// The handler is shared by the threads of the stage, so a stage needs it `Send + Sync` (checked
+/// at the stage, see [`SharedHandler`]): `prepare` runs on the thread of the
 /// segment in front of the stage, `infer` on the replicas' threads, each with its own model.
 #[diagnostic::on_unimplemented(
     message = "`run_inference` takes a model handler, but `{Self}` is not one",
     label = "not a `ModelHandler`",
     note = "implement `tandem::inference::ModelHandler` for it (name, load, prepare, infer), or use a handler from `tandem-models`"
 )]
-pub trait ModelHandler: Send + Sync + 'static {
+pub trait ModelHandler: 'static {
     /// What the stage receives.
     type Input: Send;
     /// One input turned into what the model takes (pre-processing, on the CPU).
@@ -232,3 +233,9 @@ pub struct PredictionResult<I, O> {
     pub inference: O,
     pub model_id: Arc<str>,
 }
+
+/// A model handler the threads of a stage can share: what the engine runs. Every `Send + Sync`
+/// [`ModelHandler`] is one; `run_inference` checks it at the stage, so a handler holding an `Rc`
+/// is reported there, once.
+pub trait SharedHandler: ModelHandler + Send + Sync {}
+impl<H: ModelHandler + Send + Sync> SharedHandler for H {}

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel as cb;
 
-use super::{DeviceRequest, Loaded, ModelHandler};
+use super::{DeviceRequest, Loaded, SharedHandler};
 use crate::panic::guard;
 
 /// Loads the handler's model, a panic in `load` being an error like any other.
-pub(crate) fn load<H: ModelHandler>(
+pub(crate) fn load<H: SharedHandler>(
     handler: &H,
     device: DeviceRequest,
 ) -> Result<Loaded<H::Model>, String> {
@@ -30,7 +30,7 @@ pub(crate) enum State {
     Gone,
 }
 
-pub(crate) struct Job<H: ModelHandler> {
+pub(crate) struct Job<H: SharedHandler> {
     pub seq: u64,
     pub batch: Vec<H::Prepared>,
     /// A model from a hot swap, to use from this batch on.
@@ -38,7 +38,7 @@ pub(crate) struct Job<H: ModelHandler> {
 }
 
 /// What replica and reload threads tell the dispatcher.
-pub(crate) enum Event<H: ModelHandler> {
+pub(crate) enum Event<H: SharedHandler> {
     Done {
         replica: usize,
         incarnation: u64,
@@ -74,7 +74,7 @@ pub(crate) fn ids(ids: &[String]) -> Ids {
 }
 
 /// The dispatcher's handle on one replica thread.
-pub(crate) struct Replica<H: ModelHandler> {
+pub(crate) struct Replica<H: SharedHandler> {
     pub jobs: cb::Sender<Job<H>>,
     pub lost: Arc<AtomicBool>,
     pub incarnation: u64,
@@ -87,13 +87,13 @@ pub(crate) struct Replica<H: ModelHandler> {
 }
 
 /// How a replica thread starts: with a model loaded before the run, or loading its own.
-pub(crate) struct Spawn<'a, H: ModelHandler> {
+pub(crate) struct Spawn<'a, H: SharedHandler> {
     pub handler: &'a Arc<H>,
     pub device: DeviceRequest,
     pub events: &'a cb::Sender<Event<H>>,
 }
 
-impl<H: ModelHandler> Spawn<'_, H> {
+impl<H: SharedHandler> Spawn<'_, H> {
     /// Starts replica `index`; with no model, its thread loads one first and says when ready.
     pub fn replica(
         &self,
@@ -133,7 +133,7 @@ impl<H: ModelHandler> Spawn<'_, H> {
     }
 }
 
-struct Thread<H: ModelHandler> {
+struct Thread<H: SharedHandler> {
     handler: Arc<H>,
     index: usize,
     incarnation: u64,
@@ -142,7 +142,7 @@ struct Thread<H: ModelHandler> {
     lost: Arc<AtomicBool>,
 }
 
-impl<H: ModelHandler> Thread<H> {
+impl<H: SharedHandler> Thread<H> {
     fn run(self, model: Option<H::Model>, jobs: cb::Receiver<Job<H>>) {
         crate::panic::quiet_thread();
         let (replica, incarnation) = (self.index, self.incarnation);

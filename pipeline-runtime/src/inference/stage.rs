@@ -13,14 +13,14 @@ use super::front::{Intake, Pending};
 use super::hot_swap::Watch;
 use super::reorder::Reorder;
 use super::replica::{ids, load, Spawn};
-use super::{DeviceRequest, Front, ModelHandler};
+use super::{DeviceRequest, Front, SharedHandler};
 use crate::metrics::{InferenceMetrics, MetricsCell};
 use crate::ops::Receiver;
 use crate::push::StageCell;
 use crate::queue::QueueGauge;
 
 /// A stage set up by [`start`]: its front, its results, and the dispatcher to run.
-pub(crate) struct Started<H: ModelHandler> {
+pub(crate) struct Started<H: SharedHandler> {
     pub front: Front<H>,
     pub results: Receiver<Out<H>>,
     pub dispatcher: Dispatcher<H>,
@@ -31,7 +31,7 @@ pub(crate) struct Started<H: ModelHandler> {
 
 /// Loads the model (once per replica) and sets the stage up; nothing runs until the dispatcher
 /// is started. A model that cannot load is an error here, before the pipeline reads anything.
-pub(crate) fn start<H: ModelHandler>(
+pub(crate) fn start<H: SharedHandler>(
     id: u32,
     handler: H,
     device: DeviceRequest,

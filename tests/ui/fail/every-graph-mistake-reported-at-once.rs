@@ -1,3 +1,4 @@
+// mistakes: 3 (a misspelled stage, a misspelled stream, a stream never consumed)
 use tandem::prelude::*;
 
 pipeline! {
