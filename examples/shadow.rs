@@ -182,7 +182,7 @@ impl Drop for Release<'_> {
 
 impl<H> ModelHandler for Shadowed<H>
 where
-    H: ModelHandler,
+    H: ModelHandler + Send + Sync,
     H::Input: Clone + Send + 'static,
 {
     type Input = H::Input;
