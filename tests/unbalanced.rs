@@ -13,7 +13,7 @@ use tandem::context::{Pos, RunContext};
 use tandem::exec::{run_pipeline, Executor};
 use tandem::graph::{Edge, Graph, StageInfo, StageKind};
 use tandem::prelude::*;
-use tandem::push::{Ended, Flow, Push};
+use tandem::push::{Flow, Push, Signal};
 
 #[derive(Clone, Debug, clap::Args)]
 struct NoArgs {}
@@ -79,8 +79,8 @@ impl<N: Push<u64>> Push<u64> for LosesEveryTenth<N> {
     fn finish(&mut self, run: &RunContext) -> tandem::Result<()> {
         self.next.finish(run)
     }
-    fn source_ended(&mut self, ended: Ended, run: &RunContext) {
-        self.next.source_ended(ended, run);
+    fn signal(&mut self, signal: Signal, run: &RunContext) {
+        self.next.signal(signal, run);
     }
 }
 

@@ -66,11 +66,11 @@ pub fn pipeline(ast: &Pipeline, graph: &Graph, plan: &Plan) -> TokenStream {
         .iter()
         .enumerate()
         .filter(|&(id, s)| plan.channel[id] && s.op.role == Role::Merge)
-        .map(|(id, _)| {
+        .map(|(id, s)| {
             let (tx, rx) = (format_ident!("__tx{}", id), format_ident!("__rx{}", id));
             let merged = format_ident!("__m{}", id);
-            let id32 = id as u32;
-            quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#merged, __ex, #id32);)
+            let (id32, senders) = (id as u32, s.inputs.len());
+            quote!(let (#tx, #rx) = ::tandem::__private::channel_for(&#merged, __ex, #id32, #senders);)
         });
     let sames = graph
         .stages

@@ -60,9 +60,44 @@ pub struct StdArgs {
     /// e.g. `127.0.0.1:9184`.
     #[arg(long, value_name = "ADDR", env = "TANDEM_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How often a checkpoint ends an epoch: sources acknowledge their input (a stream's
+    /// `XACK`) once everything read before it has reached every sink durably (`500ms`, `1s`,
+    /// `2m`; `off` for none).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub checkpoint_interval: Interval,
+    /// Also end an epoch every N records read.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_every: Option<u64>,
     /// Print no progress and no summary (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `--checkpoint-interval`: a duration, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interval(pub Option<std::time::Duration>);
+
+fn parse_interval(text: &str) -> Result<Interval, String> {
+    if text == "off" {
+        return Ok(Interval(None));
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit: write `500ms`, `1s` or `2m`"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a number"))?;
+    let millis = match unit {
+        "ms" => number,
+        "s" => number.saturating_mul(1000),
+        "m" => number.saturating_mul(60_000),
+        _ => return Err(format!("unknown unit `{unit}`: use `ms`, `s` or `m`")),
+    };
+    if millis == 0 {
+        return Err("a checkpoint interval must be positive (`off` for none)".into());
+    }
+    Ok(Interval(Some(std::time::Duration::from_millis(millis))))
 }
 
 fn parse_override(text: &str) -> Result<(Option<String>, PathBuf), String> {
@@ -87,6 +122,10 @@ impl StdArgs {
             device: self.device,
             software_gpu: self.software_gpu,
             metrics_addr: self.metrics_addr,
+            checkpoints: crate::checkpoint::CheckpointPolicy {
+                interval: self.checkpoint_interval.0,
+                every: self.checkpoint_every,
+            },
             ..RunConfig::default()
         }
     }

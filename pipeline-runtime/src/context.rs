@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::checkpoint::{CheckpointPolicy, Checkpoints};
 use crate::deadletter::{DeadLetter, DeadLetterOut, DeadLetterTarget};
 use crate::graph::{Graph, StageKind};
 use crate::io::Commit;
@@ -116,6 +117,8 @@ pub struct RunContext {
     pub(crate) logged_dead: AtomicU64,
     pub(crate) failure: Mutex<Option<Error>>,
     pub(crate) commits: Mutex<Vec<Box<dyn Commit>>>,
+    /// Epochs and the sources' acknowledgements (see `checkpoint`).
+    pub(crate) checkpoints: Checkpoints,
     pub(crate) inference: Mutex<Vec<MetricsCell>>,
     pub(crate) queues: Mutex<Vec<Arc<QueueGauge>>>,
 }
@@ -126,7 +129,14 @@ impl RunContext {
         dead_letters: &DeadLetterTarget,
         fail_fast: bool,
         stop: StopSignal,
+        checkpoints: CheckpointPolicy,
     ) -> Self {
+        let terminals = graph
+            .stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.kind, StageKind::Sink | StageKind::Drop))
+            .map(|(id, _)| id as u32);
         Self {
             graph,
             stats: Stats(
@@ -157,6 +167,7 @@ impl RunContext {
             logged_dead: AtomicU64::new(0),
             failure: Mutex::new(None),
             commits: Mutex::new(Vec::new()),
+            checkpoints: Checkpoints::new(checkpoints, terminals),
             inference: Mutex::new(Vec::new()),
             queues: Mutex::new(Vec::new()),
         }
@@ -275,6 +286,36 @@ impl RunContext {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(c);
+        }
+    }
+
+    /// A sink or drop has received barrier `epoch` (`durable`: what it wrote before it is
+    /// durable); acknowledges the sources' input of the epochs that are complete now.
+    pub(crate) fn checkpoint_reached(&self, terminal: u32, epoch: u64, durable: bool) {
+        let due = self.checkpoints.reached(terminal, epoch, durable);
+        self.acknowledge(due);
+    }
+
+    /// A sink or drop has finished: it will receive no more barriers.
+    pub(crate) fn terminal_finished(&self, terminal: u32) {
+        let due = self.checkpoints.finished(terminal);
+        self.acknowledge(due);
+    }
+
+    /// Runs the acknowledgements of complete epochs, after making the dead letters of those
+    /// epochs durable. A failing run acknowledges nothing more.
+    fn acknowledge(&self, due: Vec<Box<dyn Commit>>) {
+        if due.is_empty() || self.aborted() {
+            return;
+        }
+        let flushed = self.dead.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        if let Err(error) = flushed {
+            return self.fail(error);
+        }
+        for ack in due {
+            if let Err(error) = ack.commit() {
+                return self.fail(error);
+            }
         }
     }
 

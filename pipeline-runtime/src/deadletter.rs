@@ -84,6 +84,19 @@ impl DeadLetterOut {
         Ok(())
     }
 
+    /// Makes the dead letters written so far durable (at a checkpoint).
+    pub(crate) fn flush(&mut self) -> crate::Result<()> {
+        if let Self::File { path, out: Some(w) } = self {
+            let fail = |source| crate::Error::DeadLetters {
+                path: path.clone(),
+                source,
+            };
+            w.flush().map_err(fail)?;
+            w.get_ref().sync_data().map_err(fail)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn close(&mut self) -> crate::Result<(Vec<DeadLetter>, Option<PathBuf>)> {
         match self {
             Self::Memory(all) => Ok((std::mem::take(all), None)),

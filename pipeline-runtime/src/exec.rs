@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::{CheckpointPolicy, FINAL_EPOCH};
 pub use crate::context::StopSignal;
 use crate::context::{Pos, RunContext};
 use crate::deadletter::DeadLetterTarget;
@@ -14,7 +15,7 @@ use crate::graph::{Graph, StageKind};
 use crate::inference::{DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler};
 use crate::io::{Record, Sink, Source};
 use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
-use crate::push::{Ended, Flow, Push};
+use crate::push::{Barrier, Ended, Flow, Push, Signal};
 use crate::queue::{QueueGauge, QueueSummary};
 use crate::stages::Stream;
 use crate::summary::Summary;
@@ -47,6 +48,9 @@ pub struct RunConfig {
     /// Asks the run to stop reading and finish what is in flight (a pipeline binary triggers it
     /// on SIGINT/SIGTERM).
     pub stop: StopSignal,
+    /// When epochs end: sources acknowledge their input at complete checkpoints (see
+    /// `checkpoint`).
+    pub checkpoints: CheckpointPolicy,
 }
 
 impl Default for RunConfig {
@@ -63,6 +67,7 @@ impl Default for RunConfig {
             software_gpu: false,
             metrics_addr: None,
             stop: StopSignal::default(),
+            checkpoints: CheckpointPolicy::default(),
         }
     }
 }
@@ -101,11 +106,11 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         self.config.batch_size
     }
 
-    /// The bounded channel in front of boundary `stage`.
-    pub fn channel<T>(&self, stage: u32) -> (Sender<T>, Receiver<T>) {
+    /// The bounded channel in front of boundary `stage`, fed by `senders` chains.
+    pub fn channel<T>(&self, stage: u32, senders: usize) -> (Sender<T>, Receiver<T>) {
         let gauge = QueueGauge::new(stage, "input", self.config.channel_capacity);
         self.shared.add_queue(gauge.clone());
-        channel(self.config.channel_capacity, gauge)
+        channel(self.config.channel_capacity, gauge, senders)
     }
 
     fn apply_override(
@@ -233,6 +238,8 @@ fn run_source<S: Source, C: Push<S::Item>>(
     // Partial batches go on at most this often: sending one per chunk would halve the batches.
     const LINGER: Duration = Duration::from_millis(50);
     let mut last_partial = Instant::now();
+    // The epochs whose barriers this source has sent.
+    let mut epoch = 0;
     loop {
         if run.stop_reading() {
             break;
@@ -249,6 +256,14 @@ fn run_source<S: Source, C: Push<S::Item>>(
         });
         run.stats.add_input(id, read);
         let more = more?;
+        // Every epoch started since the last chunk ends here for this source: what it read so
+        // far is acknowledged once the epoch is complete (see `checkpoint`).
+        let latest = run.checkpoints.due(read);
+        while more && epoch < latest {
+            epoch += 1;
+            run.checkpoints.register(epoch, source.checkpoint()?);
+            chain.signal(Signal::Barrier(Barrier { epoch }), run);
+        }
         let partial = last_partial.elapsed() >= LINGER;
         if partial {
             last_partial = Instant::now();
@@ -257,18 +272,23 @@ fn run_source<S: Source, C: Push<S::Item>>(
             break;
         }
     }
-    chain.source_ended(
-        Ended {
+    chain.signal(
+        Signal::Ended(Ended {
             source: id,
             watermark: None,
-        },
+        }),
         run,
     );
+    // What was read after the last barrier: acknowledged after the run's commit.
+    run.checkpoints.register(FINAL_EPOCH, source.checkpoint()?);
     chain.finish(run)
 }
 
 fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, run: &RunContext) -> Result<()> {
     panic::quiet_thread();
+    // Checkpoint alignment: barriers received from how many senders, by epoch.
+    let mut open = rx.senders;
+    let mut arrived: std::collections::BTreeMap<u64, usize> = Default::default();
     loop {
         let parcel = match rx.try_recv() {
             Ok(parcel) => parcel,
@@ -290,7 +310,20 @@ fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, run: &RunConte
                     chain.push(item, pos, run);
                 }
             }
-            Parcel::SourceEnded(ended) => chain.source_ended(ended, run),
+            Parcel::Signal(Signal::Barrier(barrier)) => {
+                *arrived.entry(barrier.epoch).or_default() += 1;
+            }
+            Parcel::Signal(signal) => chain.signal(signal, run),
+            Parcel::Closed => open = open.saturating_sub(1),
+        }
+        // A barrier goes on once every sender still open has delivered it.
+        while let Some(entry) = arrived.first_entry() {
+            if *entry.get() < open {
+                break;
+            }
+            let epoch = entry.remove_entry().0;
+            chain.signal(Signal::Barrier(Barrier { epoch }), run);
+            rx.alignment.pass(epoch);
         }
         if chain.flush(run, false) == Flow::Stop {
             break;
@@ -345,6 +378,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
         &config.dead_letters,
         config.fail_fast,
         config.stop.clone(),
+        config.checkpoints,
     );
     let started = Instant::now();
     let done = AtomicBool::new(false);
@@ -444,6 +478,10 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
     {
         commit.commit()?;
     }
+    // Only now, with every output committed, is the rest of the input acknowledged.
+    for ack in shared.checkpoints.remaining() {
+        ack.commit()?;
+    }
     Ok(summary)
 }
 
@@ -487,11 +525,13 @@ fn show_progress(name: &str, shared: &RunContext, done: &AtomicBool) {
     }
 }
 
-/// The channel in front of a boundary fed by `stream` (called by generated code).
+/// The channel in front of a boundary fed by `stream` from `senders` chains (called by
+/// generated code).
 pub fn channel_for<T>(
     _: &Stream<T>,
     ex: &Executor<'_, '_>,
     stage: u32,
+    senders: usize,
 ) -> (Sender<T>, Receiver<T>) {
-    ex.channel(stage)
+    ex.channel(stage, senders)
 }

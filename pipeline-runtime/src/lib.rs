@@ -5,7 +5,8 @@
 
 // The layers, bottom to top; a module imports only from layers below its own.
 //
-// 1. Foundations, importing nothing above them: `checks` (the markers of stage checks), `error`, `deadletter`, `graph`, `hash`, `panic`,
+// 1. Foundations, importing nothing above them: `checkpoint` (epochs and acknowledgements),
+//    `checks` (the markers of stage checks), `error`, `deadletter`, `graph`, `hash`, `panic`,
 //    `queue`, `metrics` (model figures and their Prometheus text), `window` (window specs and
 //    combiners), `split` (partitioners), `io` (sources and sinks).
 // 2. `context`: the run context every segment shares (counters, dead letters, failure, commits).
@@ -15,6 +16,7 @@
 // 6. `stages`: the typed constructors generated code calls, one per stage.
 // 7. `exec`: the executor; `serve` (the metrics endpoint) and `summary` beside it.
 // 8. `cli`: the standard command line of a pipeline binary.
+pub mod checkpoint;
 #[doc(hidden)]
 pub mod checks;
 pub mod deadletter;

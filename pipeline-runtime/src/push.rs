@@ -33,10 +33,28 @@ pub trait Push<T> {
     /// End of input: flush, and let sinks finish their output.
     fn finish(&mut self, run: &RunContext) -> crate::Result<()>;
 
-    /// A source has ended: nothing from it comes after this. Passed on in order with the
-    /// elements (through channels too), so that a `window` behind a merge stops waiting for that
-    /// source's event times.
-    fn source_ended(&mut self, ended: Ended, run: &RunContext);
+    /// A notice that travels in order with the elements, through channels and model stages too:
+    /// the end of a source, or a checkpoint barrier (see [`Signal`]).
+    fn signal(&mut self, signal: Signal, run: &RunContext);
+}
+
+/// What travels down the pipeline in order with the elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// A source has ended: nothing from it comes after this, so that a `window` behind a merge
+    /// stops waiting for that source's event times.
+    Ended(Ended),
+    /// Checkpoint barrier: every element before it belongs to epoch `n` or earlier. A stage
+    /// passes it on once everything before it has gone on (a merge: once every input delivered
+    /// it); a sink makes what it wrote durable, and when every sink has, the sources acknowledge
+    /// their input up to it (see `context::Checkpoints`).
+    Barrier(Barrier),
+}
+
+/// A checkpoint barrier: the end of epoch `epoch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Barrier {
+    pub epoch: u64,
 }
 
 /// The notice that a source has ended, as it travels down the pipeline.

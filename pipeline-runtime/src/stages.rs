@@ -73,7 +73,7 @@ check! {
     #[diagnostic::on_unimplemented(
         message = "this `map` follows `run_inference`, so it receives `{T}`, but this is not a function of it",
         label = "expected a closure taking `{T}`",
-        note = "a model stage sends on each input with what the model said about it: take the whole result, `map(|p: PredictionResult<_, _>| ..)`, and use `p.inference` (and `p.input`, `p.model_id`)"
+        note = "a model stage sends on each input with what the model said about it: take the whole result, `map(|p: PredictionResult<_, _>| ..)`, and use `p.inference` (and `p.example`, `p.model_id`)"
     )]
     trait MapAfterModel<T> for F, super FnMut(T) -> <Self as MapAfterModel<T, M>>::Out, Send;
     where [F: MapFn<T>] { type Out = <F as MapFn<T>>::Out; }

@@ -31,7 +31,7 @@ use crate::context::{Pos, RunContext};
 use crate::metrics::{InferenceMetrics, MetricsCell};
 use crate::ops::Sender;
 use crate::panic::guard;
-use crate::push::Ended;
+use crate::push::Signal;
 
 pub(super) type Out<H> =
     PredictionResult<<H as ModelHandler>::Input, <H as ModelHandler>::Inference>;
@@ -103,7 +103,7 @@ impl<H: SharedHandler> Dispatcher<H> {
                             self.intake.received_piece();
                             self.accept(piece, run);
                         }
-                        Ok(Msg::Ended(ended)) => self.source_ended(ended),
+                        Ok(Msg::Signal(signal)) => self.signal(signal),
                         Ok(Msg::Started(since)) => {
                             self.intake.due_at(since + self.batcher.batching().max_wait);
                         }
@@ -164,12 +164,12 @@ impl<H: SharedHandler> Dispatcher<H> {
         }
     }
 
-    /// A source has ended. Every input it sent came before the notice, so cutting every group
-    /// puts them all in batches numbered below `next_seq`: the notice leaves once those have,
-    /// and so after all their results.
-    fn source_ended(&mut self, ended: Ended) {
+    /// A signal (a source has ended, a checkpoint barrier). Every input before it came before
+    /// it, so cutting every group puts them all in batches numbered below `next_seq`: the signal
+    /// leaves once those have, and so after all their results.
+    fn signal(&mut self, signal: Signal) {
         self.batcher.cut_all();
-        self.reorder.source_ended(self.batcher.next_seq(), ended);
+        self.reorder.signal(self.batcher.next_seq(), signal);
     }
 
     /// The input has ended: every partial batch runs now, whatever its size.
@@ -308,7 +308,7 @@ impl<H: SharedHandler> Dispatcher<H> {
             let Some(out) = &self.out else { continue };
             let sent = match release {
                 Release::Batch(results) => out.send(results),
-                Release::Ended(ended) => out.send_ended(ended),
+                Release::Signal(signal) => out.send_signal(signal),
             };
             if !sent {
                 self.out = None;

@@ -12,7 +12,7 @@ use super::{ModelHandler, SharedHandler};
 use crate::context::{Pos, RunContext};
 use crate::metrics::{InferenceMetrics, MetricsCell};
 use crate::panic::guard;
-use crate::push::{Ended, Flow, Push, StageCell};
+use crate::push::{Flow, Push, Signal, StageCell};
 use crate::queue::QueueGauge;
 
 /// An input with its position and what `prepare` made of it.
@@ -36,7 +36,7 @@ pub(crate) enum Msg<H: SharedHandler> {
     /// partial batch from [`Pending`] when `max_wait` has passed.
     Started(Instant),
     /// A source has ended: after every input it sent.
-    Ended(Ended),
+    Signal(Signal),
 }
 
 /// Inputs prepared by the front and not yet sent.
@@ -191,9 +191,9 @@ impl<H: SharedHandler> Push<H::Input> for Front<H> {
 
     /// Passed on behind every input that came before it: the partial batch waiting here goes
     /// first.
-    fn source_ended(&mut self, ended: Ended, _: &RunContext) {
+    fn signal(&mut self, signal: Signal, _: &RunContext) {
         self.send_pending();
-        self.send(Msg::Ended(ended));
+        self.send(Msg::Signal(signal));
     }
 }
 

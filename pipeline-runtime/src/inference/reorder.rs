@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::push::Ended;
+use crate::push::Signal;
 
 /// What leaves the stage next.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Release<R> {
     Batch(Vec<R>),
-    Ended(Ended),
+    Signal(Signal),
 }
 
 #[derive(Debug)]
@@ -18,8 +18,9 @@ pub(crate) struct Reorder<R> {
     /// Batches that finished, waiting for the earlier ones.
     finished: BTreeMap<u64, Vec<R>>,
     next_out: u64,
-    /// End-of-source notices, each to leave once the batches numbered below `.0` have.
-    ended: VecDeque<(u64, Ended)>,
+    /// Signals (end-of-source notices, barriers), each to leave once the batches numbered below
+    /// `.0` have.
+    ended: VecDeque<(u64, Signal)>,
 }
 
 impl<R> Default for Reorder<R> {
@@ -38,9 +39,10 @@ impl<R> Reorder<R> {
         self.finished.insert(seq, results);
     }
 
-    /// A source has ended after every input in batches numbered below `before`.
-    pub fn source_ended(&mut self, before: u64, ended: Ended) {
-        self.ended.push_back((before, ended));
+    /// A signal (a source has ended, a barrier) came after every input in batches numbered
+    /// below `before`.
+    pub fn signal(&mut self, before: u64, signal: Signal) {
+        self.ended.push_back((before, signal));
     }
 
     /// The next thing that may leave, in order; `None` while the next batch is still running.
@@ -51,8 +53,8 @@ impl<R> Reorder<R> {
                 .front()
                 .is_some_and(|&(before, _)| before <= self.next_out)
             {
-                let (_, ended) = self.ended.pop_front()?;
-                return Some(Release::Ended(ended));
+                let (_, signal) = self.ended.pop_front()?;
+                return Some(Release::Signal(signal));
             }
             let results = self.finished.remove(&self.next_out)?;
             self.next_out += 1;
@@ -66,12 +68,13 @@ impl<R> Reorder<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::Ended;
 
-    fn ended(source: u32) -> Ended {
-        Ended {
+    fn ended(source: u32) -> Signal {
+        Signal::Ended(Ended {
             source,
             watermark: None,
-        }
+        })
     }
 
     fn drain(r: &mut Reorder<u32>) -> Vec<Release<u32>> {
@@ -109,7 +112,7 @@ mod tests {
     fn the_end_of_a_source_waits_for_every_batch_before_it() {
         let mut r = Reorder::default();
         // The source's inputs are in batches 0 and 1; batch 2 was cut after its notice.
-        r.source_ended(2, ended(7));
+        r.signal(2, ended(7));
         r.complete(2, vec![20]);
         r.complete(0, vec![0]);
         assert_eq!(drain(&mut r), vec![Release::Batch(vec![0])]);
@@ -118,7 +121,7 @@ mod tests {
             drain(&mut r),
             vec![
                 Release::Batch(vec![10]),
-                Release::Ended(ended(7)),
+                Release::Signal(ended(7)),
                 Release::Batch(vec![20])
             ]
         );
@@ -127,11 +130,11 @@ mod tests {
     #[test]
     fn an_end_with_nothing_before_it_leaves_at_once_and_notices_keep_their_order() {
         let mut r = Reorder::default();
-        r.source_ended(0, ended(1));
-        r.source_ended(0, ended(2));
+        r.signal(0, ended(1));
+        r.signal(0, ended(2));
         assert_eq!(
             drain(&mut r),
-            vec![Release::Ended(ended(1)), Release::Ended(ended(2))]
+            vec![Release::Signal(ended(1)), Release::Signal(ended(2))]
         );
     }
 }

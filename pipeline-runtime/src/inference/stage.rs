@@ -81,7 +81,7 @@ pub(crate) fn start<H: SharedHandler>(
     let intake = QueueGauge::new(id, "intake", capacity.max(2));
     let results_gauge = QueueGauge::new(id, "results", capacity);
     let pending = Pending::new(batching.max_batch);
-    let (out, results) = crate::ops::channel(capacity, results_gauge.clone());
+    let (out, results) = crate::ops::channel(capacity, results_gauge.clone(), 1);
     let name: Arc<str> = Arc::from(name);
     Ok(Started {
         front: Front {

@@ -73,6 +73,15 @@ pub trait Source: Send {
         max: usize,
         emit: E,
     ) -> crate::Result<bool>;
+
+    /// At a checkpoint barrier, and once more when the source has ended: what acknowledges every
+    /// record read since the last call (a stream's `XACK`, a consumer group's offset commit).
+    /// The run commits it only once everything read before the barrier has reached every sink
+    /// durably, and never if the run fails, so that a restart reads it again. Files and memory
+    /// have nothing to acknowledge.
+    fn checkpoint(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
+        Ok(None)
+    }
 }
 
 /// Where a chain ends: `write(sink)`.
@@ -99,4 +108,11 @@ pub trait Sink<T>: Send {
 
     /// Flushes everything; returns what makes the output visible once the whole run succeeded.
     fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>>;
+
+    /// At a checkpoint barrier: makes everything written so far durable. `Ok(true)` if it did
+    /// (a stream, a database); `Ok(false)` if this sink's output becomes durable only when the
+    /// run ends (files, committed by rename): then no input is acknowledged before the end.
+    fn checkpoint(&mut self) -> crate::Result<bool> {
+        Ok(false)
+    }
 }

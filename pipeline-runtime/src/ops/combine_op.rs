@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use crate::context::RunContext;
 use crate::panic::guard;
-use crate::push::{Flow, Pos, Push, StageCell};
+use crate::push::{Flow, Pos, Push, Signal, StageCell};
 use crate::stage_fns::KeyFn;
 use crate::window::{Combined, Combiner, Window, Windowed};
 
@@ -22,6 +22,10 @@ pub struct CombineOp<F, C, I, K, A, N> {
     /// Windows ending at or before this have been emitted.
     watermark: i64,
     produced: u64,
+    /// Checkpoint barriers held back, each with the end of the last window open when it
+    /// arrived: it goes on once no window ending at or before that is open. So no input of a
+    /// window still open is acknowledged, and a restart rebuilds the window by reading it again.
+    held: std::collections::VecDeque<(u64, i64)>,
     next: N,
     _input: std::marker::PhantomData<fn(I)>,
 }
@@ -36,6 +40,7 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
             open: BTreeMap::new(),
             watermark: i64::MIN,
             produced: 0,
+            held: Default::default(),
             next: (),
             _input: std::marker::PhantomData,
         }
@@ -50,6 +55,7 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
             open: self.open,
             watermark: self.watermark,
             produced: self.produced,
+            held: self.held,
             next,
             _input: self._input,
         }
@@ -68,6 +74,22 @@ where
         if self.produced != 0 {
             run.stats.add_produced(self.cell.id, self.produced);
             self.produced = 0;
+        }
+    }
+
+    /// Passes on the held barriers whose windows have all been emitted.
+    fn release(&mut self, run: &RunContext) {
+        while let Some(&(epoch, horizon)) = self.held.front() {
+            if self
+                .open
+                .first_key_value()
+                .is_some_and(|(&(end, _), _)| end <= horizon)
+            {
+                break;
+            }
+            self.held.pop_front();
+            self.next
+                .signal(Signal::Barrier(crate::push::Barrier { epoch }), run);
         }
     }
 
@@ -145,6 +167,7 @@ where
         if watermark > self.watermark {
             self.watermark = watermark;
             self.emit_until(watermark, run);
+            self.release(run);
         }
     }
 
@@ -155,23 +178,36 @@ where
 
     fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
         self.emit_until(i64::MAX, run);
+        self.release(run);
         self.publish(run);
         self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+    fn signal(&mut self, signal: Signal, run: &RunContext) {
+        let ended = match signal {
+            Signal::Ended(ended) => ended,
+            Signal::Barrier(barrier) => {
+                let horizon = self
+                    .open
+                    .last_key_value()
+                    .map_or(i64::MIN, |(&(end, _), _)| end);
+                self.held.push_back((barrier.epoch, horizon));
+                return self.release(run);
+            }
+        };
         if let Some(watermark) = ended.watermark {
             if watermark > self.watermark {
                 self.watermark = watermark;
                 self.emit_until(watermark, run);
+                self.release(run);
             }
         }
         // A window after this one has a watermark of its own.
-        self.next.source_ended(
-            crate::push::Ended {
+        self.next.signal(
+            Signal::Ended(crate::push::Ended {
                 watermark: None,
                 ..ended
-            },
+            }),
             run,
         );
     }

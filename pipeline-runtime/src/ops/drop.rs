@@ -29,8 +29,14 @@ impl<T: Send> Push<T> for Discard<T> {
 
     fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
         self.cell.publish(run);
+        run.terminal_finished(self.cell.id);
         Ok(())
     }
 
-    fn source_ended(&mut self, _: crate::push::Ended, _: &RunContext) {}
+    /// Nothing to make durable: a drop has reached every barrier it receives.
+    fn signal(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        if let crate::push::Signal::Barrier(barrier) = signal {
+            run.checkpoint_reached(self.cell.id, barrier.epoch, true);
+        }
+    }
 }

@@ -56,7 +56,7 @@ where
         self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.next.source_ended(ended, run);
+    fn signal(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        self.next.signal(signal, run);
     }
 }

@@ -2,7 +2,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::context::RunContext;
-use crate::push::{Flow, Pos, Push};
+use crate::push::{Flow, Pos, Push, Signal};
 
 /// A `merge` whose inputs all come from one segment: they push straight into the shared rest of
 /// the segment, with no channel. Sound with `RefCell` because a segment runs on one thread and
@@ -15,12 +15,36 @@ struct JunctionState<N> {
     next: N,
     /// Inputs not finished yet; the rest of the segment finishes with the last.
     open: usize,
+    /// Checkpoint alignment: barriers received from how many inputs, by epoch. The inputs run
+    /// on one thread and a barrier reaches all of them before anything after it, so a barrier
+    /// goes on once every open input has delivered it, with nothing to hold back.
+    arrived: std::collections::BTreeMap<u64, usize>,
+}
+
+impl<N> JunctionState<N> {
+    fn pass_aligned<T>(&mut self, run: &RunContext)
+    where
+        N: Push<T>,
+    {
+        while let Some(entry) = self.arrived.first_entry() {
+            if *entry.get() < self.open {
+                break;
+            }
+            let epoch = entry.remove_entry().0;
+            self.next
+                .signal(Signal::Barrier(crate::push::Barrier { epoch }), run);
+        }
+    }
 }
 
 impl<N> Junction<N> {
     pub fn new(next: N, inputs: usize) -> Self {
         Self {
-            shared: Rc::new(RefCell::new(JunctionState { next, open: inputs })),
+            shared: Rc::new(RefCell::new(JunctionState {
+                next,
+                open: inputs,
+                arrived: Default::default(),
+            })),
         }
     }
 
@@ -59,13 +83,22 @@ where
         let mut state = self.shared.borrow_mut();
         state.open = state.open.saturating_sub(1);
         if state.open == 0 {
+            state.pass_aligned::<T>(run);
             state.next.finish(run)
         } else {
+            state.pass_aligned::<T>(run);
             Ok(())
         }
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.shared.borrow_mut().next.source_ended(ended, run);
+    fn signal(&mut self, signal: Signal, run: &RunContext) {
+        let mut state = self.shared.borrow_mut();
+        match signal {
+            Signal::Barrier(barrier) => {
+                *state.arrived.entry(barrier.epoch).or_default() += 1;
+                state.pass_aligned::<T>(run);
+            }
+            other => state.next.signal(other, run),
+        }
     }
 }

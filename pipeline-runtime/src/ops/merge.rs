@@ -40,7 +40,7 @@ impl<T, N: Push<T>> Push<T> for Merge<N> {
         self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.next.source_ended(ended, run);
+    fn signal(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        self.next.signal(signal, run);
     }
 }

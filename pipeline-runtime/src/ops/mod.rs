@@ -51,8 +51,8 @@ macro_rules! forward_flush {
             self.next.finish(run)
         }
 
-        fn source_ended(&mut self, ended: $crate::push::Ended, run: &$crate::context::RunContext) {
-            self.next.source_ended(ended, run);
+        fn signal(&mut self, signal: $crate::push::Signal, run: &$crate::context::RunContext) {
+            self.next.signal(signal, run);
         }
     };
 }

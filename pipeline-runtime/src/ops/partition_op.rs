@@ -10,7 +10,7 @@ pub trait Arms<T> {
     fn push_to(&mut self, arm: usize, item: T, pos: Pos, run: &RunContext) -> Result<(), T>;
     fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow;
     fn finish_all(&mut self, run: &RunContext) -> crate::Result<()>;
-    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext);
+    fn signal_all(&mut self, signal: crate::push::Signal, run: &RunContext);
 }
 
 impl<T> Arms<T> for () {
@@ -24,7 +24,7 @@ impl<T> Arms<T> for () {
     fn finish_all(&mut self, _: &RunContext) -> crate::Result<()> {
         Ok(())
     }
-    fn source_ended_all(&mut self, _: crate::push::Ended, _: &RunContext) {}
+    fn signal_all(&mut self, _: crate::push::Signal, _: &RunContext) {}
 }
 
 impl<T, A: Push<T>, R: Arms<T>> Arms<T> for (A, R) {
@@ -52,9 +52,9 @@ impl<T, A: Push<T>, R: Arms<T>> Arms<T> for (A, R) {
         let rest = self.1.finish_all(run);
         first.and(rest)
     }
-    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.0.source_ended(ended, run);
-        self.1.source_ended_all(ended, run);
+    fn signal_all(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        self.0.signal(signal, run);
+        self.1.signal_all(signal, run);
     }
 }
 
@@ -136,7 +136,7 @@ where
         self.next.finish_all(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.next.source_ended_all(ended, run);
+    fn signal(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        self.next.signal_all(signal, run);
     }
 }

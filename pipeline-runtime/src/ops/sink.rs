@@ -1,6 +1,6 @@
 use crate::context::RunContext;
 use crate::io::Sink;
-use crate::push::{Flow, Pos, Push, StageCell};
+use crate::push::{Flow, Pos, Push, Signal, StageCell};
 
 /// `write(sink)`: the end of a chain. A failed write sends the element to the dead letters.
 pub struct SinkOp<S, I> {
@@ -41,8 +41,17 @@ impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
         self.cell.publish(run);
         let commit = self.sink.finish()?;
         run.add_commit(commit);
+        run.terminal_finished(self.cell.id);
         Ok(())
     }
 
-    fn source_ended(&mut self, _: crate::push::Ended, _: &RunContext) {}
+    /// At a barrier: what was written before it is made durable, and the checkpoint told.
+    fn signal(&mut self, signal: Signal, run: &RunContext) {
+        if let Signal::Barrier(barrier) = signal {
+            match self.sink.checkpoint() {
+                Ok(durable) => run.checkpoint_reached(self.cell.id, barrier.epoch, durable),
+                Err(error) => run.fail(error),
+            }
+        }
+    }
 }

@@ -29,7 +29,7 @@ pub trait Consumers<T> {
     fn push_all(&mut self, item: T, pos: Pos, run: &RunContext, copy: &impl Fn(&T) -> T);
     fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow;
     fn finish_all(&mut self, run: &RunContext) -> crate::Result<()>;
-    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext);
+    fn signal_all(&mut self, signal: crate::push::Signal, run: &RunContext);
 }
 
 impl<T, A: Push<T>> Consumers<T> for (A, ()) {
@@ -44,8 +44,8 @@ impl<T, A: Push<T>> Consumers<T> for (A, ()) {
     fn finish_all(&mut self, run: &RunContext) -> crate::Result<()> {
         self.0.finish(run)
     }
-    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.0.source_ended(ended, run);
+    fn signal_all(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        self.0.signal(signal, run);
     }
 }
 
@@ -73,9 +73,9 @@ where
         let b = self.1.finish_all(run);
         a.and(b)
     }
-    fn source_ended_all(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.0.source_ended(ended, run);
-        self.1.source_ended_all(ended, run);
+    fn signal_all(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        self.0.signal(signal, run);
+        self.1.signal_all(signal, run);
     }
 }
 
@@ -102,7 +102,7 @@ impl<T, L: Consumers<T>, C: Fn(&T) -> T> Push<T> for Tee<L, C> {
         self.publish(run);
         self.consumers.finish_all(run)
     }
-    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
-        self.consumers.source_ended_all(ended, run);
+    fn signal(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        self.consumers.signal_all(signal, run);
     }
 }

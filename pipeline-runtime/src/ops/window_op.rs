@@ -206,14 +206,17 @@ where
         self.next.finish(run)
     }
 
-    fn source_ended(&mut self, ended: crate::push::Ended, run: &RunContext) {
+    fn signal(&mut self, signal: crate::push::Signal, run: &RunContext) {
+        let crate::push::Signal::Ended(ended) = signal else {
+            return self.next.signal(signal, run);
+        };
         self.upstream(ended.source, run).ended += 1;
         let watermark = self.slowest().saturating_sub(self.spec.allowed_lateness());
-        self.next.source_ended(
-            crate::push::Ended {
+        self.next.signal(
+            crate::push::Signal::Ended(crate::push::Ended {
                 watermark: Some(watermark),
                 ..ended
-            },
+            }),
             run,
         );
     }
