@@ -9,7 +9,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 
 use crate::checkpoint::{CheckpointPolicy, Checkpoints};
 use crate::deadletter::{DeadLetter, DeadLetterOut, DeadLetterTarget};
@@ -19,14 +18,7 @@ use crate::metrics::{render_prometheus, InferenceMetrics, MetricsCell};
 use crate::queue::QueueGauge;
 use crate::Error;
 
-/// Where an element came from: the source stage and its 1-based record number there (the line
-/// number for line-based files). It travels with the element so that a failure anywhere downstream
-/// can point at the raw record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct Pos {
-    pub source: u32,
-    pub index: u64,
-}
+pub use crate::io::Pos;
 
 /// A request to stop a run gracefully: sources stop reading at their next chunk, everything
 /// already read is processed, sinks finish and commit, and the summary is made. It remembers

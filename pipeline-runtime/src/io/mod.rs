@@ -18,6 +18,16 @@ pub use self::jsonl::{JsonLines, JsonLinesReader, JsonLinesWriter};
 pub use self::lines::DEFAULT_MAX_LINE_BYTES;
 pub use self::memory::{Collector, Memory, MemorySource};
 
+/// Where an element came from: the source stage and its 1-based record number there (the line
+/// number for line-based files; a stream source may use a position that survives a restart,
+/// such as its entry id). It travels with the element so that a failure anywhere downstream can
+/// point at the raw record, and a sink can tell an element read again after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Pos {
+    pub source: u32,
+    pub index: u64,
+}
+
 /// A record a source could not turn into an element.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadRecord {
@@ -105,6 +115,14 @@ pub trait Sink<T>: Send {
 
     /// Writes one element. An error sends that element to the dead letters.
     fn write(&mut self, item: T) -> Result<(), String>;
+
+    /// Writes one element that came from `pos`: what the run calls. A sink that must not write
+    /// an element twice when a restarted run reads its input again derives the element's id
+    /// from `pos`; others need not implement it.
+    fn write_at(&mut self, item: T, pos: Pos) -> Result<(), String> {
+        let _ = pos;
+        self.write(item)
+    }
 
     /// Flushes everything; returns what makes the output visible once the whole run succeeded.
     fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>>;

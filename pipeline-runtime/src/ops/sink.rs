@@ -23,7 +23,7 @@ impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         self.cell.count();
-        if let Err(error) = self.sink.write(item) {
+        if let Err(error) = self.sink.write_at(item, pos) {
             self.cell.dead(
                 run,
                 pos,
