@@ -259,10 +259,8 @@ fn run_source<S: Source, C: Push<S::Item>>(
         // Every epoch started since the last chunk ends here for this source: what it read so
         // far is acknowledged once the epoch is complete (see `checkpoint`).
         let latest = run.checkpoints.due(read);
-        while more && epoch < latest {
-            epoch += 1;
-            run.checkpoints.register(epoch, source.checkpoint()?);
-            chain.signal(Signal::Barrier(Barrier { epoch }), run);
+        if more && epoch < latest {
+            end_epochs(&mut source, &mut chain, &mut epoch, latest, run)?;
         }
         let partial = last_partial.elapsed() >= LINGER;
         if partial {
@@ -282,6 +280,26 @@ fn run_source<S: Source, C: Push<S::Item>>(
     // What was read after the last barrier: acknowledged after the run's commit.
     run.checkpoints.register(FINAL_EPOCH, source.checkpoint()?);
     chain.finish(run)
+}
+
+/// Sends the barriers of epochs `epoch + 1 ..= latest` down `chain`, each after registering what
+/// acknowledges the input read before it. Out of line, so that the loop reading a chunk is
+/// compiled as it was without checkpoints.
+#[cold]
+#[inline(never)]
+fn end_epochs<S: Source, C: Push<S::Item>>(
+    source: &mut S,
+    chain: &mut C,
+    epoch: &mut u64,
+    latest: u64,
+    run: &RunContext,
+) -> Result<()> {
+    while *epoch < latest {
+        *epoch += 1;
+        run.checkpoints.register(*epoch, source.checkpoint()?);
+        chain.signal(Signal::Barrier(Barrier { epoch: *epoch }), run);
+    }
+    Ok(())
 }
 
 fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, run: &RunContext) -> Result<()> {
