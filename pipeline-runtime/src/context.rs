@@ -9,7 +9,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-
 use crate::checkpoint::{CheckpointPolicy, Checkpoints};
 use crate::deadletter::{DeadLetter, DeadLetterOut, DeadLetterTarget};
 use crate::graph::{Graph, StageKind};

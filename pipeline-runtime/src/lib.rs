@@ -65,7 +65,7 @@ pub mod prelude {
         keyed, Batching, DeviceChoice, DeviceRequest, HandlerExt, Loaded, ModelHandler,
         PredictionResult,
     };
-    pub use crate::io::{Collector, Csv, JsonLines, Memory};
+    pub use crate::io::{Collector, Csv, JsonLines, Memory, RedisStream};
     pub use crate::split::{split_by, split_random};
     pub use crate::window::{
         Combined, Combiner, Count, Ctr, CtrStats, Fixed, Max, Mean, Min, Sliding, Sum, TopK,

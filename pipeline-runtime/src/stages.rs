@@ -52,7 +52,7 @@ check! {
     #[diagnostic::on_unimplemented(
         message = "`read` takes a source, but `{Self}` is not one",
         label = "not a source",
-        note = "sources: `JsonLines::<T>::open(path)`, `JsonLines::<T>::stdin()`, `Csv::<T>::open(path)`, `Memory::new(iterable)`, or your own `impl tandem::io::Source`"
+        note = "sources: `JsonLines::<T>::open(path)`, `JsonLines::<T>::stdin()`, `Csv::<T>::open(path)`, `RedisStream::<T>::read(url)`, `Memory::new(iterable)`, or your own `impl tandem::io::Source`"
     )]
     trait SourceFits<> for S where [S: Source] { type Item = S::Item; }
 }

@@ -1,14 +1,17 @@
-//! Sources and sinks: JSON lines and CSV files (serde), stdin/stdout, and in-memory iterators and
-//! collectors for tests and for embedding a pipeline in an application.
+//! Sources and sinks: JSON lines and CSV files (serde), stdin/stdout, Redis Streams, and in-memory
+//! iterators and collectors for tests and for embedding a pipeline in an application.
 //!
 //! File sinks write to a temporary file beside the target and rename it into place only when the
-//! whole run ends well, so a failed run never leaves a half-written output behind.
+//! whole run ends well, so a failed run never leaves a half-written output behind. A source that
+//! must acknowledge what it read (a Redis stream's consumer group) does so at checkpoints, once
+//! what it read before them has reached every sink durably (see `checkpoint`).
 
 mod csv;
 mod file;
 mod jsonl;
 mod lines;
 mod memory;
+mod redis;
 
 use std::path::Path;
 
@@ -17,6 +20,9 @@ pub use self::file::{remove_partial_outputs, Commit};
 pub use self::jsonl::{JsonLines, JsonLinesReader, JsonLinesWriter};
 pub use self::lines::DEFAULT_MAX_LINE_BYTES;
 pub use self::memory::{Collector, Memory, MemorySource};
+pub use self::redis::{
+    RedisStream, RedisStreamReader, RedisStreamWriter, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_RETRY_FOR,
+};
 
 /// Where an element came from: the source stage and its 1-based record number there (the line
 /// number for line-based files; a stream source may use a position that survives a restart,
@@ -58,7 +64,7 @@ pub enum Record<T> {
 #[diagnostic::on_unimplemented(
     message = "`read` takes a source, but `{Self}` is not one",
     label = "not a source",
-    note = "sources: `JsonLines::<T>::open(path)`, `JsonLines::<T>::stdin()`, `Csv::<T>::open(path)`, `Memory::new(iterable)`, or your own `impl tandem::io::Source`"
+    note = "sources: `JsonLines::<T>::open(path)`, `JsonLines::<T>::stdin()`, `Csv::<T>::open(path)`, `RedisStream::<T>::read(url)`, `Memory::new(iterable)`, or your own `impl tandem::io::Source`"
 )]
 pub trait Source: Send {
     type Item: Send;
@@ -122,6 +128,13 @@ pub trait Sink<T>: Send {
     fn write_at(&mut self, item: T, pos: Pos) -> Result<(), String> {
         let _ = pos;
         self.write(item)
+    }
+
+    /// Called when the sink's segment is about to wait for input: a sink that buffers writes (a
+    /// Redis stream pipelines them) sends them on, so that nothing lingers in a live pipeline. An
+    /// error fails the run at once: the sink can no longer write.
+    fn flush(&mut self) -> crate::Result<()> {
+        Ok(())
     }
 
     /// Flushes everything; returns what makes the output visible once the whole run succeeded.

@@ -32,8 +32,17 @@ impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
         }
     }
 
-    fn flush(&mut self, run: &RunContext, _partial: bool) -> Flow {
+    fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
         self.cell.publish(run);
+        // Before the segment waits: a sink that buffers (Redis) sends what it holds, and one that
+        // can no longer write stops the run now rather than when the input ends, which an
+        // unbounded source never does.
+        if partial {
+            if let Err(error) = self.sink.flush() {
+                run.fail(error);
+                return Flow::Stop;
+            }
+        }
         Flow::Continue
     }
 
