@@ -21,7 +21,8 @@ pub use self::jsonl::{JsonLines, JsonLinesReader, JsonLinesWriter};
 pub use self::lines::DEFAULT_MAX_LINE_BYTES;
 pub use self::memory::{Collector, Memory, MemorySource};
 pub use self::redis::{
-    RedisStream, RedisStreamReader, RedisStreamWriter, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_RETRY_FOR,
+    RedisStream, RedisStreamReader, RedisStreamWriter, DEFAULT_DEDUPLICATE_FOR,
+    DEFAULT_MAX_ENTRY_BYTES, DEFAULT_RETRY_FOR,
 };
 
 /// Where an element came from: the source stage and its 1-based record number there (the line

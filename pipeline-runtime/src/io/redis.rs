@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 pub use self::reader::RedisStreamReader;
-pub use self::writer::RedisStreamWriter;
+pub use self::writer::{RedisStreamWriter, DEFAULT_DEDUPLICATE_FOR};
 
 /// Payloads larger than this go to the dead letters unless `.max_bytes(..)` says otherwise.
 pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
@@ -70,32 +70,35 @@ const DEFAULT_WRITE_BATCH: usize = 512;
 ///   logged), re-creating the consumer group where the entries it read left off if the server lost
 ///   it, and fails the run after `.retry_for(d)` (default 30 s) without an answer.
 ///
-/// # What the sink promises: at least once
+/// # What the sink promises: exactly once, by default
 ///
-/// The sink appends with `XADD` as the run goes (pipelined in batches, sent when a batch is full
-/// and whenever its segment waits for input); the entries are visible at once, not at the end of
-/// the run. So an element can appear twice in the output stream:
+/// The sink appends with `XADD` as the run goes (pipelined in batches, sent when a batch is full,
+/// whenever its segment waits for input and at each checkpoint); the entries are visible at once.
+/// Each element has an id made of where it came from — its source stage and position there
+/// (for this source, the entry id; for files, the line) and how many elements of that position
+/// came before it (`SOURCE:POSITION:N`) — and a Lua script appends it only if that id is not in
+/// the sorted set `{STREAM}:tandem-written` yet (`ZADD NX`, in the stream's hash slot). So what
+/// a restarted run reads again, and a batch sent again after a broken connection, is not written
+/// twice. Ids are forgotten after `.deduplicate_for(d)` (24 hours by default; trimmed at each
+/// checkpoint). `.at_least_once()` turns this off (plain `XADD`, no set): then the outputs of
+/// the epoch a crash interrupted appear again after the restart.
 ///
-/// - when a run fails (or the process dies) after some batches were sent: its input is not
-///   acknowledged, so the next run reads it again and writes those elements again;
-/// - when the process dies after the output was complete but before the input was acknowledged;
-/// - when the connection breaks while a batch is being sent: the whole batch is sent again after
-///   reconnecting, and the server may have applied part of it already.
+/// For the ids to be the same in the restarted run, the pipeline must produce the same elements
+/// in the same order for each position: true of element-wise stages, models, partitions and
+/// windows fed by one segment; two copies of one element (a stream consumed twice) merged back
+/// across segments may swap their `N`.
 ///
 /// A server that does not answer for `.retry_for(d)` (default 30 s) fails the run, at the next
 /// moment the sink's segment waits for input or at its end; elements that reach the sink in
 /// between go to the dead letters, and nothing is acknowledged.
-///
-/// Exactly-once output needs each element's provenance (source, entry id) to derive a
-/// deterministic output id or a deduplication key: sinks see each element's position
-/// (`Sink::write_at`), but this source's positions are record counts, not entry ids, so they do
-/// not survive a restart yet.
 pub struct RedisStream<T = ()>(PhantomData<T>);
 
 impl<T: DeserializeOwned + Send> RedisStream<T> {
     /// Reads a stream through the consumer group named in `url` (created if missing, at the end
     /// of the stream unless `.from_start()`). An entry whose payload is not a valid `T` goes to
-    /// the dead letters, with the stream and the entry id in the error.
+    /// the dead letters, with the stream and the entry id in the error. Each record's position
+    /// (in dead letters, and what sinks see) is its entry id as one number, `ms * 1_000_000 +
+    /// seq`, so that it is the same when a restarted run reads the entry again.
     pub fn read(url: impl Into<String>) -> RedisStreamReader<T> {
         RedisStreamReader::new(url.into())
     }

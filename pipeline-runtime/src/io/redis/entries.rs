@@ -13,6 +13,15 @@ use crate::io::{raw_text, BadRecord};
 pub(super) struct EntryId(pub u64, pub u64);
 
 impl EntryId {
+    /// The entry's position in a pipeline: `ms * 1_000_000 + seq` (so `1700000000000-3` is
+    /// 1700000000000000003), which survives a restart. Sequence numbers from a million up (only
+    /// with ids chosen by hand, a million entries in one millisecond) share the last position.
+    pub fn position(self) -> u64 {
+        self.0
+            .saturating_mul(1_000_000)
+            .saturating_add(self.1.min(999_999))
+    }
+
     pub fn parse(text: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(text).ok()?;
         let (ms, seq) = text.split_once('-')?;

@@ -392,9 +392,12 @@ impl<T> RedisStreamReader<T> {
                 &self.field,
                 self.max_bytes,
             );
+            // The entry id is the position: it is the same when a restarted run reads the entry
+            // again, so a sink can tell (see `RedisStream::write`).
+            let position = entry.id.position();
             emit(match record {
-                Ok(item) => Record::Good(self.position, item),
-                Err(bad) => Record::Bad(self.position, bad),
+                Ok(item) => Record::Good(position, item),
+                Err(bad) => Record::Bad(position, bad),
             });
         }
         handed_on

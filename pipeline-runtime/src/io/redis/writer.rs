@@ -8,7 +8,23 @@ use serde::Serialize;
 use super::address::{shown_url, Address, Role};
 use super::retry::{retrying, transient};
 use super::{DEFAULT_RETRY_FOR, DEFAULT_WRITE_BATCH};
-use crate::io::{Commit, Sink};
+use crate::io::{Commit, Pos, Sink};
+
+/// Appends an entry unless its id is among the ids written (`ZADD NX`), atomically.
+/// KEYS: the stream, the set of ids written. ARGV: the id, the time (ms), the field, the payload,
+/// `MAXLEN ~` (empty for none).
+const APPEND_ONCE: &str = r#"
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', ARGV[3], ARGV[4])
+else
+  redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[4])
+end
+return 1
+"#;
+
+/// How long the ids of written elements are kept by default (see `deduplicate_for`).
+pub const DEFAULT_DEDUPLICATE_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// See [`RedisStream::write`](super::RedisStream::write).
 pub struct RedisStreamWriter {
@@ -19,8 +35,13 @@ pub struct RedisStreamWriter {
     batch: usize,
     retry_for: Duration,
     conn: Option<Connection>,
-    /// Payloads not sent yet.
-    pending: Vec<Vec<u8>>,
+    /// Payloads not sent yet, each with its id when it is written once.
+    pending: Vec<(Option<String>, Vec<u8>)>,
+    /// How long the ids of written elements are kept; `None`: no ids (at least once).
+    deduplicate_for: Option<Duration>,
+    /// The position of the last element and how many elements had it before (a `flat_map`'s
+    /// outputs, a window's results share their input's position).
+    last: Option<(Pos, u32)>,
     /// Why the sink stopped writing, once it has.
     failed: Option<String>,
 }
@@ -36,6 +57,8 @@ impl RedisStreamWriter {
             retry_for: DEFAULT_RETRY_FOR,
             conn: None,
             pending: Vec::new(),
+            deduplicate_for: Some(DEFAULT_DEDUPLICATE_FOR),
+            last: None,
             failed: None,
         }
     }
@@ -49,6 +72,20 @@ impl RedisStreamWriter {
     /// Trims the stream to about `n` entries as it grows (`XADD ... MAXLEN ~ n`).
     pub fn max_len(mut self, n: usize) -> Self {
         self.max_len = Some(n);
+        self
+    }
+
+    /// Writes every element at least once instead of exactly once: no id is kept, and after a
+    /// crash the outputs of the epoch that was not complete appear again.
+    pub fn at_least_once(mut self) -> Self {
+        self.deduplicate_for = None;
+        self
+    }
+
+    /// How long the id of each written element is kept to refuse it a second time (default 24
+    /// hours): longer than a crashed pipeline can take to be restarted.
+    pub fn deduplicate_for(mut self, keep: Duration) -> Self {
+        self.deduplicate_for = Some(keep);
         self
     }
 
@@ -85,12 +122,32 @@ impl RedisStreamWriter {
             .as_ref()
             .map_err(|e| crate::Error::Config(e.clone()))?;
         let mut pipe = ::redis::pipe();
-        for payload in &self.pending {
-            let xadd = pipe.cmd("XADD").arg(&address.stream);
-            if let Some(n) = self.max_len {
-                xadd.arg("MAXLEN").arg("~").arg(n);
+        let written = written_key(&address.stream);
+        let now = now_ms();
+        let max_len = self.max_len.map_or(String::new(), |n| n.to_string());
+        for (id, payload) in &self.pending {
+            match id {
+                Some(id) => {
+                    pipe.cmd("EVAL")
+                        .arg(APPEND_ONCE)
+                        .arg(2)
+                        .arg(&address.stream)
+                        .arg(&written)
+                        .arg(id)
+                        .arg(now)
+                        .arg(&self.field)
+                        .arg(&payload[..])
+                        .arg(&max_len)
+                        .ignore();
+                }
+                None => {
+                    let xadd = pipe.cmd("XADD").arg(&address.stream);
+                    if let Some(n) = self.max_len {
+                        xadd.arg("MAXLEN").arg("~").arg(n);
+                    }
+                    xadd.arg("*").arg(&self.field).arg(&payload[..]).ignore();
+                }
             }
-            xadd.arg("*").arg(&self.field).arg(&payload[..]).ignore();
         }
         let sent = retrying(
             address,
@@ -150,11 +207,54 @@ impl<T: Serialize> Sink<T> for RedisStreamWriter {
     }
 
     fn write(&mut self, item: T) -> Result<(), String> {
+        self.append(None, &item)
+    }
+
+    /// With the element's position: its id, `SOURCE:POSITION:N` (`N`: how many elements of that
+    /// position came before it), makes it written once.
+    fn write_at(&mut self, item: T, pos: Pos) -> Result<(), String> {
+        if self.deduplicate_for.is_none() {
+            return self.append(None, &item);
+        }
+        let nth = match &mut self.last {
+            Some((last, n)) if *last == pos => {
+                *n += 1;
+                *n
+            }
+            last => {
+                *last = Some((pos, 0));
+                0
+            }
+        };
+        self.append(Some(format!("{}:{}:{nth}", pos.source, pos.index)), &item)
+    }
+
+    fn flush(&mut self) -> crate::Result<()> {
+        self.send()
+    }
+
+    /// At a checkpoint: what was written is in the stream once `XADD` has answered; ids older
+    /// than `deduplicate_for` are forgotten.
+    fn checkpoint(&mut self) -> crate::Result<bool> {
+        self.send()?;
+        self.forget_old_ids()?;
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
+        self.send()?;
+        self.forget_old_ids()?;
+        Ok(None)
+    }
+}
+
+impl RedisStreamWriter {
+    fn append<T: Serialize>(&mut self, id: Option<String>, item: &T) -> Result<(), String> {
         if let Some(failed) = &self.failed {
             return Err(format!("the sink stopped writing earlier: {failed}"));
         }
-        let payload = serde_json::to_vec(&item).map_err(|e| e.to_string())?;
-        self.pending.push(payload);
+        let payload = serde_json::to_vec(item).map_err(|e| e.to_string())?;
+        self.pending.push((id, payload));
         if self.pending.len() >= self.batch {
             // A failure fails the run at the next flush: the entries of the batch were taken
             // already, so this element's dead letter would not tell the whole story.
@@ -163,18 +263,32 @@ impl<T: Serialize> Sink<T> for RedisStreamWriter {
         Ok(())
     }
 
-    fn flush(&mut self) -> crate::Result<()> {
-        self.send()
+    fn forget_old_ids(&mut self) -> crate::Result<()> {
+        let (Some(keep), Ok(address)) = (self.deduplicate_for, &self.address) else {
+            return Ok(());
+        };
+        let before = now_ms().saturating_sub(keep.as_millis() as u64);
+        let written = written_key(&address.stream);
+        let mut cmd = ::redis::cmd("ZREMRANGEBYSCORE");
+        cmd.arg(&written).arg("-inf").arg(format!("({before}"));
+        retrying(
+            address,
+            &mut self.conn,
+            self.retry_for,
+            "forgetting old ids",
+            |conn| cmd.query::<()>(conn),
+        )
+        .map_err(|e| self.write_error(e.to_string()))
     }
+}
 
-    /// At a checkpoint: what was written is in the stream once `XADD` has answered.
-    fn checkpoint(&mut self) -> crate::Result<bool> {
-        self.send()?;
-        Ok(true)
-    }
+/// The sorted set of the ids written to `stream` (scored by time), in the stream's hash slot.
+fn written_key(stream: &str) -> String {
+    format!("{{{stream}}}:tandem-written")
+}
 
-    fn finish(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
-        self.send()?;
-        Ok(None)
-    }
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
