@@ -90,6 +90,10 @@ impl Source for Acking {
         Ok(self.next <= self.n)
     }
 
+    fn acknowledges(&self) -> bool {
+        true
+    }
+
     fn checkpoint(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
         Ok(Some(Box::new(Ack {
             source: self.source,

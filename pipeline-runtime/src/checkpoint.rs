@@ -53,6 +53,8 @@ pub struct Checkpoints {
     policy: CheckpointPolicy,
     /// The latest epoch started; sources send barriers up to it.
     latest: AtomicU64,
+    /// Whether some source acknowledges its input: without one, no epoch starts.
+    wanted: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -75,6 +77,7 @@ impl Checkpoints {
         Self {
             policy,
             latest: AtomicU64::new(0),
+            wanted: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 started: Instant::now(),
                 read: 0,
@@ -90,9 +93,17 @@ impl Checkpoints {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A source of the run acknowledges its input (`Source::acknowledges`): epochs start.
+    pub fn want(&self) {
+        self.wanted.store(true, Relaxed);
+    }
+
     /// Called by a source between chunks with the records it read since the last call: the
     /// latest epoch started, after starting a new one if it is due.
     pub fn due(&self, read: u64) -> u64 {
+        if !self.wanted.load(Relaxed) {
+            return 0;
+        }
         let mut state = self.state();
         state.read += read;
         let by_time = self
@@ -238,6 +249,8 @@ mod tests {
             },
             [1],
         );
+        assert_eq!(c.due(500), 0, "no source acknowledges: no epochs");
+        c.want();
         assert_eq!(c.due(60), 0);
         assert_eq!(c.due(60), 1);
         assert_eq!(c.due(10), 1);

@@ -147,6 +147,9 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     {
         self.apply_override(&self.config.inputs, id, |p| source.set_path(p))?;
         source.open()?;
+        if source.acknowledges() {
+            self.shared.checkpoints.want();
+        }
         let _ = self.shared.sources[id as usize].set(source.describe());
         let shared = self.shared;
         let chunk = self.config.batch_size;

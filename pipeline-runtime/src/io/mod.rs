@@ -99,6 +99,13 @@ pub trait Source: Send {
     fn checkpoint(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
         Ok(None)
     }
+
+    /// Whether this source acknowledges its input at checkpoints (implements `checkpoint`). A run
+    /// none of whose sources does has no use for checkpoints and sends no barriers: a merge of
+    /// two files is not held back to the pace of its slower input at every barrier.
+    fn acknowledges(&self) -> bool {
+        false
+    }
 }
 
 /// Where a chain ends: `write(sink)`.

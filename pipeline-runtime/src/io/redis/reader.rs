@@ -544,6 +544,10 @@ impl<T: DeserializeOwned + Send> Source for RedisStreamReader<T> {
     fn checkpoint(&mut self) -> crate::Result<Option<Box<dyn Commit>>> {
         Ok(self.acknowledgement())
     }
+
+    fn acknowledges(&self) -> bool {
+        true
+    }
 }
 
 /// `XACK` of the entries a source handed on, run once the outputs made from them are committed.
