@@ -48,7 +48,10 @@ fn fill(conn: &mut Connection, stream: &str, n: u64) {
     for start in (1..=n).step_by(5000) {
         let mut pipe = redis::pipe();
         for id in start..(start + 5000).min(n + 1) {
-            let payload = format!(r#"{{"id":{id},"text":"{}"}}"#, "word ".repeat((id % 7) as usize));
+            let payload = format!(
+                r#"{{"id":{id},"text":"{}"}}"#,
+                "word ".repeat((id % 7) as usize)
+            );
             pipe.cmd("XADD")
                 .arg(stream)
                 .arg("*")
@@ -164,7 +167,10 @@ fn main() {
                     batch_size: READ,
                     ..RunConfig::default()
                 };
-                RelayBench::run_blocking(&relay, &config).unwrap().totals().read
+                RelayBench::run_blocking(&relay, &config)
+                    .unwrap()
+                    .totals()
+                    .read
             };
             seconds[v].push(start.elapsed().as_secs_f64());
             assert_eq!(moved, n, "{}", names[v]);

@@ -4,9 +4,11 @@
 //! ([`stats`], [`report`]) and chart ([`chart`]). No number here comes from real users.
 
 pub mod chart;
+pub mod live;
 pub mod pipeline;
 pub mod ranker;
 pub mod report;
+pub mod sequential;
 pub mod sim;
 pub mod stats;
 

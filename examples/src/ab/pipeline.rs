@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tandem::inference::PredictionResult;
-use tandem::io::{JsonLinesReader, MemorySource, Record, Source};
+use tandem::io::{
+    JsonLinesReader, JsonLinesWriter, MemorySource, Record, RedisStreamReader, Source,
+};
 use tandem::prelude::*;
 
+use super::live::{InMemory, LiveOutputs, Maybe};
 use super::ranker::{default_weights_dir, Ranked, Ranker, RankerKind};
 use super::sim::{self, AdRequest, SimulatedRequests};
 use super::stats::Proportion;
@@ -61,6 +64,24 @@ pub struct AbArgs {
     /// Significance level of the decision.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
+    /// Serve the requests of a Redis stream instead (`redis://HOST:PORT/STREAM?group=G`, filled by
+    /// `ab_traffic`), until SIGINT/SIGTERM: CTR per window goes to `--live-windows` and the report
+    /// to `--live-report` as each window closes.
+    #[arg(long, value_name = "URL")]
+    pub live: Option<String>,
+    /// Where CTR per window per arm goes in live mode (a Redis stream).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "redis://127.0.0.1:6379/ab-windows"
+    )]
+    pub live_windows: String,
+    /// The report, written again as each window closes in live mode.
+    #[arg(long, value_name = "PATH", default_value = "ab_report.txt")]
+    pub live_report: PathBuf,
+    /// In live mode, end once no request has arrived for this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub until_idle: Option<u64>,
     /// CTR per window per arm, for the report.
     #[arg(skip)]
     pub windows: Collector<Combined<&'static str, CtrStats>>,
@@ -82,6 +103,10 @@ impl AbArgs {
             weights_dir: Some(weights_dir.to_owned()),
             retrain: false,
             alpha: 0.05,
+            live: None,
+            live_windows: "redis://127.0.0.1:6379/ab-windows".into(),
+            live_report: PathBuf::from("ab_report.txt"),
+            until_idle: None,
             windows: Collector::new(),
             tally: Tally::default(),
         }
@@ -113,8 +138,41 @@ impl AbArgs {
         Ranker::new(self.ranker_kind(arm), &self.weights_dir())
     }
 
+    /// The windows file: not in live mode, where a file would be written only at the end.
+    pub fn windows_file(&self) -> Maybe<JsonLinesWriter> {
+        match self.live {
+            Some(_) => Maybe::Off,
+            None => Maybe::On(JsonLines::create(&self.out)),
+        }
+    }
+
+    /// The windows kept for the report at the end.
+    pub fn windows_kept(&self) -> InMemory<Collector<Combined<&'static str, CtrStats>>> {
+        InMemory(self.windows.clone())
+    }
+
+    /// In live mode: the windows stream and the refreshed report.
+    pub fn live_outputs(&self) -> Maybe<LiveOutputs<'_>> {
+        match self.live {
+            Some(_) => Maybe::On(LiveOutputs {
+                stream: RedisStream::write(&self.live_windows),
+                report: self.live_report.clone(),
+                args: self,
+                windows: Default::default(),
+            }),
+            None => Maybe::Off,
+        }
+    }
+
     /// Where the requests come from.
     pub fn request_source(&self) -> RequestSource {
+        if let Some(url) = &self.live {
+            let source = RedisStream::<AdRequest>::read(url).from_start();
+            return RequestSource::Live(match self.until_idle {
+                Some(ms) => source.until_idle(Duration::from_millis(ms)),
+                None => source,
+            });
+        }
         match &self.requests {
             Some(path) => RequestSource::File(JsonLines::open(path)),
             None => RequestSource::Simulated {
@@ -135,6 +193,7 @@ pub enum RequestSource {
         requests: Box<MemorySource<SimulatedRequests>>,
     },
     File(JsonLinesReader<AdRequest>),
+    Live(RedisStreamReader<AdRequest>),
 }
 
 impl Source for RequestSource {
@@ -146,6 +205,7 @@ impl Source for RequestSource {
                 format!("{traffic} simulated ad requests (seed {seed})")
             }
             Self::File(file) => file.describe(),
+            Self::Live(stream) => stream.describe(),
         }
     }
 
@@ -158,6 +218,7 @@ impl Source for RequestSource {
         match self {
             Self::Simulated { requests, .. } => requests.open(),
             Self::File(file) => file.open(),
+            Self::Live(stream) => stream.open(),
         }
     }
 
@@ -169,7 +230,20 @@ impl Source for RequestSource {
         match self {
             Self::Simulated { requests, .. } => requests.read_chunk(max, emit),
             Self::File(file) => file.read_chunk(max, emit),
+            Self::Live(stream) => stream.read_chunk(max, emit),
         }
+    }
+
+    /// A wrapped source passes its acknowledgements on (a stream's `XACK`).
+    fn checkpoint(&mut self) -> tandem::Result<Option<Box<dyn tandem::io::Commit>>> {
+        match self {
+            Self::Live(stream) => stream.checkpoint(),
+            _ => Ok(None),
+        }
+    }
+
+    fn acknowledges(&self) -> bool {
+        matches!(self, Self::Live(_))
     }
 }
 
@@ -290,7 +364,8 @@ pipeline! {
             -> window(Fixed::minutes(5).allowed_lateness(ALLOWED_LATENESS), |c: &Click| c.time)
             -> combine_per_key(|c: &Click| c.arm, Ctr::of(|c: &Click| c.clicked));
         windows = merge(a, b);
-        windows -> write(JsonLines::create(&args.out));
-        windows -> write(args.windows.clone());
+        windows -> write(args.windows_file());
+        windows -> write(args.windows_kept());
+        windows -> write(args.live_outputs());
     }
 }

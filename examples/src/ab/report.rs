@@ -6,6 +6,7 @@ use std::fmt;
 use tandem::prelude::{Combined, CtrStats};
 
 use super::pipeline::AbArgs;
+use super::sequential::{Msprt, Srm};
 use super::sim;
 use super::stats::{
     decide, format_p, lift, two_proportion_z_test, Decision, Lift, Proportion, ZTest,
@@ -40,6 +41,10 @@ pub struct AbReport {
     pub lift: Option<Lift>,
     pub alpha: f64,
     pub decision: Decision,
+    /// The always-valid test, looked at after every window in order (as a live report is).
+    pub sequential: Msprt,
+    /// The check of the 50/50 split on the impressions.
+    pub srm: Srm,
 }
 
 impl AbReport {
@@ -69,6 +74,18 @@ impl AbReport {
         }
         rows.sort_by_key(|r| r.start);
         let test = two_proportion_z_test(totals[0], totals[1]);
+        let mut sequential = Msprt::new(args.alpha);
+        let mut so_far = [Proportion::default(); 2];
+        for row in &rows {
+            for (arm, stats) in row.arms.iter().enumerate() {
+                if let Some(s) = stats {
+                    so_far[arm].impressions += s.impressions;
+                    so_far[arm].clicks += s.clicks;
+                }
+            }
+            sequential.look(so_far[0], so_far[1]);
+        }
+        let srm = Srm::new([totals[0].impressions, totals[1].impressions], 0.5);
         let models = [0, 1].map(|arm| {
             let ranker = args.ranker(arm);
             ranker
@@ -96,6 +113,8 @@ impl AbReport {
             lift: lift(totals[0], totals[1]),
             alpha: args.alpha,
             decision: decide(&test, args.alpha),
+            sequential,
+            srm,
         }
     }
 }
@@ -182,6 +201,14 @@ impl fmt::Display for AbReport {
             self.decision.to_string()
         };
         writeln!(f, "  decision at alpha = {}: {decision}", self.alpha)?;
+        writeln!(
+            f,
+            "  looked at after each of {} windows (mSPRT, tau = {}): {}",
+            self.sequential.looks,
+            self.sequential.tau,
+            self.sequential.verdict()
+        )?;
+        writeln!(f, "  {}", self.srm.verdict())?;
         if self.counted != self.totals {
             writeln!(
                 f,
