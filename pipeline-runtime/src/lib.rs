@@ -65,6 +65,8 @@ pub mod prelude {
         keyed, Batching, DeviceChoice, DeviceRequest, HandlerExt, Loaded, ModelHandler,
         PredictionResult,
     };
+    #[cfg(feature = "kafka")]
+    pub use crate::io::Kafka;
     pub use crate::io::{Collector, Csv, JsonLines, Memory, RedisStream};
     pub use crate::split::{split_by, split_random};
     pub use crate::window::{

@@ -1,14 +1,17 @@
-//! Sources and sinks: JSON lines and CSV files (serde), stdin/stdout, Redis Streams, and in-memory
-//! iterators and collectors for tests and for embedding a pipeline in an application.
+//! Sources and sinks: JSON lines and CSV files (serde), stdin/stdout, Redis Streams, Kafka (feature
+//! `kafka`), and in-memory iterators and collectors for tests and for embedding a pipeline in an
+//! application.
 //!
 //! File sinks write to a temporary file beside the target and rename it into place only when the
 //! whole run ends well, so a failed run never leaves a half-written output behind. A source that
-//! must acknowledge what it read (a Redis stream's consumer group) does so at checkpoints, once
-//! what it read before them has reached every sink durably (see `checkpoint`).
+//! must acknowledge what it read (a Redis stream's or a Kafka topic's consumer group) does so at
+//! checkpoints, once what it read before them has reached every sink durably (see `checkpoint`).
 
 mod csv;
 mod file;
 mod jsonl;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod lines;
 mod memory;
 mod redis;
@@ -18,6 +21,8 @@ use std::path::Path;
 pub use self::csv::{Csv, CsvReader, CsvWriter};
 pub use self::file::{remove_partial_outputs, Commit};
 pub use self::jsonl::{JsonLines, JsonLinesReader, JsonLinesWriter};
+#[cfg(feature = "kafka")]
+pub use self::kafka::{Kafka, KafkaReader, KafkaWriter, DEFAULT_MAX_MESSAGE_BYTES};
 pub use self::lines::DEFAULT_MAX_LINE_BYTES;
 pub use self::memory::{Collector, Memory, MemorySource};
 pub use self::redis::{
