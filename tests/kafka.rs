@@ -454,53 +454,18 @@ fn a_failed_run_commits_no_offsets_and_the_next_run_reads_the_same_messages() {
 }
 
 /// Where the child process of the crash test finds its cluster.
-const CHILD_ENV: &str = "TANDEM_KAFKA_CRASH_CHILD";
-
-struct ChildArgs {
-    servers: String,
-}
-
-/// A little work per element, so that a run takes long enough to be killed in the middle.
-fn slow_answer(r: Request) -> Answer {
-    std::thread::sleep(Duration::from_micros(150));
-    answer(r)
-}
-
-pipeline! {
-    SlowAnswers(args: ChildArgs) {
-        read(Kafka::<Request>::read(format!("kafka://{}/requests?group=live", args.servers))
-                .from_start()
-                .until_idle(Duration::from_secs(2))
-                // A killed member leaves the group only when its session times out: the
-                // restarted one waits for that before it is given partitions.
-                .config("session.timeout.ms", "3000")
-                .config("heartbeat.interval.ms", "500"))
-            -> map(slow_answer)
-            -> write(Kafka::write(format!("kafka://{}/answers", args.servers)));
-    }
-}
-
-/// Not a test of its own: the pipeline the crash test runs, kills and restarts, in a child
-/// process of the test binary (started with `CHILD_ENV` set; without it, this does nothing).
-#[test]
-fn child_process_of_the_crash_test() {
-    let Ok(servers) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let config = RunConfig {
-        checkpoints: CheckpointPolicy {
-            interval: Some(Duration::from_millis(50)),
-            every: None,
-        },
-        ..RunConfig::default()
-    };
-    SlowAnswers::run_blocking(&ChildArgs { servers }, &config).unwrap();
-}
-
+/// The `kafka_relay` example, the pipeline the crash test runs, kills and restarts.
 fn start_child(cluster: &Cluster) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_of_the_crash_test", "--nocapture"])
-        .env(CHILD_ENV, &cluster.servers)
+    Command::new(common::example_binary("kafka_relay"))
+        .args([
+            "--servers",
+            &cluster.servers,
+            "--work",
+            "150",
+            "--checkpoint-interval",
+            "50ms",
+            "--quiet",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
