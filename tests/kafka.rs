@@ -19,7 +19,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use tandem::checkpoint::CheckpointPolicy;
 use tandem::io::{Commit, KafkaReader, KafkaWriter, Sink};
 use tandem::prelude::*;
 
