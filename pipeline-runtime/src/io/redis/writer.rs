@@ -10,17 +10,22 @@ use super::retry::{retrying, transient};
 use super::{DEFAULT_RETRY_FOR, DEFAULT_WRITE_BATCH};
 use crate::io::{Commit, Pos, Sink};
 
-/// Appends an entry unless its id is among the ids written (`ZADD NX`), atomically.
-/// KEYS: the stream, the set of ids written. ARGV: the id, the time (ms), the field, the payload,
-/// `MAXLEN ~` (empty for none).
+/// Appends each entry of a batch unless its id is among the ids written (`ZADD NX`), atomically
+/// per batch. KEYS: the stream, the set of ids written. ARGV: the time (ms), the field, `MAXLEN ~`
+/// (empty for none), then an id and a payload per entry. Returns how many it appended.
 const APPEND_ONCE: &str = r#"
-if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
-if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', ARGV[3], ARGV[4])
-else
-  redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[4])
+local appended = 0
+for i = 4, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
+    if ARGV[3] ~= '' then
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', ARGV[2], ARGV[i + 1])
+    else
+      redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[i + 1])
+    end
+    appended = appended + 1
+  end
 end
-return 1
+return appended
 "#;
 
 /// How long the ids of written elements are kept by default (see `deduplicate_for`).
@@ -125,22 +130,28 @@ impl RedisStreamWriter {
         let written = written_key(&address.stream);
         let now = now_ms();
         let max_len = self.max_len.map_or(String::new(), |n| n.to_string());
+        // Entries with ids go in one script call per run of them, in order with the others.
+        let mut once: Option<::redis::Cmd> = None;
         for (id, payload) in &self.pending {
             match id {
                 Some(id) => {
-                    pipe.cmd("EVAL")
-                        .arg(APPEND_ONCE)
-                        .arg(2)
-                        .arg(&address.stream)
-                        .arg(&written)
-                        .arg(id)
-                        .arg(now)
-                        .arg(&self.field)
-                        .arg(&payload[..])
-                        .arg(&max_len)
-                        .ignore();
+                    let eval = once.get_or_insert_with(|| {
+                        let mut eval = ::redis::cmd("EVAL");
+                        eval.arg(APPEND_ONCE)
+                            .arg(2)
+                            .arg(&address.stream)
+                            .arg(&written)
+                            .arg(now)
+                            .arg(&self.field)
+                            .arg(&max_len);
+                        eval
+                    });
+                    eval.arg(id).arg(&payload[..]);
                 }
                 None => {
+                    if let Some(eval) = once.take() {
+                        pipe.add_command(eval).ignore();
+                    }
                     let xadd = pipe.cmd("XADD").arg(&address.stream);
                     if let Some(n) = self.max_len {
                         xadd.arg("MAXLEN").arg("~").arg(n);
@@ -148,6 +159,9 @@ impl RedisStreamWriter {
                     xadd.arg("*").arg(&self.field).arg(&payload[..]).ignore();
                 }
             }
+        }
+        if let Some(eval) = once.take() {
+            pipe.add_command(eval).ignore();
         }
         let sent = retrying(
             address,
