@@ -168,10 +168,10 @@ impl AbArgs {
     pub fn request_source(&self) -> RequestSource {
         if let Some(url) = &self.live {
             let source = RedisStream::<AdRequest>::read(url).from_start();
-            return RequestSource::Live(match self.until_idle {
+            return RequestSource::Live(Box::new(match self.until_idle {
                 Some(ms) => source.until_idle(Duration::from_millis(ms)),
                 None => source,
-            });
+            }));
         }
         match &self.requests {
             Some(path) => RequestSource::File(JsonLines::open(path)),
@@ -193,7 +193,7 @@ pub enum RequestSource {
         requests: Box<MemorySource<SimulatedRequests>>,
     },
     File(JsonLinesReader<AdRequest>),
-    Live(RedisStreamReader<AdRequest>),
+    Live(Box<RedisStreamReader<AdRequest>>),
 }
 
 impl Source for RequestSource {
