@@ -3,7 +3,7 @@
 //! Every `--checkpoint-interval` (or every `--checkpoint-every` records), the run starts a new
 //! epoch: each source, between two chunks, asks its input for what acknowledges everything it
 //! read so far ([`crate::io::Source::checkpoint`]) and sends a barrier down its chain, in order
-//! with its elements ([`crate::push::Signal::Barrier`]). Stages pass the barrier on once
+//! with its elements (`push::Signal::Barrier`). Stages pass the barrier on once
 //! everything before it has gone on — a merge once all its inputs delivered it, a model stage
 //! after the results of every input before it, `combine_per_key` once every window open when it
 //! arrived has been emitted. A sink receiving barrier *n* makes what it wrote durable

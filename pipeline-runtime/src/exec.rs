@@ -15,7 +15,7 @@ use crate::graph::{Graph, StageKind};
 use crate::inference::{DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler};
 use crate::io::{Record, Sink, Source};
 use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
-use crate::push::{Barrier, Ended, Flow, Push, Signal};
+use crate::push::{Barrier, BarrierCount, Ended, Flow, Push, Signal};
 use crate::queue::{QueueGauge, QueueSummary};
 use crate::stages::Stream;
 use crate::summary::Summary;
@@ -307,9 +307,9 @@ fn end_epochs<S: Source, C: Push<S::Item>>(
 
 fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, run: &RunContext) -> Result<()> {
     panic::quiet_thread();
-    // Checkpoint alignment: barriers received from how many senders, by epoch.
+    // Checkpoint alignment over the senders still open.
     let mut open = rx.senders;
-    let mut arrived: std::collections::BTreeMap<u64, usize> = Default::default();
+    let mut aligned = BarrierCount::default();
     loop {
         let parcel = match rx.try_recv() {
             Ok(parcel) => parcel,
@@ -331,20 +331,14 @@ fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, run: &RunConte
                     chain.push(item, pos, run);
                 }
             }
-            Parcel::Signal(Signal::Barrier(barrier)) => {
-                *arrived.entry(barrier.epoch).or_default() += 1;
-            }
+            Parcel::Signal(Signal::Barrier(barrier)) => aligned.arrive(barrier),
             Parcel::Signal(signal) => chain.signal(signal, run),
             Parcel::Closed => open = open.saturating_sub(1),
         }
         // A barrier goes on once every sender still open has delivered it.
-        while let Some(entry) = arrived.first_entry() {
-            if *entry.get() < open {
-                break;
-            }
-            let epoch = entry.remove_entry().0;
-            chain.signal(Signal::Barrier(Barrier { epoch }), run);
-            rx.alignment.pass(epoch);
+        while let Some(barrier) = aligned.next_aligned(open) {
+            chain.signal(Signal::Barrier(barrier), run);
+            rx.alignment.pass(barrier.epoch);
         }
         if chain.flush(run, false) == Flow::Stop {
             break;

@@ -57,6 +57,32 @@ pub struct Barrier {
     pub epoch: u64,
 }
 
+/// Checkpoint alignment where several inputs meet (a merge's channel, a junction): counts, per
+/// epoch, the inputs that delivered its barrier; a barrier goes on once every input still open
+/// has.
+#[derive(Debug, Default)]
+pub(crate) struct BarrierCount {
+    arrived: std::collections::BTreeMap<u64, usize>,
+}
+
+impl BarrierCount {
+    /// One input delivered `barrier`.
+    pub(crate) fn arrive(&mut self, barrier: Barrier) {
+        *self.arrived.entry(barrier.epoch).or_default() += 1;
+    }
+
+    /// The next barrier every one of the `open` inputs has delivered, if any (taken).
+    pub(crate) fn next_aligned(&mut self, open: usize) -> Option<Barrier> {
+        let entry = self.arrived.first_entry()?;
+        if *entry.get() < open {
+            return None;
+        }
+        Some(Barrier {
+            epoch: entry.remove_entry().0,
+        })
+    }
+}
+
 /// The notice that a source has ended, as it travels down the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ended {

@@ -1,7 +1,7 @@
 //! Choosing an arm for `partition`: by a stable hash of a key (`split_by`), at random with a seed
 //! (`split_random`), or by any `FnMut(&T) -> usize`.
 
-use crate::checks::{Fits, Misfit, Unreachable};
+use crate::checks::{check, Fits, Misfit, Unreachable};
 use crate::hash::StableKey;
 
 /// Picks the arm (0-based) of each element of a `partition` with `ARMS` outputs.
@@ -72,29 +72,14 @@ where
     })
 }
 
-/// A key that `split_by` can hash stably (see [`StableKey`]).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be used as a `split_by` key",
-    label = "the key function returns `{Self}`",
-    note = "keys must implement `tandem::prelude::StableKey` (integers, strings, `bool`, `char`, and tuples of those do); implement it for your type or return one of those"
-)]
-pub trait SplitKey<M> {
-    /// `X`, once the check holds; a type rustc cannot name when it fails.
-    type Pass<X>;
-    fn pass<X>(x: X) -> Self::Pass<X>;
-}
-impl<K: StableKey> SplitKey<Fits> for K {
-    type Pass<X> = X;
-    #[inline(always)]
-    fn pass<X>(x: X) -> X {
-        x
-    }
-}
-impl<K: StableKey + Unreachable> SplitKey<Misfit> for K {
-    type Pass<X> = X;
-    fn pass<X>(x: X) -> X {
-        x
-    }
+check! {
+    /// A key that `split_by` can hash stably (see [`StableKey`]).
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be used as a `split_by` key",
+        label = "the key function returns `{Self}`",
+        note = "keys must implement `tandem::prelude::StableKey` (integers, strings, `bool`, `char`, and tuples of those do); implement it for your type or return one of those"
+    )]
+    trait SplitKey<> for K where [K: StableKey] {}
 }
 
 /// See [`split_by`].

@@ -590,7 +590,7 @@ where
 /// Checks a model stage: the stream carries what the handler takes (`I`, known from
 /// [`handler`], passed first: were the stream's type known first, rustc would infer `I` from the
 /// one impl of [`HandlerTakes`] instead of comparing the two). Hands back the handler (for
-/// [`crate::exec::Executor::run_inference`]) and the stream of its results.
+/// `Executor::run_inference`) and the stream of its results.
 #[allow(clippy::type_complexity)]
 pub fn run_inference<T, I, O, N, H>(
     handler: Handler<H, I, O>,
@@ -608,7 +608,7 @@ where
     )
 }
 
-/// Checks a sink; hands it back for [`crate::exec::Executor::sink`].
+/// Checks a sink; hands it back for `Executor::sink`.
 pub fn sink<T, M, S: SinkFits<T, M>>(_: &Stream<T>, sink: S) -> S::Pass<(S, Stream<T>)> {
     S::pass((sink, Stream::new()))
 }

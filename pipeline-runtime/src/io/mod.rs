@@ -14,6 +14,7 @@ mod jsonl;
 mod kafka;
 mod lines;
 mod memory;
+mod percent;
 mod redis;
 
 use std::path::Path;

@@ -2,7 +2,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::context::RunContext;
-use crate::push::{Flow, Pos, Push, Signal};
+use crate::push::{BarrierCount, Flow, Pos, Push, Signal};
 
 /// A `merge` whose inputs all come from one segment: they push straight into the shared rest of
 /// the segment, with no channel. Sound with `RefCell` because a segment runs on one thread and
@@ -15,10 +15,10 @@ struct JunctionState<N> {
     next: N,
     /// Inputs not finished yet; the rest of the segment finishes with the last.
     open: usize,
-    /// Checkpoint alignment: barriers received from how many inputs, by epoch. The inputs run
-    /// on one thread and a barrier reaches all of them before anything after it, so a barrier
-    /// goes on once every open input has delivered it, with nothing to hold back.
-    arrived: std::collections::BTreeMap<u64, usize>,
+    /// Checkpoint alignment. The inputs run on one thread and a barrier reaches all of them
+    /// before anything after it, so a barrier goes on once every open input has delivered it,
+    /// with nothing to hold back.
+    aligned: BarrierCount,
 }
 
 impl<N> JunctionState<N> {
@@ -26,13 +26,8 @@ impl<N> JunctionState<N> {
     where
         N: Push<T>,
     {
-        while let Some(entry) = self.arrived.first_entry() {
-            if *entry.get() < self.open {
-                break;
-            }
-            let epoch = entry.remove_entry().0;
-            self.next
-                .signal(Signal::Barrier(crate::push::Barrier { epoch }), run);
+        while let Some(barrier) = self.aligned.next_aligned(self.open) {
+            self.next.signal(Signal::Barrier(barrier), run);
         }
     }
 }
@@ -43,7 +38,7 @@ impl<N> Junction<N> {
             shared: Rc::new(RefCell::new(JunctionState {
                 next,
                 open: inputs,
-                arrived: Default::default(),
+                aligned: BarrierCount::default(),
             })),
         }
     }
@@ -95,7 +90,7 @@ where
         let mut state = self.shared.borrow_mut();
         match signal {
             Signal::Barrier(barrier) => {
-                *state.arrived.entry(barrier.epoch).or_default() += 1;
+                state.aligned.arrive(barrier);
                 state.pass_aligned::<T>(run);
             }
             other => state.next.signal(other, run),

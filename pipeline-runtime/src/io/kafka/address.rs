@@ -1,5 +1,7 @@
 //! Topic URLs: `kafka://HOST[:PORT][,HOST[:PORT]...]/TOPIC[?group=G]`.
 
+use crate::io::percent::decode;
+
 const DEFAULT_PORT: u16 = 9092;
 /// Kafka refuses longer topic names.
 const MAX_TOPIC_LEN: usize = 249;
@@ -172,27 +174,6 @@ fn check_topic(topic: &str) -> Result<(), String> {
         )),
         None => Ok(()),
     }
-}
-
-fn decode(text: &str) -> Result<String, String> {
-    percent_decode(text).ok_or_else(|| format!("`{text}` is not valid percent-encoded UTF-8"))
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The URL for messages, without what could be a password (`user:secret@`).

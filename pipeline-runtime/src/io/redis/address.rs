@@ -1,5 +1,6 @@
 //! Stream URLs: `redis://[user:password@]host[:port]/STREAM[?group=G&consumer=C&db=N]`.
 
+use crate::io::percent::decode;
 use ::redis::{Connection, ConnectionInfo, RedisResult};
 
 use super::{BLOCK, CONNECT_TIMEOUT, IO_TIMEOUT};
@@ -146,27 +147,6 @@ impl Address {
         conn.set_write_timeout(Some(IO_TIMEOUT))?;
         Ok(conn)
     }
-}
-
-fn decode(text: &str) -> Result<String, String> {
-    percent_decode(text).ok_or_else(|| format!("`{text}` is not valid percent-encoded UTF-8"))
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The URL without its password, for messages; `None` if it does not parse.
