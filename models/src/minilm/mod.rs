@@ -14,7 +14,7 @@
 //! alone or in any batch (within float rounding).
 //!
 //! Outputs match an independent NumPy port of the upstream forward pass on real sentences within
-//! 1e-4 relative (`models/tests/minilm.rs`, reference from `models/tests/reference/minilm.py`).
+//! 1e-4 relative (`models/tests/suite/minilm.rs`, reference from `models/tests/reference/minilm.py`).
 //!
 //! - `model`: the configuration ([`MiniLmConfig`]) and the network ([`MiniLmModel`]);
 //! - `weights`: [`MiniLmModel::load`], the upstream safetensors;

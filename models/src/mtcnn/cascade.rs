@@ -33,7 +33,7 @@
 //!
 //! The box arithmetic is in f64, the networks and resizing in f32. Matched against an
 //! independent NumPy port (`models/tests/reference/mtcnn_cascade.py`) on real photos:
-//! `models/tests/mtcnn_cascade.rs`.
+//! `models/tests/suite/mtcnn_cascade.rs`.
 
 use burn::config::Config;
 use burn::tensor::{Device, Tensor, TensorData};

@@ -18,7 +18,7 @@
 //! their dense layer, as upstream does (the weights were converted from Caffe that way).
 //!
 //! Outputs match an independent NumPy port of the three forward passes on crops of a real photo
-//! within 1e-4 relative (`models/tests/mtcnn.rs`, reference from `models/tests/reference/mtcnn.py`).
+//! within 1e-4 relative (`models/tests/suite/mtcnn.rs`, reference from `models/tests/reference/mtcnn.py`).
 //! The detection cascade around them (image pyramid, NMS, box calibration, landmarks):
 //! [`Detector`], run by [`Mtcnn`] as one pipeline stage or by [`PNetStage`], [`RNetStage`] and
 //! [`ONetStage`] as three.

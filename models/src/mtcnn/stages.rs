@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Each stage runs the same step functions as [`Detector::detect`](super::Detector) (see the
-//! `cascade` module), so the faces are the same (`models/tests/mtcnn_stages.rs`).
+//! `cascade` module), so the faces are the same (`models/tests/suite/mtcnn_stages.rs`).
 //! What staging changes is how the work is spread: each network has its own replica thread, so
 //! P-Net can search the next image's pyramid while R-Net and O-Net look at the previous one's
 //! candidates; the pyramid and the crops are cut in `prepare`, on the thread in front of the

@@ -5,7 +5,7 @@ How to rerun (from the repository root):
 
     python3 -m pip install --user numpy pillow
     # 1. let the Rust side write the inputs it prepares (decode + resize + (x-127)/128, CHW f32):
-    TANDEM_EFFICIENTNET_DUMP=/tmp/effnet-inputs cargo test -p tandem-models --test efficientnet flex_logits
+    TANDEM_EFFICIENTNET_DUMP=/tmp/effnet-inputs cargo test -p tandem-models --test suite efficientnet::flex_logits
     # 2. compute the reference logits from those inputs with this script:
     python3 models/tests/reference/efficientnet.py /tmp/effnet-inputs
     # -> writes models/tests/reference/efficientnet.json (then rerun the cargo test to compare)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent NumPy reference for all-MiniLM-L6-v2 (sentence-transformers), for models/tests/minilm.rs.
+"""Independent NumPy reference for all-MiniLM-L6-v2 (sentence-transformers), for models/tests/suite/minilm.rs.
 
 Rerun (from the repository root; writes models/tests/reference/minilm.json):
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent NumPy reference for MTCNN's P-Net, R-Net and O-Net (facenet-pytorch 2.6.0), for
-models/tests/mtcnn.rs.
+models/tests/suite/mtcnn.rs.
 
 Rerun (from the repository root; writes models/tests/reference/mtcnn.json):
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent NumPy reference for the MTCNN detection cascade (facenet-pytorch 2.6.0,
-`facenet_pytorch/models/utils/detect_face.py: detect_face`), for models/tests/mtcnn_cascade.rs.
+`facenet_pytorch/models/utils/detect_face.py: detect_face`), for models/tests/suite/mtcnn_cascade.rs.
 
 Rerun (from the repository root; writes models/tests/reference/mtcnn_cascade.json):
 

@@ -3,7 +3,7 @@
 //! always-valid test and the sample-ratio check) is refreshed in its file as windows close, and
 //! every request is acknowledged.
 
-#[path = "../../tests/common/redis_server.rs"]
+#[path = "../../../tests/common/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
 

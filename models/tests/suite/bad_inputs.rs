@@ -223,7 +223,7 @@ fn a_damaged_cached_weights_file_is_refused_at_start_up() {
         std::fs::copy(label.path().unwrap(), at).unwrap();
     }
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "damaged_cache_child", "--nocapture"])
+        .args(["--exact", "bad_inputs::damaged_cache_child", "--nocapture"])
         .env("TANDEM_HOME", home.path())
         .env("TANDEM_DAMAGED_CACHE_CHILD", "1")
         .output()

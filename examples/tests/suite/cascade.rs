@@ -1,13 +1,13 @@
 //! `examples/cascade.rs` end to end on the CPU: the staged MTCNN cascade finds the astronaut's
-//! face (where the NumPy reference of `models/tests/mtcnn_cascade.rs` puts it), nothing in the
+//! face (where the NumPy reference of `models/tests/suite/mtcnn_cascade.rs` puts it), nothing in the
 //! cat, draws the face on a copy of the photo, and sends a corrupt image to the dead letters
 //! alone.
 
 #[allow(dead_code)]
-#[path = "../cascade.rs"]
+#[path = "../../cascade.rs"]
 mod cascade;
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
@@ -60,7 +60,7 @@ fn the_cascade_finds_the_astronauts_face_draws_it_and_dead_letters_a_broken_imag
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect();
-    // Where the NumPy reference puts it (models/tests/mtcnn_cascade.rs).
+    // Where the NumPy reference puts it (models/tests/suite/mtcnn_cascade.rs).
     assert!(
         (160.0..200.0).contains(&bbox[0])
             && (40.0..80.0).contains(&bbox[1])

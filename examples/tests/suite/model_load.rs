@@ -2,9 +2,8 @@
 //! at once into EfficientNet-Lite0 on the CPU (`--no-shadow`: the served path alone), so the
 //! reader runs far ahead of the model unless the bounded queues hold it back. Its peak RSS for
 //! ten times more requests stays within 1.5 times, and every request is answered.
-#![cfg(target_os = "linux")]
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../../tests/common/mod.rs"]
 mod bins;
 
 use std::path::Path;

@@ -2,10 +2,10 @@
 //! labels as captions, MiniLM ranking them against a query.
 
 #[allow(dead_code)]
-#[path = "../image_search.rs"]
+#[path = "../../image_search.rs"]
 mod image_search;
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -4,10 +4,10 @@
 //! shadow computes on its own capped pool of CPU threads.
 
 #[allow(dead_code)]
-#[path = "../shadow.rs"]
+#[path = "../../shadow.rs"]
 mod shadow;
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
