@@ -5,13 +5,13 @@
 
 #[allow(dead_code)]
 #[path = "../../cascade.rs"]
-mod cascade;
+mod example;
 
 use crate::common;
 
 use std::path::PathBuf;
 
-use cascade::{Cascade, CascadeArgs};
+use example::{Cascade, CascadeArgs};
 use tandem_examples::vision::draw;
 use tandem_models::fetch;
 

@@ -3,13 +3,13 @@
 
 #[allow(dead_code)]
 #[path = "../../image_search.rs"]
-mod image_search;
+mod example;
 
 use crate::common;
 
 use std::path::PathBuf;
 
-use image_search::{ImageSearch, SearchArgs};
+use example::{ImageSearch, SearchArgs};
 use tandem_models::fetch;
 
 #[derive(serde::Deserialize)]

@@ -5,14 +5,14 @@
 
 #[allow(dead_code)]
 #[path = "../../shadow.rs"]
-mod shadow;
+mod example;
 
 use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use shadow::{Shadow, ShadowArgs, Shadowed, Traffic};
+use example::{Shadow, ShadowArgs, Shadowed, Traffic};
 use tandem::inference::{DeviceRequest, Loaded, ModelHandler};
 
 fn run(dir: &Path, requests: usize, rate: f64, no_shadow: bool, queue: u32) -> serde_json::Value {
