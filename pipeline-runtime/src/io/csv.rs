@@ -53,6 +53,13 @@ impl Csv {
             row: RowBuf::default(),
         }
     }
+
+    /// Writes CSV into a directory of parts, each with its header row, for a run that does not
+    /// end: each checkpoint renames the part written since the last one into place
+    /// (`part-000001.csv`, ...), whole; at least once across a crash. See `RollingWriter`.
+    pub fn rolling(dir: impl AsRef<Path>) -> super::RollingWriter<super::CsvPart> {
+        super::RollingWriter::new(dir.as_ref())
+    }
 }
 
 /// See [`Csv::open`].
@@ -186,7 +193,14 @@ pub struct CsvWriter {
 
 /// Where the csv writer puts each row before it is written out whole.
 #[derive(Clone, Default)]
-struct RowBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct RowBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl RowBuf {
+    /// Takes what was written so far.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 impl std::io::Write for RowBuf {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -221,7 +235,7 @@ impl<T: Serialize> Sink<T> for CsvWriter {
         let result = writer
             .serialize(&item)
             .and_then(|()| writer.flush().map_err(Into::into));
-        let row = std::mem::take(&mut *self.row.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let row = self.row.take();
         result.map_err(|e| e.to_string())?;
         self.out.writer().write_all(&row).map_err(|e| e.to_string())
     }

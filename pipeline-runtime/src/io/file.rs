@@ -22,10 +22,10 @@ pub fn remove_partial_outputs() {
 }
 
 /// A temporary file's entry in [`PARTIALS`], removed when dropped.
-struct Partial(PathBuf);
+pub(crate) struct Partial(PathBuf);
 
 impl Partial {
-    fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         PARTIALS
             .lock()
             .unwrap_or_else(|e| e.into_inner())

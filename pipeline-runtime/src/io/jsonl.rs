@@ -52,6 +52,13 @@ impl JsonLines {
             buf: Vec::new(),
         }
     }
+
+    /// Writes JSON lines into a directory of parts for a run that does not end: each checkpoint
+    /// renames the part written since the last one into place (`part-000001.jsonl`, ...), whole;
+    /// at least once across a crash. See `RollingWriter`.
+    pub fn rolling(dir: impl AsRef<Path>) -> super::RollingWriter<super::JsonPart> {
+        super::RollingWriter::new(dir.as_ref())
+    }
 }
 
 pub(crate) enum Input {

@@ -3,7 +3,9 @@
 //! application.
 //!
 //! File sinks write to a temporary file beside the target and rename it into place only when the
-//! whole run ends well, so a failed run never leaves a half-written output behind. A source that
+//! whole run ends well, so a failed run never leaves a half-written output behind; rolling file
+//! sinks (`JsonLines::rolling`, `Csv::rolling`), for runs that do not end, rename a part into
+//! place at each checkpoint. A source that
 //! must acknowledge what it read (a Redis stream's or a Kafka topic's consumer group) does so at
 //! checkpoints, once what it read before them has reached every sink durably (see `checkpoint`).
 
@@ -16,6 +18,7 @@ mod lines;
 mod memory;
 mod percent;
 mod redis;
+mod rolling;
 
 use std::path::Path;
 
@@ -30,6 +33,7 @@ pub use self::redis::{
     RedisStream, RedisStreamReader, RedisStreamWriter, DEFAULT_DEDUPLICATE_FOR,
     DEFAULT_MAX_ENTRY_BYTES, DEFAULT_RETRY_FOR,
 };
+pub use self::rolling::{CsvPart, JsonPart, PartFormat, RollingWriter};
 
 /// Where an element came from: the source stage and its 1-based record number there (the line
 /// number for line-based files; a stream source may use a position that survives a restart,
