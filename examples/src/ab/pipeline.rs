@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tandem::inference::PredictionResult;
 use tandem::io::{
-    JsonLinesReader, JsonLinesWriter, MemorySource, Record, RedisStreamReader, Source,
+    JsonLinesReader, JsonLinesWriter, JsonPart, MemorySource, Record, RedisStreamReader,
+    RollingWriter, Source,
 };
 use tandem::prelude::*;
 
@@ -76,6 +77,11 @@ pub struct AbArgs {
         default_value = "redis://127.0.0.1:6379/ab-windows"
     )]
     pub live_windows: String,
+    /// Where CTR per window per arm also goes in live mode: a folder of JSON lines parts, one
+    /// renamed into place at each checkpoint that brought window results (`part-000001.jsonl`,
+    /// ...).
+    #[arg(long, value_name = "DIR", default_value = "ab_windows")]
+    pub live_parts: PathBuf,
     /// The report, written again as each window closes in live mode.
     #[arg(long, value_name = "PATH", default_value = "ab_report.txt")]
     pub live_report: PathBuf,
@@ -105,6 +111,7 @@ impl AbArgs {
             alpha: 0.05,
             live: None,
             live_windows: "redis://127.0.0.1:6379/ab-windows".into(),
+            live_parts: PathBuf::from("ab_windows"),
             live_report: PathBuf::from("ab_report.txt"),
             until_idle: None,
             windows: Collector::new(),
@@ -143,6 +150,14 @@ impl AbArgs {
         match self.live {
             Some(_) => Maybe::Off,
             None => Maybe::On(JsonLines::create(&self.out)),
+        }
+    }
+
+    /// In live mode, the windows' rolling parts.
+    pub fn windows_parts(&self) -> Maybe<RollingWriter<JsonPart>> {
+        match self.live {
+            Some(_) => Maybe::On(JsonLines::rolling(&self.live_parts)),
+            None => Maybe::Off,
         }
     }
 
@@ -365,6 +380,7 @@ pipeline! {
             -> combine_per_key(|c: &Click| c.arm, Ctr::of(|c: &Click| c.clicked));
         windows = merge(a, b);
         windows -> write(args.windows_file());
+        windows -> write(args.windows_parts());
         windows -> write(args.windows_kept());
         windows -> write(args.live_outputs());
     }

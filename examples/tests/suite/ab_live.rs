@@ -41,6 +41,7 @@ fn a_live_run_writes_each_window_and_the_report_and_acknowledges_every_request()
         live: Some(server.url("requests?group=ab&consumer=ab-1")),
         live_windows: server.url("ab-windows"),
         live_report: report_path.clone(),
+        live_parts: dir.path().join("parts"),
         until_idle: Some(1500),
         traffic: TRAFFIC,
         seed: 3,
@@ -82,8 +83,29 @@ fn a_live_run_writes_each_window_and_the_report_and_acknowledges_every_request()
         report.totals[0].impressions + report.totals[1].impressions,
         TRAFFIC
     );
-    // No windows file in live mode: it would only be written at the end.
+    // No windows file in live mode: it would only be written at the end. The rolling parts
+    // hold every window result, each once.
     assert!(!dir.path().join("windows.jsonl").exists());
+    let mut parts: Vec<_> = std::fs::read_dir(dir.path().join("parts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    parts.sort();
+    assert!(!parts.is_empty());
+    let mut in_parts: Vec<String> = parts
+        .iter()
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut expected: Vec<String> = windows
+        .iter()
+        .map(|w| serde_json::to_string(w).unwrap())
+        .collect();
+    in_parts.sort();
+    expected.sort();
+    assert_eq!(in_parts, expected);
     let pending: Vec<redis::Value> = redis::cmd("XPENDING")
         .arg("requests")
         .arg("ab")
