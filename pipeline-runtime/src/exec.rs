@@ -238,7 +238,10 @@ fn run_source<S: Source, C: Push<S::Item>>(
     run: &RunContext,
 ) -> Result<()> {
     panic::quiet_thread();
-    // Partial batches go on at most this often: sending one per chunk would halve the batches.
+    // While the source keeps up with its input (full chunks), partial batches go on at most
+    // this often: sending one per chunk would halve the batches. A short chunk means the source
+    // has caught up and its next read may wait (a live stream): what is buffered goes on now,
+    // or it would linger for that wait (up to 250 ms for a Redis stream).
     const LINGER: Duration = Duration::from_millis(50);
     let mut last_partial = Instant::now();
     // The epochs whose barriers this source has sent.
@@ -265,7 +268,7 @@ fn run_source<S: Source, C: Push<S::Item>>(
         if more && epoch < latest {
             end_epochs(&mut source, &mut chain, &mut epoch, latest, run)?;
         }
-        let partial = last_partial.elapsed() >= LINGER;
+        let partial = read < chunk as u64 || last_partial.elapsed() >= LINGER;
         if partial {
             last_partial = Instant::now();
         }
