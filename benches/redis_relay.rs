@@ -148,10 +148,15 @@ fn main() {
     let server = RedisServer::start();
     let mut conn = server.client();
     let names = ["hand_loop", "pipeline_at_least_once", "pipeline"];
+    // `TANDEM_BENCH_ONLY=NAME`: that variant alone (to profile it, e.g. under callgrind).
+    let only = std::env::var("TANDEM_BENCH_ONLY").ok();
     let mut seconds = vec![Vec::new(); names.len()];
     for round in 0..runs {
         for k in 0..names.len() {
             let v = (round + k) % names.len();
+            if only.as_ref().is_some_and(|o| o != names[v]) {
+                continue;
+            }
             let (input, output) = (format!("in-{round}-{v}"), format!("out-{round}-{v}"));
             fill(&mut conn, &input, n);
             let start = Instant::now();
@@ -181,12 +186,15 @@ fn main() {
     }
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     println!("redis_relay: {runs} rounds of {n} entries");
-    for (name, s) in names.iter().zip(&seconds) {
+    for (name, s) in names.iter().zip(&seconds).filter(|(_, s)| !s.is_empty()) {
         println!(
             "  {name:<24} mean {:>8.1} ms  {:>8.0} entries/s",
             mean(s) * 1e3,
             n as f64 / mean(s)
         );
+    }
+    if only.is_some() {
+        return;
     }
     for (name, s) in names.iter().zip(&seconds).skip(1) {
         let rounds: Vec<f64> = seconds[0].iter().zip(s).map(|(b, v)| b / v).collect();
