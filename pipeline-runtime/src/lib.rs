@@ -70,8 +70,8 @@ pub mod prelude {
     pub use crate::io::{Collector, Csv, JsonLines, Memory, RedisStream};
     pub use crate::split::{split_by, split_random};
     pub use crate::window::{
-        Combined, Combiner, Count, Ctr, CtrStats, Fixed, Max, Mean, Min, Sliding, Sum, TopK,
-        Window, Windowed,
+        processing_time, Combined, Combiner, Count, Ctr, CtrStats, Fixed, Max, Mean, Min,
+        ProcessingTime, Sliding, Sum, TopK, Window, Windowed,
     };
     pub use crate::{Error, Result, Summary};
 }

@@ -49,6 +49,10 @@ pub enum Signal {
     /// it); a sink makes what it wrote durable, and when every sink has, the sources acknowledge
     /// their input up to it (see `context::Checkpoints`).
     Barrier(Barrier),
+    /// Sent by a `window` whose watermark moved on with no element to carry it (a source went
+    /// idle, or wall time passed processing-time windows), at a barrier or between batches: the
+    /// `combine_per_key` after it emits the windows this closes, and goes no further with it.
+    Watermark(i64),
 }
 
 /// A checkpoint barrier: the end of epoch `epoch`.

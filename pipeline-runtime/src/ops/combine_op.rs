@@ -93,6 +93,16 @@ where
         }
     }
 
+    /// The watermark reached `watermark`: emits the windows it closes and passes on the
+    /// barriers that waited for them.
+    fn advance(&mut self, watermark: i64, run: &RunContext) {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.emit_until(watermark, run);
+            self.release(run);
+        }
+    }
+
     /// Emits every open window ending at or before `upto`.
     fn emit_until(&mut self, upto: i64, run: &RunContext) {
         while let Some(entry) = self.open.first_entry() {
@@ -164,11 +174,7 @@ where
         if let Err(panic) = added {
             self.cell.dead(run, pos, panic);
         }
-        if watermark > self.watermark {
-            self.watermark = watermark;
-            self.emit_until(watermark, run);
-            self.release(run);
-        }
+        self.advance(watermark, run);
     }
 
     fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
@@ -194,13 +200,11 @@ where
                 self.held.push_back((barrier.epoch, horizon));
                 return self.release(run);
             }
+            // The window's own: a window after this one has a watermark of its own.
+            Signal::Watermark(watermark) => return self.advance(watermark, run),
         };
         if let Some(watermark) = ended.watermark {
-            if watermark > self.watermark {
-                self.watermark = watermark;
-                self.emit_until(watermark, run);
-                self.release(run);
-            }
+            self.advance(watermark, run);
         }
         // A window after this one has a watermark of its own.
         self.next.signal(

@@ -5,6 +5,14 @@
 //!
 //! Times are milliseconds on any epoch the user picks (`i64`/`u64` read as milliseconds, or a
 //! `Duration` since the epoch, or a `SystemTime`).
+//!
+//! Two additions for live streams: `idle_after(d)` on a window spec lets a source upstream that
+//! has sent nothing for `d` (wall clock) stop holding the watermark back until it sends again;
+//! and [`processing_time`] as the time function windows elements by when they reach the
+//! `window` stage (the wall clock), for streams with no usable event time. Both are looked at
+//! again at every checkpoint barrier and between batches, so a window closes as wall time passes
+//! even when nothing arrives. Processing-time results depend on when elements arrive: a replay
+//! after a crash puts them in other windows.
 
 mod combine;
 
@@ -23,6 +31,47 @@ use serde::{Deserialize, Serialize};
 pub trait EventTime {
     /// Milliseconds since the epoch.
     fn millis(self) -> i64;
+
+    /// Whether this time is the wall clock read as the element reaches `window`
+    /// ([`ProcessingTime`]): then the watermark follows the wall clock, not the times seen.
+    #[doc(hidden)]
+    const WALL_CLOCK: bool = false;
+}
+
+/// Processing time: the wall clock (milliseconds since the Unix epoch) when an element reaches
+/// the `window` stage. Returned by [`processing_time`], the time function for streams without a
+/// usable event time: `window(Fixed::seconds(10), processing_time)`.
+///
+/// Its windows close as the wall clock passes their end (plus the allowed lateness): at the next
+/// checkpoint barrier or batch, or at the end of the input. No element is ever late. The results
+/// depend on when elements arrive, so they are not reproducible: after a crash, the input read
+/// again is windowed by the time of the replay, not of the first reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProcessingTime(i64);
+
+impl ProcessingTime {
+    /// The wall clock now.
+    pub fn now() -> Self {
+        Self(wall_clock())
+    }
+}
+
+impl EventTime for ProcessingTime {
+    fn millis(self) -> i64 {
+        self.0
+    }
+    const WALL_CLOCK: bool = true;
+}
+
+/// The time function of processing-time windows: ignores the element and reads the wall clock
+/// (see [`ProcessingTime`]).
+pub fn processing_time<T>(_: &T) -> ProcessingTime {
+    ProcessingTime::now()
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn wall_clock() -> i64 {
+    SystemTime::now().millis()
 }
 
 impl EventTime for i64 {
@@ -110,6 +159,12 @@ pub trait WindowFn<T>: Send {
     /// How far behind the largest time seen an element may be and still be counted.
     fn allowed_lateness(&self) -> i64;
 
+    /// How long a source upstream may send nothing before it stops holding the watermark back
+    /// (until it sends again); `None`: it holds it back until it ends.
+    fn idle_after(&self) -> Option<Duration> {
+        None
+    }
+
     /// Calls `emit` once per window containing `time`, in order of start.
     fn assign(&self, time: i64, item: T, emit: impl FnMut(Window, T));
 }
@@ -119,6 +174,7 @@ pub trait WindowFn<T>: Send {
 pub struct Fixed {
     size: i64,
     lateness: i64,
+    idle: Option<Duration>,
 }
 
 impl Fixed {
@@ -127,6 +183,7 @@ impl Fixed {
         Self {
             size: ms(size).max(1),
             lateness: 0,
+            idle: None,
         }
     }
     pub fn millis(n: u64) -> Self {
@@ -147,6 +204,15 @@ impl Fixed {
         self
     }
 
+    /// A source upstream from which nothing arrived for `idle` (wall clock) stops holding the
+    /// watermark back until it sends again, as if it had ended; what it sends then behind the
+    /// watermark is late (dead letters, as usual). Without it, a quiet source holds every
+    /// window open until it sends or ends.
+    pub fn idle_after(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
     /// The window containing `time`.
     pub fn window_of(&self, time: i64) -> Window {
         let start = time.div_euclid(self.size) * self.size;
@@ -162,6 +228,10 @@ impl<T> WindowFn<T> for Fixed {
         self.lateness
     }
 
+    fn idle_after(&self) -> Option<Duration> {
+        self.idle
+    }
+
     #[inline]
     fn assign(&self, time: i64, item: T, mut emit: impl FnMut(Window, T)) {
         emit(self.window_of(time), item)
@@ -175,6 +245,7 @@ pub struct Sliding {
     size: i64,
     period: i64,
     lateness: i64,
+    idle: Option<Duration>,
 }
 
 impl Sliding {
@@ -185,11 +256,21 @@ impl Sliding {
             size: ms(size).max(1),
             period: ms(period).max(1),
             lateness: 0,
+            idle: None,
         }
     }
     /// Elements up to `lateness` behind the largest time seen still count in their windows.
     pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
         self.lateness = ms(lateness);
+        self
+    }
+
+    /// A source upstream from which nothing arrived for `idle` (wall clock) stops holding the
+    /// watermark back until it sends again, as if it had ended; what it sends then behind the
+    /// watermark is late (dead letters, as usual). Without it, a quiet source holds every
+    /// window open until it sends or ends.
+    pub fn idle_after(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
         self
     }
 
@@ -211,6 +292,10 @@ impl Sliding {
 impl<T: Clone> WindowFn<T> for Sliding {
     fn allowed_lateness(&self) -> i64 {
         self.lateness
+    }
+
+    fn idle_after(&self) -> Option<Duration> {
+        self.idle
     }
 
     fn assign(&self, time: i64, item: T, mut emit: impl FnMut(Window, T)) {
