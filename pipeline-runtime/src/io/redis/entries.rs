@@ -29,6 +29,29 @@ impl EntryId {
     }
 }
 
+/// A set of entry ids, hashed with a multiply-rotate hash (FxHash's): `std`'s SipHash was a
+/// few percent of a relay's instructions, and ids come from the server, not from an attacker.
+pub(super) type IdSet = std::collections::HashSet<EntryId, std::hash::BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b.into());
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
 impl std::fmt::Display for EntryId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}", self.0, self.1)
@@ -114,7 +137,7 @@ pub(super) fn parse_entries(v: Value) -> RedisResult<Vec<Entry>> {
                             return Err(unexpected(
                                 "unexpected fields of a stream entry (not pairs of strings)",
                                 &Value::SimpleString(format!("entry {id}")),
-                            ))
+                            ));
                         }
                     }
                 }

@@ -1,7 +1,6 @@
 //! The source: reads a stream through a consumer group, and acknowledges what it handed on
 //! once the run's outputs are committed.
 
-use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,9 @@ use ::redis::{Connection, ErrorKind, RedisError, RedisResult, Value};
 use serde::de::DeserializeOwned;
 
 use super::address::{shown_url, Address, Role};
-use super::entries::{bytes, decode_entry, pairs, parse_entries, parse_read, Entry, EntryId};
+use super::entries::{
+    bytes, decode_entry, pairs, parse_entries, parse_read, Entry, EntryId, IdSet,
+};
 use super::retry::{bad_url, no_group, retrying, transient, unexpected, Outage};
 use super::{ACK_CHUNK, BLOCK, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_RETRY_FOR};
 use crate::io::{Commit, Record, Source};
@@ -50,7 +51,7 @@ pub struct RedisStreamReader<T> {
     phase: Phase,
     /// The ids handed on (or found deleted) since the last acknowledgement: what the next
     /// acknowledgement covers, and what must not be handed on again in this run.
-    since_ack: HashSet<EntryId>,
+    since_ack: IdSet,
     /// Records handed on, for positions.
     position: u64,
     /// Whether this consumer's pending list was read once from its start (0), for the entries
@@ -85,7 +86,7 @@ impl<T> RedisStreamReader<T> {
             phase: Phase::Pending {
                 after: EntryId::default(),
             },
-            since_ack: HashSet::new(),
+            since_ack: IdSet::default(),
             position: 0,
             pending_read: false,
             recovered: 0,
