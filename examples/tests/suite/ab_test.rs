@@ -111,10 +111,25 @@ fn the_challenger_learns_the_interaction_the_champion_cannot() {
     );
     assert!(dir.path().join("champion.safetensors").is_file());
     assert!(dir.path().join("challenger.safetensors").is_file());
+    // The report saved beside the weights is the one returned. Its floats compared to within a
+    // few ulps: serde_json (without `float_roundtrip`) may read a float back one ulp off, which
+    // made an exact comparison fail about once in a few hundred runs.
+    let saved = tandem_examples::ab::ranker::trained(dir.path()).expect("a saved report");
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs());
     assert_eq!(
-        tandem_examples::ab::ranker::trained(dir.path()).as_ref(),
-        Some(&report)
+        (saved.format, &saved.config),
+        (report.format, &report.config)
     );
+    for (a, b) in [
+        (saved.train_ctr, report.train_ctr),
+        (saved.champion_log_loss, report.champion_log_loss),
+        (saved.challenger_log_loss, report.challenger_log_loss),
+        (saved.true_model_log_loss, report.true_model_log_loss),
+        (saved.constant_log_loss, report.constant_log_loss),
+        (saved.seconds, report.seconds),
+    ] {
+        assert!(close(a, b), "saved {a} vs returned {b}\n{saved}\n{report}");
+    }
 }
 
 /// Rankers trained once (default settings, as `ab_test` trains them) for the pipeline tests.
