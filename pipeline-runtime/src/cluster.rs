@@ -184,7 +184,8 @@ pub trait WorkerTask: 'static {
     /// What the worker hands back when its task is done (its sink's result).
     type Output: Send + 'static;
 
-    /// Does the next chunk of work; `false` once there is nothing left.
+    /// Does the next chunk of work; `false` once there is nothing left (then it is not called
+    /// again).
     fn step(&mut self) -> bool;
 
     /// Called once `step` has returned `false`.
@@ -216,6 +217,12 @@ where
                     let activator = scope.activator_for(info.address);
                     let mut capability = Some(capability);
                     move |_output| {
+                        // timely may schedule the operator again after it let go of its
+                        // capability (when progress arrives from other workers): a finished task
+                        // is not stepped again.
+                        if capability.is_none() {
+                            return;
+                        }
                         let more = match in_operator.borrow_mut().as_mut() {
                             Some(task) => task.step(),
                             None => false,
@@ -415,15 +422,18 @@ mod tests {
         end: u64,
         stride: u64,
         seen: Vec<u64>,
+        done: bool,
     }
 
     impl WorkerTask for Count {
         type Output = Vec<u64>;
 
         fn step(&mut self) -> bool {
+            assert!(!self.done, "stepped again after it returned false");
             // Ten at a time, so the operator is activated again and again.
             for _ in 0..10 {
                 if self.next >= self.end {
+                    self.done = true;
                     return false;
                 }
                 self.seen.push(self.next);
@@ -445,6 +455,7 @@ mod tests {
                 end: 1000,
                 stride: id.peers as u64,
                 seen: Vec::new(),
+                done: false,
             })
             .unwrap();
             assert_eq!(outputs.len(), workers);
@@ -452,5 +463,40 @@ mod tests {
             all.sort_unstable();
             assert_eq!(all, (0..1000).collect::<Vec<_>>());
         }
+    }
+
+    /// Two processes of two workers each, as two threads of this test connected over TCP on
+    /// localhost. (timely's connection set-up sleeps a second between tries.)
+    #[test]
+    fn two_processes_share_the_work() {
+        let ports: Vec<u16> = (0..2)
+            .map(|_| {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                listener.local_addr().unwrap().port()
+            })
+            .collect();
+        let file = hostfile(&format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]));
+        let members: Vec<Vec<Vec<u64>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|process| {
+                    let cluster = cluster(2, process, &file);
+                    s.spawn(move || {
+                        run_in_operator(&cluster, |id| Count {
+                            next: id.index as u64,
+                            end: 1000,
+                            stride: id.peers as u64,
+                            seen: Vec::new(),
+                            done: false,
+                        })
+                        .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(members.iter().all(|m| m.len() == 2));
+        let mut all: Vec<u64> = members.into_iter().flatten().flatten().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>());
     }
 }
