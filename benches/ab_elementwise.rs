@@ -18,169 +18,20 @@
 //! one process (see BENCHMARKS.md). `TANDEM_BENCH_RUNS` sets the rounds (0: criterion only),
 //! `TANDEM_BENCH_BATCH` the pipeline's batch size.
 
+#[path = "common/ab.rs"]
+mod ab;
 #[path = "common/mod.rs"]
 mod common;
 
-use std::fs::File;
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use serde::{Deserialize, Serialize};
-use tandem::io::{Commit, Sink};
 use tandem::prelude::*;
 
-/// Lines per run in `cargo bench`; `cargo test --benches` uses a hundredth of it.
-const LINES: u64 = 1_000_000;
-
-#[derive(Debug, Deserialize, Serialize)]
-struct Req {
-    user_id: u64,
-    ad_id: u32,
-    score: f64,
-}
-
-/// A request tagged with the arm that served it.
-struct Served {
-    arm: &'static str,
-    req: Req,
-}
-
-const CHAMPION: &str = "champion";
-const CHALLENGER: &str = "challenger";
-
-/// Per arm: how many requests and the sum of their (doubled) scores. Scores are summed in input
-/// order within each arm in both variants, so the sums must match exactly.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct ArmCounts(Vec<(&'static str, u64, f64)>);
-
-impl ArmCounts {
-    #[inline]
-    fn add(&mut self, served: &Served) {
-        match self.0.iter_mut().find(|(arm, ..)| *arm == served.arm) {
-            Some((_, count, score)) => {
-                *count += 1;
-                *score += served.req.score;
-            }
-            None => self.0.push((served.arm, 1, served.req.score)),
-        }
-    }
-
-    fn sorted(mut self) -> Self {
-        self.0.sort_by_key(|&(arm, ..)| arm);
-        self
-    }
-}
-
-fn write_input(path: &Path, lines: u64) {
-    let mut out = BufWriter::new(File::create(path).expect("create the input file"));
-    for i in 0..lines {
-        let req = Req {
-            user_id: i % 10007,
-            ad_id: (i % 97) as u32,
-            score: (i % 1000) as f64 / 1000.0,
-        };
-        serde_json::to_writer(&mut out, &req).expect("write a line");
-        out.write_all(b"\n").expect("write a line");
-    }
-    out.flush().expect("flush the input file");
-}
-
-// ---------------------------------------------------------------------------------------------
-// The hand-written loop
-
-/// `split_by(|r| r.user_id, [50, 50])` by hand: CRC32 of the decimal user id, multiply-shift onto
-/// 0..100, the first half is the champion.
-#[inline]
-fn arm_of(user_id: u64) -> &'static str {
-    let hash = crc32fast::hash(itoa::Buffer::new().format(user_id).as_bytes());
-    if (u64::from(hash) * 100) >> 32 < 50 {
-        CHAMPION
-    } else {
-        CHALLENGER
-    }
-}
-
-fn hand_loop(path: &Path) -> ArmCounts {
-    let mut reader = BufReader::with_capacity(256 * 1024, File::open(path).expect("open input"));
-    let mut line = String::new();
-    let mut counts = ArmCounts::default();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).expect("read a line") == 0 {
-            break;
-        }
-        let mut req: Req = serde_json::from_str(&line).expect("a valid line");
-        req.score *= 2.0;
-        if req.score < 0.0 {
-            continue;
-        }
-        let served = Served {
-            arm: arm_of(req.user_id),
-            req,
-        };
-        counts.add(&served);
-    }
-    counts.sorted()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The pipeline
-
-/// The sink: counts per arm, hands the counts over when the run ends well.
-struct ArmCounter {
-    counts: ArmCounts,
-    out: Arc<Mutex<Option<ArmCounts>>>,
-}
-
-impl Sink<Served> for ArmCounter {
-    fn describe(&self) -> String {
-        "per-arm counter".into()
-    }
-
-    fn write(&mut self, served: Served) -> Result<(), String> {
-        self.counts.add(&served);
-        Ok(())
-    }
-
-    fn finish(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
-        *self.out.lock().unwrap() = Some(std::mem::take(&mut self.counts));
-        Ok(None)
-    }
-}
-
-struct AbArgs {
-    input: PathBuf,
-    counts: Arc<Mutex<Option<ArmCounts>>>,
-}
-
-impl AbArgs {
-    fn counter(&self) -> ArmCounter {
-        ArmCounter {
-            counts: ArmCounts::default(),
-            out: self.counts.clone(),
-        }
-    }
-}
-
-pipeline! {
-    /// Sticky 50/50 split of requests by user, each arm tagged, counted per arm.
-    AbElementwise(args: AbArgs) {
-        requests = read(JsonLines::<Req>::open(&args.input))
-            -> map(|mut r: Req| {
-                r.score *= 2.0;
-                r
-            })
-            -> filter(|r: &Req| r.score >= 0.0);
-        [champ, chall] = requests -> partition(split_by(|r: &Req| r.user_id, [50, 50]));
-        a = champ -> map(|req: Req| Served { arm: CHAMPION, req });
-        b = chall -> map(|req: Req| Served { arm: CHALLENGER, req });
-        merge(a, b) -> write(args.counter());
-    }
-}
+use ab::{hand_loop, pipeline, write_input, ArmCounts, Req, Served, CHALLENGER, CHAMPION, LINES};
 
 /// Counts an arm inside its fused chain and hands the counts over when the segment drops it.
 struct ArmTally {
@@ -250,18 +101,6 @@ fn pipeline_no_merge(input: &Path) -> ArmCounts {
     assert!(totals.balanced() && totals.dead == 0, "{summary}");
     let tallies = std::mem::take(&mut *args.tallies.lock().unwrap());
     ArmCounts(tallies.into_iter().flat_map(|t| t.0).collect()).sorted()
-}
-
-fn pipeline(input: &Path) -> ArmCounts {
-    let args = AbArgs {
-        input: input.to_owned(),
-        counts: Arc::default(),
-    };
-    let summary = AbElementwise::run_blocking(&args, &common::run_config()).expect("pipeline run");
-    let totals = summary.totals();
-    assert!(totals.balanced() && totals.dead == 0, "{summary}");
-    let counts = args.counts.lock().unwrap().take();
-    counts.expect("the sink finished").sorted()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@
 // 4. `stage_fns` (what each stage's function must be) and `ops` (the fused stages, channels).
 // 5. `inference`: `run_inference`'s front, batcher, replicas, reorder buffer and hot swap.
 // 6. `stages`: the typed constructors generated code calls, one per stage.
-// 7. `exec`: the executor; `serve` (the metrics endpoint) and `summary` beside it.
+// 7. `exec`: the executor; `serve` (the metrics endpoint) and `summary` beside it; `cluster`
+//    (feature `timely`): the worker and process options and, later, the lowering onto timely
+//    dataflow, the only module that uses `timely`.
 // 8. `cli`: the standard command line of a pipeline binary.
 pub mod checkpoint;
 #[doc(hidden)]
@@ -41,6 +43,8 @@ pub mod inference;
 
 pub mod stages;
 
+#[cfg(feature = "timely")]
+pub mod cluster;
 pub mod exec;
 mod serve;
 pub mod summary;
