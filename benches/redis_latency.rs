@@ -17,6 +17,8 @@
 #[path = "../tests/common/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
+#[path = "common/relay.rs"]
+mod relay;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -87,7 +89,7 @@ fn produce(conn: &mut Connection, stream: &str, n: u64, rate: u64) {
     }
 }
 
-type Reply = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
+type Reply = Vec<(String, Vec<relay::Entry>)>;
 
 /// Reads `n` answers from `stream` as they come; returns each one's latency in microseconds.
 fn collect(conn: &mut Connection, stream: &str, n: usize) -> Vec<u64> {
@@ -125,56 +127,14 @@ fn collect(conn: &mut Connection, stream: &str, n: usize) -> Vec<u64> {
 
 /// The hand-written relay: runs until it moved `n` entries.
 fn hand_loop(conn: &mut Connection, input: &str, output: &str, n: u64) {
-    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(input)
-        .arg("g")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(conn);
+    relay::create_group(conn, input);
     let mut moved = 0;
     while moved < n {
-        let reply: Option<Reply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg("g")
-            .arg("c")
-            .arg("COUNT")
-            .arg(1024)
-            .arg("BLOCK")
-            .arg(1)
-            .arg("STREAMS")
-            .arg(input)
-            .arg(">")
-            .query(conn)
-            .unwrap();
-        let Some(entries) = reply.and_then(|mut r| r.pop()).map(|(_, e)| e) else {
-            continue;
-        };
-        let mut ids = Vec::with_capacity(entries.len());
-        for chunk in entries.chunks(512) {
-            let mut pipe = redis::pipe();
-            for (id, fields) in chunk {
-                let request: Request = serde_json::from_str(&fields[0].1).unwrap();
-                let out = serde_json::to_vec(&answer(request)).unwrap();
-                pipe.cmd("XADD")
-                    .arg(output)
-                    .arg("*")
-                    .arg("data")
-                    .arg(out)
-                    .ignore();
-                ids.push(id.clone());
-                moved += 1;
-            }
-            pipe.query::<()>(conn).unwrap();
-        }
-        if !ids.is_empty() {
-            redis::cmd("XACK")
-                .arg(input)
-                .arg("g")
-                .arg(&ids)
-                .query::<()>(conn)
-                .unwrap();
-        }
+        let entries = relay::read_group(conn, input, 1024, 1);
+        moved += relay::relay(conn, input, output, &entries, 512, |payload| {
+            let request: Request = serde_json::from_str(payload).unwrap();
+            serde_json::to_vec(&answer(request)).unwrap()
+        });
     }
 }
 

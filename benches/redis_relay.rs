@@ -1,6 +1,6 @@
 //! Redis stream -> parse -> map -> Redis stream: the pipeline against a hand-written loop doing
 //! the same with the same crate and the same batch sizes (`XREADGROUP COUNT 1024`, pipelined
-//! `XADD`s 512 at a time, `XACK` per read), on a `redis-server` this bench starts on a free port.
+//! `XADD`s 512 at a time, `XACK` per read; `benches/common/relay.rs`), on a `redis-server` this bench starts on a free port.
 //!
 //! Variants: `hand_loop`; `pipeline_at_least_once` (the sink's plain `XADD`s, as the hand loop);
 //! `pipeline` (the default sink: each element appended once, through a Lua script and a sorted
@@ -12,6 +12,8 @@
 #[path = "../tests/common/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
+#[path = "common/relay.rs"]
+mod relay;
 
 use std::time::{Duration, Instant};
 
@@ -63,60 +65,19 @@ fn fill(conn: &mut Connection, stream: &str, n: u64) {
     }
 }
 
-type Reply = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
-
+/// The hand loop: moves entries until a read finds none for 20 ms.
 fn hand_loop(conn: &mut Connection, input: &str, output: &str) -> u64 {
-    redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(input)
-        .arg("g")
-        .arg("0")
-        .query::<()>(conn)
-        .unwrap();
+    relay::create_group(conn, input);
     let mut moved = 0;
     loop {
-        let reply: Option<Reply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg("g")
-            .arg("c")
-            .arg("COUNT")
-            .arg(READ)
-            .arg("BLOCK")
-            .arg(20)
-            .arg("STREAMS")
-            .arg(input)
-            .arg(">")
-            .query(conn)
-            .unwrap();
-        let Some(entries) = reply.and_then(|mut r| r.pop()).map(|(_, e)| e) else {
-            return moved;
-        };
+        let entries = relay::read_group(conn, input, READ, 20);
         if entries.is_empty() {
             return moved;
         }
-        let mut ids = Vec::with_capacity(entries.len());
-        for chunk in entries.chunks(WRITE) {
-            let mut pipe = redis::pipe();
-            for (id, fields) in chunk {
-                let request: Request = serde_json::from_str(&fields[0].1).unwrap();
-                let out = serde_json::to_vec(&answer(request)).unwrap();
-                pipe.cmd("XADD")
-                    .arg(output)
-                    .arg("*")
-                    .arg("data")
-                    .arg(out)
-                    .ignore();
-                ids.push(id.clone());
-                moved += 1;
-            }
-            pipe.query::<()>(conn).unwrap();
-        }
-        redis::cmd("XACK")
-            .arg(input)
-            .arg("g")
-            .arg(&ids)
-            .query::<()>(conn)
-            .unwrap();
+        moved += relay::relay(conn, input, output, &entries, WRITE, |payload| {
+            let request: Request = serde_json::from_str(payload).unwrap();
+            serde_json::to_vec(&answer(request)).unwrap()
+        });
     }
 }
 
