@@ -7,12 +7,16 @@
 //! cargo run --release --example backpressure -- --input events.jsonl --output scores.jsonl
 //! ```
 
+#[path = "common/slow_scorer.rs"]
+mod slow_scorer;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tandem::prelude::*;
+
+use slow_scorer::{Event, Scored, SlowScorer};
 
 #[derive(Debug, clap::Args)]
 struct LoadArgs {
@@ -25,65 +29,6 @@ struct LoadArgs {
     /// How long the model takes per batch, in milliseconds.
     #[arg(long, default_value_t = 1)]
     model_ms: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct Event {
-    id: u64,
-    features: Vec<f32>,
-}
-
-#[derive(Debug, Serialize)]
-struct Scored {
-    id: u64,
-    score: f32,
-    model: std::sync::Arc<str>,
-}
-
-/// A linear model over the features, slowed to `delay` per batch.
-struct SlowScorer {
-    delay: Duration,
-}
-
-impl ModelHandler for SlowScorer {
-    type Input = Event;
-    type Prepared = Vec<f32>;
-    type Inference = f32;
-    type Model = Vec<f32>;
-
-    fn name(&self) -> String {
-        "slow-linear".into()
-    }
-
-    fn batching(&self) -> Batching {
-        Batching {
-            max_batch: 64,
-            ..Batching::default()
-        }
-    }
-
-    fn load(&self, _: DeviceRequest) -> Result<Loaded<Vec<f32>>, String> {
-        let weights = (0..16).map(|i| (i as f32 - 7.5) / 8.0).collect();
-        Ok(Loaded::new(weights, "cpu (plain Rust)", "slow-linear-v1"))
-    }
-
-    fn prepare(&self, event: &Event) -> Result<Vec<f32>, String> {
-        if event.features.len() != 16 {
-            return Err(format!(
-                "{} features, the model takes 16",
-                event.features.len()
-            ));
-        }
-        Ok(event.features.clone())
-    }
-
-    fn infer(&self, weights: &mut Vec<f32>, batch: Vec<Vec<f32>>) -> Result<Vec<f32>, String> {
-        std::thread::sleep(self.delay);
-        Ok(batch
-            .iter()
-            .map(|x| x.iter().zip(weights.iter()).map(|(a, b)| a * b).sum())
-            .collect())
-    }
 }
 
 pipeline! {

@@ -12,15 +12,16 @@
 //! Each event is one entry whose `data` field holds `{"id": 1, "features": [16 numbers]}`; each
 //! score goes to `--scores` as `{"id": 1, "score": 0.3, "model": "slow-linear-v1"}`.
 
+#[path = "common/slow_scorer.rs"]
+mod slow_scorer;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tandem::io::RedisStreamReader;
 use tandem::prelude::*;
 
-/// The model's batches: the test of this example derives its bound on pending entries from it.
-const MAX_BATCH: usize = 64;
+use slow_scorer::{Event, Scored, SlowScorer};
 
 #[derive(Debug, clap::Args)]
 struct LiveArgs {
@@ -45,66 +46,6 @@ impl LiveArgs {
             Some(ms) => source.until_idle(Duration::from_millis(ms)),
             None => source,
         }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Event {
-    id: u64,
-    features: Vec<f32>,
-}
-
-#[derive(Debug, Serialize)]
-struct Scored {
-    id: u64,
-    score: f32,
-    model: std::sync::Arc<str>,
-}
-
-/// A linear model over the features, slowed to `delay` per batch (a stand-in for a slow device;
-/// no real weights involved).
-struct SlowScorer {
-    delay: Duration,
-}
-
-impl ModelHandler for SlowScorer {
-    type Input = Event;
-    type Prepared = Vec<f32>;
-    type Inference = f32;
-    type Model = Vec<f32>;
-
-    fn name(&self) -> String {
-        "slow-linear".into()
-    }
-
-    fn batching(&self) -> Batching {
-        Batching {
-            max_batch: MAX_BATCH,
-            ..Batching::default()
-        }
-    }
-
-    fn load(&self, _: DeviceRequest) -> Result<Loaded<Vec<f32>>, String> {
-        let weights = (0..16).map(|i| (i as f32 - 7.5) / 8.0).collect();
-        Ok(Loaded::new(weights, "cpu (plain Rust)", "slow-linear-v1"))
-    }
-
-    fn prepare(&self, event: &Event) -> Result<Vec<f32>, String> {
-        if event.features.len() != 16 {
-            return Err(format!(
-                "{} features, the model takes 16",
-                event.features.len()
-            ));
-        }
-        Ok(event.features.clone())
-    }
-
-    fn infer(&self, weights: &mut Vec<f32>, batch: Vec<Vec<f32>>) -> Result<Vec<f32>, String> {
-        std::thread::sleep(self.delay);
-        Ok(batch
-            .iter()
-            .map(|x| x.iter().zip(weights.iter()).map(|(a, b)| a * b).sum())
-            .collect())
     }
 }
 

@@ -48,7 +48,7 @@ const N: u64 = 10_000;
 //
 // So pending ≤ 2·C + T·I + B.
 const B: u64 = 1024;
-const M: u64 = 64; // `MAX_BATCH` in examples/backpressure_live.rs
+const M: u64 = 64; // `MAX_BATCH` in examples/common/slow_scorer.rs
 const Q: u64 = 16;
 const W: u64 = 512;
 const MODEL_MS: u64 = 5;
