@@ -27,8 +27,6 @@ const POLL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one check of a cluster that stopped answering waits.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Kafka: `Kafka::<T>::read(url)` reads `T`s as a member of a consumer group,
 /// `Kafka::write(url)` produces any `Serialize`. Each message's value holds one element as JSON.

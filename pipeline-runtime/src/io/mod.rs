@@ -16,6 +16,7 @@ mod jsonl;
 mod kafka;
 mod lines;
 mod memory;
+mod outage;
 mod percent;
 mod redis;
 mod rolling;

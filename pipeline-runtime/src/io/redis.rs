@@ -28,8 +28,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A server that takes longer than this to answer a command (beyond the `BLOCK` wait) counts as
 /// gone.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Ids per `XACK`.
 const ACK_CHUNK: usize = 5000;
 /// Entries per `XADD` pipeline.

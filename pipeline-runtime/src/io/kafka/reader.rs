@@ -58,6 +58,9 @@ pub struct KafkaReader<T> {
     /// When a message last arrived, or the consumer joined its group; `None` before it joined.
     last_arrival: Option<Instant>,
     outage: Option<Outage>,
+    /// Whether the consumer reported an error since the cluster was last checked during an
+    /// outage: then a check that succeeds does not end the outage.
+    errors_since_check: bool,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -76,6 +79,7 @@ impl<T> KafkaReader<T> {
             read: 0,
             last_arrival: None,
             outage: None,
+            errors_since_check: false,
             _item: PhantomData,
         }
     }
@@ -195,7 +199,7 @@ impl<T> KafkaReader<T> {
             Err(e) => Err(shown(&e)),
         };
         match answer {
-            Ok(()) if !outage.errors_since_check => {
+            Ok(()) if !self.errors_since_check => {
                 let down_for = outage.since.elapsed();
                 tracing::info!(
                     "{}: the cluster answers again after {down_for:.1?}",
@@ -216,10 +220,11 @@ impl<T> KafkaReader<T> {
                 outage.failed(error);
             }
         }
-        outage.errors_since_check = false;
+        self.errors_since_check = false;
         let brokers = self.address.as_ref().map_or("", |a| a.brokers.as_str());
         if outage.over(self.retry_for) {
-            let message = outage.gave_up(brokers, self.retry_for);
+            let message =
+                outage.gave_up(&format!("the Kafka cluster at {brokers}"), self.retry_for);
             return Err(self.read_error(message));
         }
         tracing::warn!(
@@ -263,10 +268,13 @@ impl<T> KafkaReader<T> {
         );
         match &mut self.outage {
             Some(outage) => {
-                outage.errors_since_check = true;
+                self.errors_since_check = true;
                 outage.last_error = shown;
             }
-            None => self.outage = Some(Outage::new(shown)),
+            None => {
+                self.outage = Some(Outage::new(shown));
+                self.errors_since_check = false;
+            }
         }
         Ok(())
     }
@@ -320,6 +328,7 @@ impl<T: DeserializeOwned + Send> Source for KafkaReader<T> {
                     shown(&e)
                 );
                 self.outage = Some(Outage::new(shown(&e)));
+                self.errors_since_check = false;
             }
         }
         consumer
@@ -484,7 +493,8 @@ impl Commit for CommitOffsets {
             let outage = outage.get_or_insert_with(|| Outage::new(shown(&error)));
             let wait = outage.failed(shown(&error));
             if outage.over(self.retry_for) {
-                return Err(failed(outage.gave_up(&self.brokers, self.retry_for)));
+                let cluster = format!("the Kafka cluster at {}", self.brokers);
+                return Err(failed(outage.gave_up(&cluster, self.retry_for)));
             }
             tracing::warn!(
                 "{}: committing offsets failed: {}; retrying in {wait:?}",

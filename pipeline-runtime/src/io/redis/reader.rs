@@ -468,8 +468,8 @@ impl<T: DeserializeOwned + Send> Source for RedisStreamReader<T> {
             Ok(()) => Ok(()),
             Err(e) if transient(&e) => {
                 self.conn = None;
-                let outage = self.outage.insert(Outage::new());
-                let wait = outage.failed(&e);
+                let outage = self.outage.insert(Outage::new(e.to_string()));
+                let wait = outage.failed(e.to_string());
                 tracing::warn!("{} is unreachable: {e}; retrying in {wait:?}", self.what());
                 Ok(())
             }
@@ -522,10 +522,12 @@ impl<T: DeserializeOwned + Send> Source for RedisStreamReader<T> {
         }
         self.conn = None;
         self.ready = false;
-        let outage = self.outage.get_or_insert_with(Outage::new);
-        let wait = outage.failed(&error);
+        let outage = self
+            .outage
+            .get_or_insert_with(|| Outage::new(error.to_string()));
+        let wait = outage.failed(error.to_string());
         if outage.over(self.retry_for) {
-            let server = self.address()?.server.clone();
+            let server = format!("the Redis server at {}", self.address()?.server);
             let message = self
                 .outage
                 .as_ref()

@@ -1,12 +1,12 @@
 //! Servers that stop answering: which failures may pass, and waiting for them with
 //! exponential backoff up to a limit.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::redis::{Connection, ErrorKind, RedisError, RedisResult, Value};
 
 use super::address::Address;
-use super::{FIRST_BACKOFF, MAX_BACKOFF};
+pub(super) use crate::io::outage::Outage;
 
 /// Whether a failure may go away by itself: the server is unreachable, restarting or loading.
 pub(super) fn transient(e: &RedisError) -> bool {
@@ -42,51 +42,6 @@ pub(super) fn unexpected(what: &'static str, reply: &Value) -> RedisError {
     RedisError::from((ErrorKind::Parse, what, shown))
 }
 
-/// Waiting for a server that stopped answering: when to try again, and when to give up.
-pub(super) struct Outage {
-    pub since: Instant,
-    pub attempts: u32,
-    pub next_try: Instant,
-    last_error: String,
-}
-
-impl Outage {
-    pub fn new() -> Self {
-        let now = Instant::now();
-        Self {
-            since: now,
-            attempts: 0,
-            next_try: now,
-            last_error: String::new(),
-        }
-    }
-
-    /// Records a failed attempt; returns the wait before the next one.
-    pub fn failed(&mut self, error: &RedisError) -> Duration {
-        self.attempts += 1;
-        self.last_error = error.to_string();
-        let wait = FIRST_BACKOFF
-            .saturating_mul(1 << (self.attempts - 1).min(16))
-            .min(MAX_BACKOFF);
-        self.next_try = Instant::now() + wait;
-        wait
-    }
-
-    pub fn over(&self, limit: Duration) -> bool {
-        self.since.elapsed() >= limit
-    }
-
-    pub fn gave_up(&self, server: &str, limit: Duration) -> String {
-        format!(
-            "the Redis server at {server} did not answer for {:.1?} ({} attempt{}, `retry_for` is {limit:?}); last error: {}",
-            self.since.elapsed(),
-            self.attempts,
-            if self.attempts == 1 { "" } else { "s" },
-            self.last_error
-        )
-    }
-}
-
 /// Runs `op` on a connection (made as needed) until it succeeds, fails for good, or the server
 /// has not answered for `limit`; sleeps between attempts. For the sink and the acknowledgement,
 /// whose threads have nothing else to do meanwhile.
@@ -120,12 +75,12 @@ pub(super) fn retrying<R>(
             return Err(format!("{doing}: {error}"));
         }
         *conn = None;
-        let outage = outage.get_or_insert_with(Outage::new);
-        let wait = outage.failed(&error);
+        let outage = outage.get_or_insert_with(|| Outage::new(error.to_string()));
+        let wait = outage.failed(error.to_string());
         if outage.over(limit) {
             return Err(format!(
                 "{doing}: {}",
-                outage.gave_up(&address.server, limit)
+                outage.gave_up(&format!("the Redis server at {}", address.server), limit)
             ));
         }
         tracing::warn!(
