@@ -8,6 +8,8 @@
 //! cluster that goes away fails the run after `retry_for`.
 
 mod common;
+#[path = "common/ids.rs"]
+mod ids;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
@@ -19,10 +21,11 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use tandem::io::{Commit, KafkaReader, KafkaWriter, Sink};
+use tandem::io::{KafkaReader, KafkaWriter};
 use tandem::prelude::*;
 
 use common::wait_for;
+use ids::Ids;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -285,49 +288,6 @@ fn ten_thousand_messages_flow_into_another_topic_and_the_group_commits_their_end
         cluster.committed("answers", "requests"),
         ends.into_iter().map(Some).collect::<Vec<_>>()
     );
-}
-
-/// Collects the ids it receives; with `fail`, its output cannot be committed, which fails the
-/// run at its very end: after every message was read and handed on, and the source finished.
-#[derive(Clone)]
-struct Ids {
-    collected: Collector<u64>,
-    fail: bool,
-}
-
-impl Ids {
-    fn new(fail: bool) -> Self {
-        Self {
-            collected: Collector::new(),
-            fail,
-        }
-    }
-}
-
-impl Sink<u64> for Ids {
-    fn describe(&self) -> String {
-        "ids".into()
-    }
-    fn write(&mut self, id: u64) -> Result<(), String> {
-        self.collected.write(id)
-    }
-    fn finish(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
-        if self.fail {
-            return Ok(Some(Box::new(DiskFull)));
-        }
-        Sink::<u64>::finish(&mut self.collected)
-    }
-}
-
-struct DiskFull;
-
-impl Commit for DiskFull {
-    fn commit(self: Box<Self>) -> tandem::Result<()> {
-        Err(tandem::Error::Write {
-            what: "ids".into(),
-            message: "the disk is full".into(),
-        })
-    }
 }
 
 struct CollectArgs {

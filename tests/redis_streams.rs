@@ -6,6 +6,8 @@
 //! the run.
 
 mod common;
+#[path = "common/ids.rs"]
+mod ids;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
@@ -14,10 +16,11 @@ use std::time::Duration;
 
 use redis::Connection;
 use serde::{Deserialize, Serialize};
-use tandem::io::{Commit, RedisStreamReader, RedisStreamWriter, Sink};
+use tandem::io::{RedisStreamReader, RedisStreamWriter};
 use tandem::prelude::*;
 
 use common::wait_for;
+use ids::Ids;
 use redis_server::RedisServer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,49 +159,6 @@ fn entries_flow_in_order_into_another_stream_and_are_all_acknowledged() {
     assert_eq!(written, expected);
     redis::cmd("SELECT").arg(0).query::<()>(&mut conn).unwrap();
     assert_eq!(pending(&mut conn, "requests", "answers"), 0);
-}
-
-/// Collects the ids it receives; with `fail`, its output cannot be committed, which fails the
-/// run at its very end: after every entry was read and handed on, and the source finished.
-#[derive(Clone)]
-struct Ids {
-    collected: Collector<u64>,
-    fail: bool,
-}
-
-impl Ids {
-    fn new(fail: bool) -> Self {
-        Self {
-            collected: Collector::new(),
-            fail,
-        }
-    }
-}
-
-impl Sink<u64> for Ids {
-    fn describe(&self) -> String {
-        "ids".into()
-    }
-    fn write(&mut self, id: u64) -> Result<(), String> {
-        self.collected.write(id)
-    }
-    fn finish(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
-        if self.fail {
-            return Ok(Some(Box::new(DiskFull)));
-        }
-        Sink::<u64>::finish(&mut self.collected)
-    }
-}
-
-struct DiskFull;
-
-impl Commit for DiskFull {
-    fn commit(self: Box<Self>) -> tandem::Result<()> {
-        Err(tandem::Error::Write {
-            what: "ids".into(),
-            message: "the disk is full".into(),
-        })
-    }
 }
 
 struct CollectArgs {
