@@ -195,7 +195,7 @@ fn each_checkpoint_puts_a_whole_part_in_place_before_its_input_is_acknowledged()
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let (args, acks) = Args::new(&out, 2000, None);
-    let summary = tandem::exec::run_pipeline::<Roll>(&args, &every(100)).unwrap();
+    let summary = tandem::job::run_pipeline::<Roll>(&args, &every(100)).unwrap();
     assert_eq!(summary.totals().written, 2000);
 
     let acks = acks.lock().unwrap();
@@ -232,7 +232,7 @@ fn a_failed_run_keeps_its_checkpointed_parts_and_a_new_run_numbers_after_them() 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let (args, acks) = Args::new(&out, 2000, Some(1234));
-    let error = tandem::exec::run_pipeline::<Roll>(&args, &every(100)).unwrap_err();
+    let error = tandem::job::run_pipeline::<Roll>(&args, &every(100)).unwrap_err();
     assert!(error.to_string().contains("connection reset"), "{error}");
 
     // What was acknowledged is in the parts; the part open when the run failed is not there.
@@ -251,7 +251,7 @@ fn a_failed_run_keeps_its_checkpointed_parts_and_a_new_run_numbers_after_them() 
     std::fs::write(out.join(".part-000099.jsonl.x1y2.partial"), "{\"n\":").unwrap();
     let before = parts(&out).len();
     let (args, _) = Args::new(&out, 50, None);
-    tandem::exec::run_pipeline::<Roll>(&args, &every(1000)).unwrap();
+    tandem::job::run_pipeline::<Roll>(&args, &every(1000)).unwrap();
     let after = parts(&out);
     assert_eq!(after.len(), before + 1);
     assert_eq!(
@@ -267,7 +267,7 @@ fn csv_parts_each_start_with_the_header() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("csv");
     let (args, _) = Args::new(&out, 500, None);
-    tandem::exec::run_pipeline::<RollCsv>(&args, &every(100)).unwrap();
+    tandem::job::run_pipeline::<RollCsv>(&args, &every(100)).unwrap();
     let parts = parts(&out);
     assert!(parts.len() >= 5, "{} parts", parts.len());
     let mut numbers = Vec::new();

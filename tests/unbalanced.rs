@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use tandem::context::{Pos, RunContext};
-use tandem::exec::{run_pipeline, Executor};
+use tandem::exec::Executor;
 use tandem::graph::{Edge, Graph, StageInfo, StageKind};
+use tandem::job::run_pipeline;
 use tandem::prelude::*;
 use tandem::push::{Flow, Push, Signal};
 

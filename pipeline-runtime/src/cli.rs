@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, FromArgMatches};
 
 use crate::deadletter::DeadLetterTarget;
-use crate::exec::{run_pipeline, Pipeline, RunConfig};
+use crate::exec::{Pipeline, RunConfig};
+use crate::job::run_pipeline;
 
 /// Graph output formats for `--graph`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -68,6 +69,21 @@ pub struct StdArgs {
     /// Also end an epoch every N records read.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: Option<u64>,
+    /// Worker threads in this process: more than one splits the input across them (on timely
+    /// dataflow).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), env = "TANDEM_WORKERS")]
+    pub workers: u32,
+    /// Processes running this pipeline together, each started with the same options and its
+    /// own `--process` (see `--hostfile`).
+    #[arg(long, value_name = "P", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), env = "TANDEM_PROCESSES")]
+    pub processes: u32,
+    /// This process's index among `--processes`, from 0 (process 0 prints the job's summary).
+    #[arg(long, value_name = "I", default_value_t = 0, env = "TANDEM_PROCESS")]
+    pub process: u32,
+    /// The processes' addresses, one `host:port` line each, in process order (default
+    /// `localhost:2101`, `localhost:2102`, ...).
+    #[arg(long, value_name = "FILE", env = "TANDEM_HOSTFILE")]
+    pub hostfile: Option<PathBuf>,
     /// Print no progress and no summary (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
@@ -125,6 +141,12 @@ impl StdArgs {
             checkpoints: crate::checkpoint::CheckpointPolicy {
                 interval: self.checkpoint_interval.0,
                 every: self.checkpoint_every,
+            },
+            cluster: crate::cluster::Cluster {
+                workers: self.workers as usize,
+                processes: self.processes as usize,
+                process: self.process as usize,
+                hostfile: self.hostfile.clone(),
             },
             ..RunConfig::default()
         }
@@ -194,7 +216,8 @@ where
                 return ExitCode::FAILURE;
             }
         };
-        if !std.quiet {
+        // A split run's summary is the job's, the same in every process: process 0 prints it.
+        if !std.quiet && std.process == 0 {
             eprint!("{summary}");
         }
         if let Err(error) = after(&args, &summary) {

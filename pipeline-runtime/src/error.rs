@@ -31,6 +31,10 @@ pub enum Error {
     Config(String),
     #[error("a pipeline thread failed unexpectedly: {0}")]
     Internal(String),
+    /// Another process or worker of a split run failed, so this one stopped and committed
+    /// nothing.
+    #[error("{0}")]
+    Peer(String),
 }
 
 /// `Result` with tandem's [`Error`].

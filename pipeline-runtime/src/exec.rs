@@ -8,12 +8,13 @@ use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::{CheckpointPolicy, FINAL_EPOCH};
+use crate::cluster::Cluster;
 pub use crate::context::StopSignal;
 use crate::context::{Pos, RunContext};
 use crate::deadletter::DeadLetterTarget;
 use crate::graph::{Graph, StageKind};
 use crate::inference::{DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler};
-use crate::io::{Record, Sink, Source};
+use crate::io::{Commit, Record, Share, Sink, Source};
 use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
 use crate::push::{Barrier, BarrierCount, Ended, Flow, Push, Signal};
 use crate::queue::{QueueGauge, QueueSummary};
@@ -51,6 +52,9 @@ pub struct RunConfig {
     /// When epochs end: sources acknowledge their input at complete checkpoints (see
     /// `checkpoint`).
     pub checkpoints: CheckpointPolicy,
+    /// Worker threads and processes (`--workers`, `--processes`, ...): more than one worker runs
+    /// the pipeline on timely dataflow (feature `timely`), each worker on its share of the input.
+    pub cluster: Cluster,
 }
 
 impl Default for RunConfig {
@@ -68,6 +72,7 @@ impl Default for RunConfig {
             metrics_addr: None,
             stop: StopSignal::default(),
             checkpoints: CheckpointPolicy::default(),
+            cluster: Cluster::default(),
         }
     }
 }
@@ -97,6 +102,7 @@ type Segment<'scope> = Box<dyn FnOnce() -> Result<()> + Send + 'scope>;
 pub struct Executor<'scope, 'env: 'scope> {
     shared: &'env RunContext,
     config: &'env RunConfig,
+    share: Share,
     segments: Vec<Segment<'scope>>,
     _scope: std::marker::PhantomData<&'scope Scope<'scope, 'env>>,
 }
@@ -146,12 +152,19 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         C: Push<S::Item>,
     {
         self.apply_override(&self.config.inputs, id, |p| source.set_path(p))?;
+        let _ = self.shared.sources[id as usize].set(source.describe());
+        let shared = self.shared;
+        let share = self.share;
+        // A source that cannot be split is read whole by the first worker.
+        if !share.is_whole() && !source.split(share) && share.index != 0 {
+            self.segments
+                .push(Box::new(move || run_unread(id, chain(), shared)));
+            return Ok(());
+        }
         source.open()?;
         if source.acknowledges() {
             self.shared.checkpoints.want();
         }
-        let _ = self.shared.sources[id as usize].set(source.describe());
-        let shared = self.shared;
         let chunk = self.config.batch_size;
         self.segments.push(Box::new(move || {
             run_source(id, source, chain(), chunk, shared)
@@ -213,6 +226,9 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         (mut sink, _): (S, Stream<T>),
     ) -> Result<SinkOp<S, T>> {
         self.apply_override(&self.config.outputs, id, |p| sink.set_path(p))?;
+        if !self.share.is_whole() {
+            sink.split(self.share);
+        }
         sink.open()?;
         Ok(SinkOp::new(id, sink))
     }
@@ -285,6 +301,18 @@ fn run_source<S: Source, C: Push<S::Item>>(
     );
     // What was read after the last barrier: acknowledged after the run's commit.
     run.checkpoints.register(FINAL_EPOCH, source.checkpoint()?);
+    chain.finish(run)
+}
+
+/// The segment of a source this worker does not read (another reads it whole): it ends at once.
+fn run_unread<T, C: Push<T>>(id: u32, mut chain: C, run: &RunContext) -> Result<()> {
+    chain.signal(
+        Signal::Ended(Ended {
+            source: id,
+            watermark: None,
+        }),
+        run,
+    );
     chain.finish(run)
 }
 
@@ -384,16 +412,46 @@ fn check_overrides(graph: &Graph, config: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Runs a pipeline to the end on the calling thread (segments get threads of their own) and
-/// returns its summary. Sink outputs are committed (renamed into place) only if every segment
-/// ended well.
-pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summary> {
+/// A run that ended well, its outputs not yet visible: what [`Finished::commit`] makes so.
+pub struct Finished {
+    pub summary: Summary,
+    commits: Vec<Box<dyn Commit>>,
+    acks: Vec<Box<dyn Commit>>,
+}
+
+impl Finished {
+    /// Renames the outputs into place, then acknowledges the rest of the input.
+    pub fn commit(self) -> Result<Summary> {
+        for commit in self.commits {
+            commit.commit()?;
+        }
+        // Only now, with every output committed, is the rest of the input acknowledged.
+        for ack in self.acks {
+            ack.commit()?;
+        }
+        Ok(self.summary)
+    }
+}
+
+/// Runs `share` of a pipeline's input to the end and returns it uncommitted. `lost` is asked
+/// while the run goes on whether it must fail (another process of a split run stopped): then
+/// the run stops reading and fails with that error.
+pub fn run_share<P: Pipeline>(
+    args: &P::Args,
+    config: &RunConfig,
+    share: Share,
+    lost: &mut dyn FnMut() -> Option<Error>,
+) -> Result<Finished> {
     let graph = P::graph();
     check_overrides(graph, config)?;
     let listener = config.metrics_addr.map(crate::serve::bind).transpose()?;
+    let dead_letters = match &config.dead_letters {
+        DeadLetterTarget::File(path) => DeadLetterTarget::File(share.part_path(path)),
+        memory => memory.clone(),
+    };
     let shared = RunContext::new(
         graph,
-        &config.dead_letters,
+        &dead_letters,
         config.fail_fast,
         config.stop.clone(),
         config.checkpoints,
@@ -404,6 +462,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
         let mut ex = Executor {
             shared: &shared,
             config,
+            share,
             segments: Vec::new(),
             _scope: std::marker::PhantomData,
         };
@@ -431,6 +490,15 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
             let (shared, done) = (&shared, &done);
             scope.spawn(move || show_progress(P::NAME, shared, done))
         });
+        if !share.is_whole() {
+            // A split run also watches the other processes while its segments run.
+            while !handles.iter().all(|h| h.is_finished()) {
+                if let Some(error) = lost() {
+                    shared.fail(error);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         for handle in handles {
             match handle.join() {
                 Ok(Ok(())) => {}
@@ -484,33 +552,21 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
     // Every run proves that nothing was lost before its outputs become visible: a run whose
     // counts do not add up is a bug in tandem, and its outputs are not trusted.
     if !summary.totals().balanced() {
-        return Err(Error::Internal(format!(
-            "the counts do not add up, so the outputs were not written (please report this bug):\n{summary}"
-        )));
+        return Err(unbalanced(&summary));
     }
-    for commit in shared
-        .commits
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain(..)
-    {
-        commit.commit()?;
-    }
-    // Only now, with every output committed, is the rest of the input acknowledged.
-    for ack in shared.checkpoints.remaining() {
-        ack.commit()?;
-    }
-    Ok(summary)
+    let commits = std::mem::take(&mut *shared.commits.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(Finished {
+        summary,
+        commits,
+        acks: shared.checkpoints.remaining(),
+    })
 }
 
-/// [`run_pipeline`] for async callers: the run happens on tokio's blocking pool.
-pub async fn run_async<P: Pipeline>(args: P::Args, config: RunConfig) -> Result<Summary>
-where
-    P::Args: Send + 'static,
-{
-    tokio::task::spawn_blocking(move || run_pipeline::<P>(&args, &config))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+/// The error of a run whose counts do not add up.
+pub fn unbalanced(summary: &Summary) -> Error {
+    Error::Internal(format!(
+        "the counts do not add up, so the outputs were not written (please report this bug):\n{summary}"
+    ))
 }
 
 fn show_progress(name: &str, shared: &RunContext, done: &AtomicBool) {

@@ -14,10 +14,12 @@
 // 4. `stage_fns` (what each stage's function must be) and `ops` (the fused stages, channels).
 // 5. `inference`: `run_inference`'s front, batcher, replicas, reorder buffer and hot swap.
 // 6. `stages`: the typed constructors generated code calls, one per stage.
-// 7. `exec`: the executor; `serve` (the metrics endpoint) and `summary` beside it; `cluster`
-//    (feature `timely`): the worker and process options and, later, the lowering onto timely
-//    dataflow, the only module that uses `timely`.
-// 8. `cli`: the standard command line of a pipeline binary.
+// 7. `cluster`: the worker and process options (`--workers`, `--processes`, ...).
+// 8. `exec`: the executor of one worker's share; `serve` (the metrics endpoint) and `summary`
+//    beside it.
+// 9. `distributed` (feature `timely`, the only module that uses it): a run split across worker
+//    threads and processes; `job`: `run_pipeline`, which runs on one worker or on several.
+// 10. `cli`: the standard command line of a pipeline binary.
 pub mod checkpoint;
 #[doc(hidden)]
 pub mod checks;
@@ -43,9 +45,11 @@ pub mod inference;
 
 pub mod stages;
 
-#[cfg(feature = "timely")]
 pub mod cluster;
+#[cfg(feature = "timely")]
+pub mod distributed;
 pub mod exec;
+pub mod job;
 mod serve;
 pub mod summary;
 
@@ -83,8 +87,9 @@ pub mod prelude {
 /// Used by generated code only; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::exec::{channel_for, run_async, run_pipeline, Executor, Pipeline, RunConfig};
+    pub use crate::exec::{channel_for, Executor, Pipeline, RunConfig};
     pub use crate::graph::Edge;
+    pub use crate::job::{run_async, run_pipeline};
     pub use crate::stages::*;
     pub use crate::summary::Summary;
     pub use crate::{Error, Result};

@@ -19,7 +19,7 @@ use tandem::prelude::*;
 /// Runs `P` with the default configuration and returns its summary; panics with the reason if the
 /// run fails (a run whose counts do not add up fails too: `run_pipeline` checks every run).
 pub fn run_checked<P: Pipeline>(args: &P::Args) -> Summary {
-    tandem::exec::run_pipeline::<P>(args, &RunConfig::default())
+    tandem::job::run_pipeline::<P>(args, &RunConfig::default())
         .unwrap_or_else(|e| panic!("running {} failed: {e}", P::NAME))
 }
 

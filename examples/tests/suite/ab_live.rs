@@ -59,7 +59,7 @@ fn a_live_run_writes_each_window_and_the_report_and_acknowledges_every_request()
         },
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<AbTest>(&args, &config).unwrap();
+    let summary = tandem::job::run_pipeline::<AbTest>(&args, &config).unwrap();
     assert_eq!(summary.totals().read, TRAFFIC);
 
     // 60 simulated minutes in 5-minute windows, both arms in each.

@@ -164,7 +164,7 @@ fn run(args: AbArgs) -> Run {
         device: DeviceChoice::Cpu,
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<AbTest>(&args, &config).unwrap();
+    let summary = tandem::job::run_pipeline::<AbTest>(&args, &config).unwrap();
     assert!(
         summary.totals().balanced(),
         "counts do not add up:\n{summary}"

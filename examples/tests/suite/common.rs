@@ -8,7 +8,7 @@ pub fn run_on_cpu<P: Pipeline>(args: &P::Args) -> Summary {
         device: DeviceChoice::Cpu,
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<P>(args, &config).unwrap_or_else(|e| panic!("{e}"));
+    let summary = tandem::job::run_pipeline::<P>(args, &config).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{summary}");
     assert!(summary.totals().balanced(), "{summary}");
     summary

@@ -1,3 +1,4 @@
+use std::io::Read;
 use std::marker::PhantomData;
 use std::path::Path;
 
@@ -6,7 +7,7 @@ use serde::Serialize;
 
 use super::file::Output;
 use super::jsonl::Input;
-use super::{raw_text, BadRecord, Commit, Record, Sink, Source};
+use super::{raw_text, BadRecord, Commit, Record, Share, Sink, Source};
 
 /// CSV files with a header row, read and written through serde.
 ///
@@ -65,6 +66,10 @@ impl Csv {
 /// See [`Csv::open`].
 pub struct CsvReader<T> {
     input: Input,
+    share: Share,
+    /// Added to the csv crate's line numbers: a worker's part of a split file is read as its
+    /// header line followed by its own lines.
+    line_offset: u64,
     reader: Option<csv::Reader<Box<dyn std::io::BufRead + Send>>>,
     headers: csv::ByteRecord,
     record: csv::ByteRecord,
@@ -75,6 +80,8 @@ impl<T> CsvReader<T> {
     fn new(input: Input) -> Self {
         Self {
             input,
+            share: Share::WHOLE,
+            line_offset: 0,
             reader: None,
             headers: csv::ByteRecord::new(),
             record: csv::ByteRecord::new(),
@@ -112,11 +119,23 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
         self.input.set_path(path)
     }
 
+    fn split(&mut self, share: Share) -> bool {
+        self.share = share;
+        self.input.splits()
+    }
+
     fn open(&mut self) -> crate::Result<()> {
+        let (mut input, lines_before) = self.input.open_share("input file", self.share)?;
+        if lines_before > 0 {
+            // A later worker's part: the header line is in the first worker's.
+            let header = self.input.first_line("input file")?;
+            input = Box::new(std::io::Cursor::new(header).chain(input));
+            self.line_offset = lines_before - 1;
+        }
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(self.input.open("input file")?);
+            .from_reader(input);
         self.headers = reader
             .byte_headers()
             .map_err(|e| read_error(&self.input, 1, e))?
@@ -128,11 +147,14 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
     fn read_chunk<E: FnMut(Record<T>)>(&mut self, max: usize, mut emit: E) -> crate::Result<bool> {
         let reader = self.reader.as_mut().expect("source read before open");
         for _ in 0..max {
-            let line = reader.position().line();
+            let line = reader.position().line() + self.line_offset;
             match reader.read_byte_record(&mut self.record) {
                 Ok(false) => return Ok(false),
                 Ok(true) => {
-                    let line = self.record.position().map_or(line, |p| p.line());
+                    let line = self
+                        .record
+                        .position()
+                        .map_or(line, |p| p.line() + self.line_offset);
                     if self.record.len() != self.headers.len() {
                         emit(Record::Bad(
                             line,
@@ -222,6 +244,10 @@ impl<T: Serialize> Sink<T> for CsvWriter {
 
     fn set_path(&mut self, path: &Path) -> bool {
         self.out.set_path(path)
+    }
+
+    fn split(&mut self, share: Share) {
+        self.out.split(share)
     }
 
     fn open(&mut self) -> crate::Result<()> {

@@ -1,8 +1,10 @@
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tempfile::{NamedTempFile, TempPath};
+
+use super::Share;
 
 /// Makes a finished output visible. Dropping it without committing discards the output.
 pub trait Commit: Send {
@@ -154,6 +156,13 @@ impl Output {
         }
     }
 
+    /// A worker's part of a split run goes to its own file ([`Share::part_path`]).
+    pub fn split(&mut self, share: Share) {
+        if let Self::File(p, _) = self {
+            *p = share.part_path(p);
+        }
+    }
+
     pub fn open(&mut self) -> crate::Result<()> {
         match self {
             Self::File(p, f) => *f = Some(AtomicFile::create(p)?),
@@ -186,6 +195,75 @@ impl Output {
             }
         }
     }
+}
+
+/// Worker `share.index`'s part of the file at `path`: the bytes from the first line that starts
+/// at or after `len * index / peers` to the first that starts at or after the next worker's
+/// cut, so that the parts cover the file, line by line, without overlap. Also the number of
+/// lines before the part (its first line's number less one).
+pub(crate) fn line_range(
+    path: &Path,
+    what: &'static str,
+    share: Share,
+) -> crate::Result<(std::io::Take<File>, u64)> {
+    let fail = |source| crate::Error::Open {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = open_input(path, what)?;
+    let len = file.metadata().map_err(fail)?.len();
+    let start = line_start_after(&mut file, len, share.index, share.peers).map_err(fail)?;
+    let end = line_start_after(&mut file, len, share.index + 1, share.peers).map_err(fail)?;
+    let lines_before = count_lines(&mut file, start).map_err(fail)?;
+    file.seek(SeekFrom::Start(start)).map_err(fail)?;
+    Ok((file.take(end.saturating_sub(start)), lines_before))
+}
+
+/// The offset of the first line that starts at or after `len * k / peers` (`len` for the last).
+fn line_start_after(file: &mut File, len: u64, k: usize, peers: usize) -> std::io::Result<u64> {
+    if k == 0 {
+        return Ok(0);
+    }
+    if k >= peers {
+        return Ok(len);
+    }
+    let cut = (len as u128 * k as u128 / peers as u128) as u64;
+    if cut == 0 {
+        return Ok(0);
+    }
+    // A line starts at `cut` if the byte before it ends one.
+    file.seek(SeekFrom::Start(cut - 1))?;
+    let mut at = cut - 1;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(len);
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(at + i as u64 + 1);
+        }
+        at += n as u64;
+    }
+}
+
+/// The number of newlines in the first `upto` bytes of `file`.
+fn count_lines(file: &mut File, upto: u64) -> std::io::Result<u64> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut left = upto;
+    let mut lines = 0;
+    let mut buf = vec![0; 256 * 1024];
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        left -= n as u64;
+    }
+    Ok(lines)
 }
 
 pub(crate) fn open_input(path: &Path, what: &'static str) -> crate::Result<File> {

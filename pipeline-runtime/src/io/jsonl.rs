@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::file::{open_input, Output};
 use super::lines::{read_line, Line, DEFAULT_MAX_LINE_BYTES};
-use super::{raw_text, BadRecord, Commit, Record, Sink, Source};
+use super::{raw_text, BadRecord, Commit, Record, Share, Sink, Source};
 
 /// JSON lines files: one JSON value per line.
 ///
@@ -94,6 +94,45 @@ impl Input {
         }
     }
 
+    /// Whether this input can be split across workers: a file, by byte ranges.
+    pub fn splits(&self) -> bool {
+        matches!(self, Self::File(_))
+    }
+
+    /// Opens `share` of the input: for a file split across workers, its byte range cut at line
+    /// boundaries ([`super::file::line_range`]), with the number of lines before it, so that
+    /// line numbers stay those of the whole file.
+    pub fn open_share(
+        &self,
+        kind: &'static str,
+        share: Share,
+    ) -> crate::Result<(Box<dyn BufRead + Send>, u64)> {
+        match self {
+            Self::File(p) if !share.is_whole() => {
+                let (range, lines_before) = super::file::line_range(p, kind, share)?;
+                Ok((
+                    Box::new(BufReader::with_capacity(256 * 1024, range)),
+                    lines_before,
+                ))
+            }
+            _ => Ok((self.open(kind)?, 0)),
+        }
+    }
+
+    /// The first line of a file input, with its newline (a CSV header).
+    pub fn first_line(&self, kind: &'static str) -> crate::Result<Vec<u8>> {
+        let mut line = Vec::new();
+        let mut reader = self.open(kind)?;
+        reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| crate::Error::Read {
+                what: self.describe("file"),
+                position: 1,
+                source,
+            })?;
+        Ok(line)
+    }
+
     pub fn open(&self, kind: &'static str) -> crate::Result<Box<dyn BufRead + Send>> {
         Ok(match self {
             Self::File(p) => Box::new(BufReader::with_capacity(256 * 1024, open_input(p, kind)?)),
@@ -114,6 +153,7 @@ impl Input {
 /// See [`JsonLines::open`].
 pub struct JsonLinesReader<T> {
     input: Input,
+    share: Share,
     reader: Option<Box<dyn BufRead + Send>>,
     line: u64,
     buf: Vec<u8>,
@@ -125,6 +165,7 @@ impl<T> JsonLinesReader<T> {
     fn new(input: Input) -> Self {
         Self {
             input,
+            share: Share::WHOLE,
             reader: None,
             line: 0,
             buf: Vec::new(),
@@ -161,8 +202,15 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
         self.input.set_path(path)
     }
 
+    fn split(&mut self, share: Share) -> bool {
+        self.share = share;
+        self.input.splits()
+    }
+
     fn open(&mut self) -> crate::Result<()> {
-        self.reader = Some(self.input.open("input file")?);
+        let (reader, lines_before) = self.input.open_share("input file", self.share)?;
+        self.reader = Some(reader);
+        self.line = lines_before;
         Ok(())
     }
 
@@ -263,6 +311,10 @@ impl<T: Serialize> Sink<T> for JsonLinesWriter {
 
     fn set_path(&mut self, path: &Path) -> bool {
         self.out.set_path(path)
+    }
+
+    fn split(&mut self, share: Share) {
+        self.out.split(share)
     }
 
     fn open(&mut self) -> crate::Result<()> {

@@ -1,6 +1,6 @@
 use std::sync::{Arc, Mutex};
 
-use super::{Commit, Record, Sink, Source};
+use super::{Commit, Record, Share, Sink, Source};
 
 /// In-memory sources: any iterator (a `Vec`, a range, a generator).
 pub struct Memory;
@@ -17,6 +17,7 @@ impl Memory {
         MemorySource {
             items: items.into_iter(),
             index: 0,
+            share: Share::WHOLE,
         }
     }
 }
@@ -25,6 +26,7 @@ impl Memory {
 pub struct MemorySource<I> {
     items: I,
     index: u64,
+    share: Share,
 }
 
 impl<I> Source for MemorySource<I>
@@ -38,15 +40,25 @@ where
         "in-memory items".into()
     }
 
+    /// Worker `index` of `peers` reads items `index + 1`, `index + 1 + peers`, ... (numbered as
+    /// in the whole sequence).
+    fn split(&mut self, share: Share) -> bool {
+        self.share = share;
+        true
+    }
+
     fn read_chunk<E: FnMut(Record<I::Item>)>(
         &mut self,
         max: usize,
         mut emit: E,
     ) -> crate::Result<bool> {
+        let Share { index, peers } = self.share;
         for _ in 0..max {
-            match self.items.next() {
+            // The items before this worker's next one belong to the others.
+            let skip = if self.index == 0 { index } else { peers - 1 };
+            match self.items.nth(skip) {
                 Some(item) => {
-                    self.index += 1;
+                    self.index += skip as u64 + 1;
                     emit(Record::Good(self.index, item));
                 }
                 None => return Ok(false),

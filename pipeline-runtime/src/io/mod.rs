@@ -66,6 +66,41 @@ pub(crate) fn raw_text(bytes: &[u8]) -> String {
     text
 }
 
+/// A worker's share of a run split across workers (`--workers`, `--processes`): worker `index`
+/// of `peers`, counted over every process. A run on one worker has the whole input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub index: usize,
+    pub peers: usize,
+}
+
+impl Share {
+    /// The whole input: one worker.
+    pub const WHOLE: Share = Share { index: 0, peers: 1 };
+
+    pub fn is_whole(self) -> bool {
+        self.peers == 1
+    }
+
+    /// The path of this worker's part of a file output, Beam's way: `out.jsonl` becomes
+    /// `out-00001-of-00004.jsonl` (the whole path when the run is not split).
+    pub fn part_path(self, path: &Path) -> std::path::PathBuf {
+        if self.is_whole() {
+            return path.to_owned();
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default();
+        let mut name = format!("{stem}-{:05}-of-{:05}", self.index, self.peers);
+        if let Some(ext) = path.extension() {
+            name.push('.');
+            name.push_str(&ext.to_string_lossy());
+        }
+        path.with_file_name(name)
+    }
+}
+
 /// One record read by a source, with its 1-based position.
 pub enum Record<T> {
     Good(u64, T),
@@ -92,6 +127,15 @@ pub trait Source: Send {
     /// Opens the input; called before any segment runs.
     fn open(&mut self) -> crate::Result<()> {
         Ok(())
+    }
+
+    /// When the run is split across workers, makes this source read only `share` of its input
+    /// (called before `open`): a file its byte range cut at line boundaries, a stream's consumer
+    /// group one member per worker, memory every `peers`-th item. `false` if it cannot be split:
+    /// then worker 0 reads all of it and the other workers nothing.
+    fn split(&mut self, share: Share) -> bool {
+        let _ = share;
+        false
     }
 
     /// Reads up to `max` records, handing each to `emit`. `Ok(false)` once the input is done.
@@ -136,6 +180,13 @@ pub trait Sink<T>: Send {
     /// Creates the output; called before any segment runs.
     fn open(&mut self) -> crate::Result<()> {
         Ok(())
+    }
+
+    /// When the run is split across workers, makes this sink write this worker's part (called
+    /// before `open`): a file sink writes [`Share::part_path`], a rolling sink parts named after
+    /// the worker. Sinks every worker may share (stdout, a collector, a stream) do nothing.
+    fn split(&mut self, share: Share) {
+        let _ = share;
     }
 
     /// Writes one element. An error sends that element to the dead letters.

@@ -24,7 +24,7 @@ use tempfile::NamedTempFile;
 
 use super::csv::RowBuf;
 use super::file::Partial;
-use super::{Commit, Sink};
+use super::{Commit, Share, Sink};
 
 /// How a rolling sink writes one element, and what starts each part (CSV: the header row).
 pub trait PartFormat: Send {
@@ -271,6 +271,11 @@ impl<T: Serialize, F: PartFormat> Sink<T> for RollingWriter<F> {
     fn set_path(&mut self, path: &Path) -> bool {
         self.dir = path.to_owned();
         true
+    }
+
+    /// Each worker of a split run writes parts of its own in the directory: `part-w00003-000007.jsonl`.
+    fn split(&mut self, share: Share) {
+        self.prefix = format!("{}-w{:05}", self.prefix, share.index);
     }
 
     /// Creates the directory, removes the temporary parts of a run that was killed, and numbers

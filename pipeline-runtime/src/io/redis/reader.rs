@@ -13,7 +13,7 @@ use super::entries::{
 };
 use super::retry::{bad_url, no_group, retrying, transient, unexpected, Outage};
 use super::{ACK_CHUNK, BLOCK, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_RETRY_FOR};
-use crate::io::{Commit, Record, Source};
+use crate::io::{Commit, Record, Share, Source};
 
 /// Where a group created by the source starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -457,6 +457,17 @@ impl<T: DeserializeOwned + Send> Source for RedisStreamReader<T> {
 
     fn describe(&self) -> String {
         self.what()
+    }
+
+    /// Each worker is a consumer of the group of its own: `NAME-w3` for worker 3 of consumer
+    /// `NAME`, so the group hands each entry to one worker, and a rerun with as many workers
+    /// finds each one's pending entries again (older pending entries of any consumer are claimed
+    /// after the idle time).
+    fn split(&mut self, share: Share) -> bool {
+        if let Ok(address) = &mut self.address {
+            address.consumer = format!("{}-w{}", address.consumer, share.index);
+        }
+        true
     }
 
     /// Checks the URL and tries the server once: a server not answering yet is waited for while
