@@ -161,6 +161,7 @@ struct Report {
     /// Per stage: input, output, filtered, dead, created.
     stages: Vec<(u64, u64, u64, u64, i64)>,
     dead_letters: Vec<DeadLetter>,
+    dead_letter_file: Option<std::path::PathBuf>,
     elapsed: std::time::Duration,
 }
 
@@ -172,6 +173,7 @@ impl Report {
             error: None,
             stages: Vec::new(),
             dead_letters: Vec::new(),
+            dead_letter_file: None,
             elapsed: Default::default(),
         };
         match finished {
@@ -183,6 +185,7 @@ impl Report {
                     .map(|s| (s.input, s.output, s.filtered, s.dead, s.created))
                     .collect();
                 report.dead_letters = summary.dead_letters.clone();
+                report.dead_letter_file = summary.dead_letter_file.clone();
                 report.elapsed = summary.elapsed;
             }
             Err(error) => report.error = Some(error.to_string()),
@@ -333,6 +336,7 @@ fn coordinate(
                     error: Some("the worker's thread ended without a report".into()),
                     stages: Vec::new(),
                     dead_letters: Vec::new(),
+                    dead_letter_file: None,
                     elapsed: Default::default(),
                 }
             }
@@ -538,6 +542,27 @@ fn run_worker<P: Pipeline>(
         .iter()
         .flat_map(|r| r.dead_letters.clone())
         .collect();
+    // Each worker writes its own dead letters: name them all when several did.
+    let files: Vec<_> = reports
+        .iter()
+        .filter_map(|r| r.dead_letter_file.clone())
+        .collect();
+    summary.dead_letter_file = match files.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            Some(several[0].with_file_name(names.join(", ")))
+        }
+    };
     summary.elapsed = reports.iter().map(|r| r.elapsed).max().unwrap_or_default();
     if !summary.totals().balanced() {
         return Err(unbalanced(summary));

@@ -273,3 +273,66 @@ pub(crate) fn open_input(path: &Path, what: &'static str) -> crate::Result<File>
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every split of a few texts: the parts, in worker order, are the file; each starts at a
+    /// line's start; and the lines before a part are counted right.
+    #[test]
+    fn line_ranges_cover_the_file_line_by_line() {
+        let long: String = (0..500)
+            .map(|i| format!("line {i} {}\n", "x".repeat(i % 37)))
+            .collect();
+        let texts = [
+            "",
+            "\n",
+            "one line without newline",
+            "a\nb\nc\n",
+            "a\n\n\nb\n",
+            "a very long first line that spans every cut\nshort\n",
+            long.as_str(),
+        ];
+        for text in texts {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), text).unwrap();
+            for peers in 1..=7 {
+                let mut joined = Vec::new();
+                for index in 0..peers {
+                    let (mut part, lines_before) =
+                        line_range(file.path(), "input", Share { index, peers }).unwrap();
+                    let start = joined.len();
+                    part.read_to_end(&mut joined).unwrap();
+                    assert!(
+                        start == 0 || start == joined.len() || joined[start - 1] == b'\n',
+                        "part {index} of {peers} starts mid-line in {text:?}"
+                    );
+                    let counted = joined[..start].iter().filter(|&&b| b == b'\n').count();
+                    assert_eq!(lines_before, counted as u64, "{index} of {peers}: {text:?}");
+                }
+                assert_eq!(joined, text.as_bytes(), "{peers} parts of {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn part_paths_follow_beams_naming() {
+        let share = Share {
+            index: 3,
+            peers: 12,
+        };
+        assert_eq!(
+            share.part_path(Path::new("out/served.jsonl")),
+            Path::new("out/served-00003-of-00012.jsonl")
+        );
+        assert_eq!(
+            share.part_path(Path::new("log")),
+            Path::new("log-00003-of-00012")
+        );
+        assert_eq!(
+            Share::WHOLE.part_path(Path::new("served.jsonl")),
+            Path::new("served.jsonl")
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Split runs: the `ab_split` binary on 2 and 4 processes (on 127.0.0.1, free ports) and on 2
+//! worker threads gives the single run's outputs and dead letters (sorted: the order across
+//! parts is not defined) and the job's totals; a process that fails or is killed stops the
+//! others, which name it and commit nothing. Also in-process splits of memory and CSV sources.
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tandem::cluster::Cluster;
+use tandem::prelude::*;
+
+/// Kills every child still running when dropped (a failed assertion included).
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    // Bound together so that they differ; released before the processes bind them.
+    let listeners: Vec<_> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+fn ab_split(dir: &Path, requests: &Path, extra: &[String]) -> Command {
+    let mut command = Command::new(common::example_binary("ab_split"));
+    command
+        .arg("--requests")
+        .arg(requests)
+        .args(["--served", "served.jsonl", "--dead-letters", "bad.jsonl"])
+        .args(extra)
+        .current_dir(dir)
+        .env_remove("TANDEM_DEAD_LETTERS")
+        .env_remove("TANDEM_WORKERS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts `processes` processes of ab_split in `dir` (a hostfile of free ports), each with
+/// `extra` options.
+fn start(dir: &Path, requests: &Path, processes: usize, extra: &[&str]) -> Children {
+    let hostfile = dir.join("hosts");
+    let hosts: String = free_ports(processes)
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}\n"))
+        .collect();
+    std::fs::write(&hostfile, hosts).unwrap();
+    let children = (0..processes)
+        .map(|i| {
+            let mut options: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            options.extend([
+                "--processes".into(),
+                processes.to_string(),
+                "--process".into(),
+                i.to_string(),
+                "--hostfile".into(),
+                hostfile.display().to_string(),
+            ]);
+            ab_split(dir, requests, &options).spawn().unwrap()
+        })
+        .collect();
+    Children(children)
+}
+
+fn wait(child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    let mut child = child;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "a process did not exit within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lines of every file in `dir` named `stem` or `stem-NNNNN-of-NNNNN` + `ext`, sorted.
+fn sorted_lines(dir: &Path, stem: &str, ext: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(stem) else {
+            continue;
+        };
+        if rest == ext || (rest.starts_with('-') && rest.ends_with(ext) && rest.contains("-of-")) {
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+fn totals_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.contains("= written"))
+        .unwrap_or_else(|| panic!("no totals line in:\n{stderr}"))
+        .trim()
+        .to_owned()
+}
+
+/// What a run produced: the served lines and the dead letters, sorted, and the totals line.
+struct Result {
+    served: Vec<String>,
+    bad: Vec<String>,
+    totals: String,
+}
+
+fn single(requests: &Path, extra: &[&str]) -> Result {
+    let dir = tempfile::tempdir().unwrap();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let output = ab_split(dir.path(), requests, &extra).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    Result {
+        served: sorted_lines(dir.path(), "served", ".jsonl"),
+        bad: sorted_lines(dir.path(), "bad", ".jsonl"),
+        totals: totals_line(&stderr),
+    }
+}
+
+fn split(requests: &Path, processes: usize, extra: &[&str]) -> Result {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = start(dir.path(), requests, processes, extra);
+    let outputs: Vec<Output> = children
+        .0
+        .drain(..)
+        .map(|c| wait(c, Duration::from_secs(120)))
+        .collect();
+    for (i, output) in outputs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "process {i}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // timely's own connection messages would land on stdout, where outputs may go.
+        assert!(output.stdout.is_empty(), "process {i} printed on stdout");
+    }
+    let stderr = String::from_utf8_lossy(&outputs[0].stderr);
+    // One part per worker of every process.
+    let workers = processes
+        * extra
+            .iter()
+            .position(|o| *o == "--workers")
+            .map_or(1, |at| extra[at + 1].parse().unwrap());
+    for worker in 0..workers {
+        let part = dir
+            .path()
+            .join(format!("served-{worker:05}-of-{workers:05}.jsonl"));
+        assert!(part.exists(), "{} is missing", part.display());
+    }
+    Result {
+        served: sorted_lines(dir.path(), "served", ".jsonl"),
+        bad: sorted_lines(dir.path(), "bad", ".jsonl"),
+        totals: totals_line(&stderr),
+    }
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/requests.jsonl")
+}
+
+#[test]
+fn ab_split_on_several_processes_gives_the_single_runs_outputs() {
+    let one = single(&sample(), &[]);
+    assert_eq!(one.served.len(), 1883);
+    assert_eq!(one.bad.len(), 3);
+    for (processes, extra) in [
+        (1, &["--workers", "2"][..]),
+        (2, &[][..]),
+        (4, &[][..]),
+        (2, &["--workers", "2"][..]),
+    ] {
+        let run = split(&sample(), processes, extra);
+        let what = format!("{processes} processes {extra:?}");
+        assert_eq!(run.served, one.served, "{what}: served");
+        // Dead letters keep their line numbers in the whole file.
+        assert_eq!(run.bad, one.bad, "{what}: dead letters");
+        assert_eq!(run.totals, one.totals, "{what}: the job's totals");
+    }
+}
+
+/// A requests file of `n` good lines and one bad line at `bad_at`.
+fn requests(dir: &Path, n: u64, bad_at: u64) -> PathBuf {
+    let path = dir.join("requests.jsonl");
+    let mut text = String::new();
+    for i in 1..=n {
+        if i == bad_at {
+            text.push_str("{\"user_id\": oops}\n");
+        } else {
+            text.push_str(&format!(
+                "{{\"user_id\":{},\"ad_id\":{},\"score\":{:.3},\"time\":{i}}}\n",
+                i * 7919 % 1000,
+                i % 50,
+                (i % 97) as f64 / 97.0
+            ));
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_failing_process_stops_the_others_and_nothing_is_committed() {
+    let data = tempfile::tempdir().unwrap();
+    // The bad line is in the second process's half: with --fail-fast, that process fails.
+    let input = requests(data.path(), 4000, 3900);
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("served-00000-of-00002.jsonl");
+    std::fs::write(&before, "an older run's part\n").unwrap();
+    let mut children = start(dir.path(), &input, 2, &["--fail-fast"]);
+    let outputs: Vec<Output> = children
+        .0
+        .drain(..)
+        .map(|c| wait(c, Duration::from_secs(60)))
+        .collect();
+    let stderr: Vec<String> = outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert!(!outputs[1].status.success());
+    assert!(
+        stderr[1].contains("line 3900") || stderr[1].contains("3900"),
+        "{}",
+        stderr[1]
+    );
+    assert!(!outputs[0].status.success(), "{}", stderr[0]);
+    assert!(
+        stderr[0].contains("worker 1 (process 1) failed"),
+        "process 0 must name the failed one: {}",
+        stderr[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&before).unwrap(),
+        "an older run's part\n"
+    );
+    assert!(!dir.path().join("served-00001-of-00002.jsonl").exists());
+}
+
+#[test]
+fn a_killed_process_stops_the_others_within_seconds() {
+    let data = tempfile::tempdir().unwrap();
+    let input = requests(data.path(), 600_000, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("served-00000-of-00002.jsonl");
+    std::fs::write(&before, "an older run's part\n").unwrap();
+    let mut children = start(dir.path(), &input, 2, &["-q"]);
+    // Mid-run: once process 1 has written part of its output.
+    let started = Instant::now();
+    let writing = || {
+        std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().ends_with(".partial") && e.metadata().unwrap().len() > 0
+        })
+    };
+    while !writing() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing written"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut killed = children.0.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let killed_at = Instant::now();
+    let survivor = children.0.remove(0);
+    let output = wait(survivor, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(killed_at.elapsed() < Duration::from_secs(10));
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("process 1 of the run stopped"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&before).unwrap(),
+        "an older run's part\n"
+    );
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, PartialOrd)]
+struct Row {
+    id: u64,
+    score: f64,
+}
+
+pipeline! {
+    /// Doubles the scores of a CSV file.
+    Double(args: (PathBuf, PathBuf)) {
+        read(Csv::<Row>::open(&args.0))
+            -> map(|r: Row| Row { id: r.id, score: r.score * 2.0 })
+            -> write(Csv::create(&args.1));
+    }
+}
+
+#[test]
+fn csv_parts_keep_the_header_and_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("rows.csv");
+    let mut text = String::from("id,score\n");
+    for i in 1..=999u64 {
+        if i == 700 {
+            text.push_str("700,not-a-number\n");
+        } else {
+            text.push_str(&format!("{i},{}\n", i as f64 / 4.0));
+        }
+    }
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("doubled.csv");
+    let config = RunConfig {
+        cluster: Cluster::threads(3),
+        ..RunConfig::default()
+    };
+    let summary =
+        tandem::job::run_pipeline::<Double>(&(input.clone(), output.clone()), &config).unwrap();
+    assert_eq!(summary.totals().read, 999);
+    assert_eq!(summary.totals().written, 998);
+    // The bad row is on line 701 of the file (after the header), whichever worker read it.
+    assert_eq!(summary.dead_letters.len(), 1);
+    assert_eq!(summary.dead_letters[0].position, 701);
+    let mut ids = Vec::new();
+    for worker in 0..3 {
+        let part = dir.path().join(format!("doubled-{worker:05}-of-00003.csv"));
+        let text = std::fs::read_to_string(&part).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("id,score"), "{}", part.display());
+        for line in lines {
+            let (id, score) = line.split_once(',').unwrap();
+            let id: u64 = id.parse().unwrap();
+            assert_eq!(score.parse::<f64>().unwrap(), id as f64 / 2.0);
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    let expected: Vec<u64> = (1..=999).filter(|&i| i != 700).collect();
+    assert_eq!(ids, expected);
+}
+
+pipeline! {
+    /// Squares numbers into a collector.
+    Squares(args: Collector<(u64, u64)>) {
+        read(Memory::new(1..=10_000u64))
+            -> map(|n: u64| (n, n * n))
+            -> write(args.clone());
+    }
+}
+
+#[test]
+fn memory_sources_are_dealt_to_workers_once_each() {
+    let collector = Collector::new();
+    let config = RunConfig {
+        cluster: Cluster::threads(3),
+        ..RunConfig::default()
+    };
+    let summary = tandem::job::run_pipeline::<Squares>(&collector, &config).unwrap();
+    assert_eq!(summary.totals().read, 10_000);
+    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+    for (n, square) in collector.take() {
+        assert_eq!(square, n * n);
+        *seen.entry(n).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 10_000);
+    assert!(seen.values().all(|&count| count == 1));
+}
+
+pipeline! {
+    /// Counts per key in windows: refused on several workers.
+    Windowed(args: Collector<Combined<u64, u64>>) {
+        read(Memory::new(0..100u64))
+            -> window(Fixed::minutes(1), |n: &u64| *n * 1000)
+            -> combine_per_key(|n: &u64| n % 3, Count)
+            -> write(args.clone());
+    }
+}
+
+#[test]
+fn windows_are_refused_on_several_workers_with_a_clear_error() {
+    let config = RunConfig {
+        cluster: Cluster::threads(2),
+        ..RunConfig::default()
+    };
+    let error = tandem::job::run_pipeline::<Windowed>(&Collector::new(), &config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("cannot run on several workers yet"),
+        "{error}"
+    );
+    assert!(error.contains("window"), "{error}");
+}
