@@ -40,9 +40,10 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tandem::cluster::{run_in_operator, Cluster, WorkerId, WorkerTask};
+use tandem::cluster::Cluster;
+use tandem::distributed::{run_in_operator, WorkerId, WorkerTask};
 
-use ab::{arm_of, hand_loop, pipeline, write_input, ArmCounts, Req, Served, LINES};
+use ab::{arm_of, hand_loop, pipeline, pipeline_with, write_input, ArmCounts, Req, Served, LINES};
 
 /// Lines per activation of the operator.
 const CHUNK: usize = 1024;
@@ -221,6 +222,14 @@ fn assert_same(got: &ArmCounts, expected: &ArmCounts, what: &str) {
     }
 }
 
+/// The `pipeline!` itself split across `workers` threads (`--workers`): each worker runs the
+/// fused executor on its byte range of the file, with a counter of its own.
+fn pipeline_on(input: &Path, workers: usize) -> ArmCounts {
+    let mut config = common::run_config();
+    config.cluster = Cluster::threads(workers);
+    pipeline_with(input, config)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; without it (`cargo test --benches`) run a quick smoke check.
     let full = std::env::args().any(|a| a == "--bench");
@@ -245,6 +254,12 @@ fn main() {
     for workers in [2, 3] {
         let (got, _) = timely(&input, &Cluster::threads(workers));
         assert_same(&got, &expected, &format!("{workers} timely workers"));
+        let got = pipeline_on(&input, workers).sorted();
+        assert_same(
+            &got,
+            &expected,
+            &format!("the pipeline on {workers} workers"),
+        );
     }
     if processes {
         let (got, _) = timely_two_processes(&input, dir.path());
@@ -270,12 +285,14 @@ fn main() {
             counts
         };
         let mut run_pipeline = || pipeline(&input);
+        let mut run_pipeline_two = || pipeline_on(&input, 2);
         let mut run_hand = || hand_loop(&input);
         let mut run_one = || timed(0, timely(&input, &one));
         let mut run_two = || timed(1, timely(&input, &two));
         let mut run_processes = || timed(2, timely_two_processes(&input, dir.path()));
         let mut variants: Vec<(&str, &mut dyn FnMut() -> ArmCounts)> = vec![
             ("pipeline", &mut run_pipeline),
+            ("pipeline_2_workers", &mut run_pipeline_two),
             ("hand_loop", &mut run_hand),
             ("timely_1_worker", &mut run_one),
             ("timely_2_workers", &mut run_two),

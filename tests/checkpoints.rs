@@ -246,7 +246,7 @@ fn config(every: u64) -> RunConfig {
 #[test]
 fn sources_acknowledge_during_the_run_only_what_every_sink_holds_durably() {
     let args = Args::new(3000);
-    tandem::exec::run_pipeline::<Everything>(&args, &config(100)).unwrap();
+    tandem::job::run_pipeline::<Everything>(&args, &config(100)).unwrap();
     let ledger = args.ledger.lock().unwrap();
     assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
     assert_eq!(ledger.total, 6000);
@@ -266,7 +266,7 @@ fn a_merge_passes_a_barrier_on_only_once_its_slow_input_delivered_it_too() {
             slow: Some(400),
             ..Args::new(20_000)
         };
-        tandem::exec::run_pipeline::<Everything>(&args, &config(100)).unwrap();
+        tandem::job::run_pipeline::<Everything>(&args, &config(100)).unwrap();
         let ledger = args.ledger.lock().unwrap();
         assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
         assert_eq!(ledger.total, 20_400);
@@ -284,7 +284,7 @@ fn a_failed_run_acknowledges_nothing_after_its_last_complete_checkpoint() {
         fail_fast: true,
         ..config(100)
     };
-    assert!(tandem::exec::run_pipeline::<Everything>(&args, &config).is_err());
+    assert!(tandem::job::run_pipeline::<Everything>(&args, &config).is_err());
     let ledger = args.ledger.lock().unwrap();
     assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
     let acked = ledger.acked.get(&1).copied().unwrap_or(0);
@@ -328,7 +328,7 @@ pipeline! {
 #[test]
 fn with_a_sink_durable_only_at_the_commit_everything_is_acknowledged_after_it() {
     let args = Args::new(1000);
-    tandem::exec::run_pipeline::<AtTheEnd>(&args, &config(100)).unwrap();
+    tandem::job::run_pipeline::<AtTheEnd>(&args, &config(100)).unwrap();
     let ledger = args.ledger.lock().unwrap();
     // An acknowledgement before the commit would have found nothing durable.
     assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
@@ -366,7 +366,7 @@ fn no_input_of_a_window_still_open_is_acknowledged() {
     let args = WindowArgs {
         ledger: Shared::default(),
     };
-    tandem::exec::run_pipeline::<Windowed>(&args, &config(50)).unwrap();
+    tandem::job::run_pipeline::<Windowed>(&args, &config(50)).unwrap();
     let ledger = args.ledger.lock().unwrap();
     assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
     assert_eq!(ledger.total, 5000, "every element counted once");

@@ -5,6 +5,9 @@
 #![cfg(unix)]
 
 mod common;
+#[path = "common/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -300,6 +303,139 @@ fn a_killed_process_stops_the_others_within_seconds() {
         std::fs::read_to_string(&before).unwrap(),
         "an older run's part\n"
     );
+}
+
+/// Starts `processes` processes of the `backpressure_live` binary (Redis events -> a slow model
+/// -> Redis scores, exactly once) on `hostfile`.
+fn start_scorers(
+    server: &redis_server::RedisServer,
+    hostfile: &Path,
+    processes: usize,
+) -> Children {
+    let children = (0..processes)
+        .map(|i| {
+            Command::new(common::example_binary("backpressure_live"))
+                .args([
+                    "--events",
+                    &server.url("events?group=scorers&consumer=scorer"),
+                    "--scores",
+                    &server.url("scores"),
+                    "--model-ms",
+                    "10",
+                    "--until-idle",
+                    "1000",
+                    "--checkpoint-interval",
+                    "50ms",
+                    "-q",
+                    "--dead-letters",
+                ])
+                .arg(hostfile.with_file_name(format!("bad-{i}.jsonl")))
+                .args([
+                    "--processes",
+                    &processes.to_string(),
+                    "--process",
+                    &i.to_string(),
+                ])
+                .arg("--hostfile")
+                .arg(hostfile)
+                .env_remove("TANDEM_WORKERS")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    Children(children)
+}
+
+fn xlen(conn: &mut redis::Connection, stream: &str) -> u64 {
+    redis::cmd("XLEN").arg(stream).query(conn).unwrap()
+}
+
+/// A process killed mid-run on live traffic stops the other; the rerun of both serves every
+/// request exactly once and leaves nothing pending.
+#[test]
+fn after_a_killed_process_a_rerun_serves_every_request_once() {
+    const N: u64 = 3000;
+    let server = redis_server::RedisServer::start();
+    let mut conn = server.client();
+    for chunk in (1..=N).collect::<Vec<_>>().chunks(500) {
+        let mut pipe = redis::pipe();
+        for &id in chunk {
+            let event = serde_json::json!({ "id": id, "features": vec![0.5f32; 16] });
+            pipe.cmd("XADD")
+                .arg("events")
+                .arg("*")
+                .arg("data")
+                .arg(event.to_string())
+                .ignore();
+        }
+        pipe.query::<()>(&mut conn).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hostfile = dir.path().join("hosts");
+    let hosts: String = free_ports(2)
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}\n"))
+        .collect();
+    std::fs::write(&hostfile, hosts).unwrap();
+
+    let mut first = start_scorers(&server, &hostfile, 2);
+    let started = Instant::now();
+    while xlen(&mut conn, "scores") < 300 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing scored"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut killed = first.0.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let output = wait(first.0.remove(0), Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("process 1 of the run stopped"), "{stderr}");
+    assert!(
+        xlen(&mut conn, "scores") < N,
+        "the first run was not stopped mid-way"
+    );
+
+    let mut second = start_scorers(&server, &hostfile, 2);
+    for (i, child) in second.0.drain(..).enumerate() {
+        let output = wait(child, Duration::from_secs(120));
+        assert!(
+            output.status.success(),
+            "rerun, process {i}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("scores")
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    let mut ids: Vec<u64> = entries
+        .iter()
+        .map(|(_, fields)| {
+            let score: serde_json::Value = serde_json::from_str(&fields[0].1).unwrap();
+            score["id"].as_u64().unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        (1..=N).collect::<Vec<_>>(),
+        "every request scored exactly once"
+    );
+    // XPENDING's summary: [count, first id, last id, per consumer].
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg("events")
+        .arg("scorers")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(pending[0], redis::Value::Int(0), "entries left pending");
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, PartialOrd)]

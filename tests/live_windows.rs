@@ -224,7 +224,7 @@ pipeline! {
 #[test]
 fn with_idle_after_a_quiet_source_stops_holding_the_windows_of_an_active_one() {
     let (args, opened) = Merged::new(Duration::from_secs(60));
-    let summary = tandem::exec::run_pipeline::<IdleAfter>(&args, &live()).unwrap();
+    let summary = tandem::job::run_pipeline::<IdleAfter>(&args, &live()).unwrap();
     // Neither source sent anything or ended while they waited: only the quiet source going idle
     // could have moved the watermark past minute 25, and only a barrier could have told.
     assert!(
@@ -259,7 +259,7 @@ fn with_idle_after_a_quiet_source_stops_holding_the_windows_of_an_active_one() {
 fn without_idle_after_a_quiet_source_holds_every_window_until_the_input_ends() {
     // The wait can only end by its limit here, so the limit is short.
     let (args, opened) = Merged::new(Duration::from_millis(1500));
-    let summary = tandem::exec::run_pipeline::<HeldBack>(&args, &live()).unwrap();
+    let summary = tandem::job::run_pipeline::<HeldBack>(&args, &live()).unwrap();
     assert!(
         !opened.load(SeqCst),
         "a window closed while the quiet source, still running, had sent nothing past minute 0"
@@ -334,7 +334,7 @@ fn processing_time_windows_group_by_arrival_and_close_as_wall_time_passes() {
         out: Collector::new(),
     };
     let started = wall_ms();
-    let summary = tandem::exec::run_pipeline::<ByArrival>(&args, &live()).unwrap();
+    let summary = tandem::job::run_pipeline::<ByArrival>(&args, &live()).unwrap();
     let ended = wall_ms();
     assert!(summary.dead_letters.is_empty(), "{summary}");
     assert!(

@@ -161,6 +161,44 @@ fn entries_flow_in_order_into_another_stream_and_are_all_acknowledged() {
     assert_eq!(pending(&mut conn, "requests", "answers"), 0);
 }
 
+/// Split across 3 workers, each a consumer of the group: every entry is answered once, all are
+/// acknowledged, and each worker had its own consumer.
+#[test]
+fn workers_share_a_stream_through_the_consumer_group() {
+    let server = RedisServer::start();
+    let mut conn = server.client();
+    const N: u64 = 6_000;
+    requests(&mut conn, 1..=N);
+    let args = Urls {
+        input: server.url("requests?group=split&consumer=worker"),
+        output: server.url("answers"),
+    };
+    let config = RunConfig {
+        cluster: tandem::cluster::Cluster::threads(3),
+        ..RunConfig::default()
+    };
+    let summary = tandem::job::run_pipeline::<Answers>(&args, &config).unwrap();
+    let totals = summary.totals();
+    assert_eq!((totals.read, totals.written, totals.dead), (N, N, 0));
+    let mut written: Vec<u64> = contents::<Answer>(&mut conn, "answers")
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    written.sort();
+    assert_eq!(written, (1..=N).collect::<Vec<_>>());
+    assert_eq!(pending(&mut conn, "requests", "split"), 0);
+    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg("requests")
+        .arg("split")
+        .query(&mut conn)
+        .unwrap();
+    let text = format!("{consumers:?}");
+    for worker in ["worker-w0", "worker-w1", "worker-w2"] {
+        assert!(text.contains(worker), "no consumer {worker}: {text}");
+    }
+}
+
 struct CollectArgs {
     source: Mutex<Option<RedisStreamReader<Request>>>,
     ids: Ids,

@@ -154,7 +154,7 @@ fn run(events: Vec<Event>) -> Vec<Combined<u8, (u64, f64)>> {
         events,
         out: Collector::new(),
     };
-    let summary = tandem::exec::run_pipeline::<Windowed>(&args, &RunConfig::default()).unwrap();
+    let summary = tandem::job::run_pipeline::<Windowed>(&args, &RunConfig::default()).unwrap();
     assert_eq!(summary.totals().dead, 0, "{summary}");
     args.out.take()
 }

@@ -115,7 +115,7 @@ fn elements_within_the_lateness_count_and_later_ones_are_dead_letters() {
         dead_letters: DeadLetterTarget::Memory,
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<CtrPerMinute>(&args, &config).unwrap();
+    let summary = tandem::job::run_pipeline::<CtrPerMinute>(&args, &config).unwrap();
     let got: Vec<_> = args
         .out
         .take()
@@ -225,7 +225,7 @@ fn a_panicking_time_or_key_function_dead_letters_only_its_element() {
         dead_letters: DeadLetterTarget::Memory,
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<Panicky>(&args, &config).unwrap();
+    let summary = tandem::job::run_pipeline::<Panicky>(&args, &config).unwrap();
     let got: Vec<_> = args.out.take().into_iter().map(|c| c.value).collect();
     assert_eq!(got, vec![4]);
     let mut errors: Vec<_> = summary
@@ -274,7 +274,7 @@ fn behind_a_merge_a_fast_input_does_not_close_the_windows_of_a_slow_one() {
         dead_letters: DeadLetterTarget::Memory,
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<MergedThenWindowed>(&args, &config).unwrap();
+    let summary = tandem::job::run_pipeline::<MergedThenWindowed>(&args, &config).unwrap();
     assert!(
         summary.dead_letters.is_empty(),
         "{:?}",
@@ -396,7 +396,7 @@ fn released_by_the_short_arms_end<P: Pipeline<Args = EndedArgs>>() {
         dead_letters: DeadLetterTarget::Memory,
         ..RunConfig::default()
     };
-    let summary = tandem::exec::run_pipeline::<P>(&args, &config).unwrap();
+    let summary = tandem::job::run_pipeline::<P>(&args, &config).unwrap();
     assert!(summary.dead_letters.is_empty(), "{summary}");
     assert!(
         args.waited.load(std::sync::atomic::Ordering::SeqCst),

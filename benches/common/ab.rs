@@ -49,6 +49,19 @@ impl ArmCounts {
         }
     }
 
+    /// Adds another worker's counts (a split run has a counter per worker).
+    pub fn merge(&mut self, other: ArmCounts) {
+        for (arm, count, score) in other.0 {
+            match self.0.iter_mut().find(|(a, ..)| *a == arm) {
+                Some((_, c, s)) => {
+                    *c += count;
+                    *s += score;
+                }
+                None => self.0.push((arm, count, score)),
+            }
+        }
+    }
+
     pub fn sorted(mut self) -> Self {
         self.0.sort_by_key(|&(arm, ..)| arm);
         self
@@ -127,7 +140,13 @@ impl Sink<Served> for ArmCounter {
     }
 
     fn finish(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
-        *self.out.lock().unwrap() = Some(std::mem::take(&mut self.counts));
+        // A split run has one counter per worker: they add up.
+        let counts = std::mem::take(&mut self.counts);
+        self.out
+            .lock()
+            .unwrap()
+            .get_or_insert_with(ArmCounts::default)
+            .merge(counts);
         Ok(None)
     }
 }
@@ -166,11 +185,16 @@ pipeline! {
 // Running the pipeline
 
 pub fn pipeline(input: &Path) -> ArmCounts {
+    pipeline_with(input, common::run_config())
+}
+
+/// The pipeline run with `config` (on several workers, say).
+pub fn pipeline_with(input: &Path, config: RunConfig) -> ArmCounts {
     let args = AbArgs {
         input: input.to_owned(),
         counts: Arc::default(),
     };
-    let summary = AbElementwise::run_blocking(&args, &common::run_config()).expect("pipeline run");
+    let summary = AbElementwise::run_blocking(&args, &config).expect("pipeline run");
     let totals = summary.totals();
     assert!(totals.balanced() && totals.dead == 0, "{summary}");
     let counts = args.counts.lock().unwrap().take();
