@@ -1,14 +1,16 @@
 //! Is one timely worker as fast as today's executor, and do two workers go further? The
 //! measurement that decides the design of running pipelines on timely dataflow (issue 13,
-//! "Beyond one machine"; `tandem::cluster`, feature `timely`).
+//! "Beyond one machine"; `tandem::distributed`, feature `timely`).
 //!
 //! Workload: `ab_elementwise`'s (1,000,000 JSON lines in a temporary file, read from the page
 //! cache; parse, double the score, filter, sticky 50/50 split by CRC32 of the user id, tag the arm,
 //! count per arm).
 //!
 //! - `pipeline`: today's executor, the `pipeline!` of `ab_elementwise`.
+//! - `pipeline_2_workers`: the same `pipeline!` split across 2 workers (`--workers 2`,
+//!   `tandem::distributed::run_job`): each runs the fused executor on its byte range of the file.
 //! - `hand_loop`: `ab_elementwise`'s hand-written loop, one thread.
-//! - `timely_1_worker`, `timely_2_workers`: `tandem::cluster::run_in_operator` with 1 and 2
+//! - `timely_1_worker`, `timely_2_workers`: `tandem::distributed::run_in_operator` with 1 and 2
 //!   worker threads in this process. Each worker reads its share of the file (a byte range,
 //!   from the first line starting in it to the last line starting in it) and runs the hand loop's
 //!   per-element work inside ONE timely operator, 1024 lines per activation, counting into a

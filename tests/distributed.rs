@@ -133,6 +133,8 @@ struct Result {
     served: Vec<String>,
     bad: Vec<String>,
     totals: String,
+    /// Workers in all processes.
+    workers: usize,
 }
 
 fn single(requests: &Path, extra: &[&str]) -> Result {
@@ -145,6 +147,7 @@ fn single(requests: &Path, extra: &[&str]) -> Result {
         served: sorted_lines(dir.path(), "served", ".jsonl"),
         bad: sorted_lines(dir.path(), "bad", ".jsonl"),
         totals: totals_line(&stderr),
+        workers: 1,
     }
 }
 
@@ -182,6 +185,7 @@ fn split(requests: &Path, processes: usize, extra: &[&str]) -> Result {
         served: sorted_lines(dir.path(), "served", ".jsonl"),
         bad: sorted_lines(dir.path(), "bad", ".jsonl"),
         totals: totals_line(&stderr),
+        workers,
     }
 }
 
@@ -203,8 +207,34 @@ fn ab_split_on_several_processes_gives_the_single_runs_outputs() {
         let run = split(&sample(), processes, extra);
         let what = format!("{processes} processes {extra:?}");
         assert_eq!(run.served, one.served, "{what}: served");
-        // Dead letters keep their line numbers in the whole file.
-        assert_eq!(run.bad, one.bad, "{what}: dead letters");
+        // Dead letters keep their line numbers in the whole file, and say which worker and
+        // process read them.
+        let mut bad: Vec<String> = run
+            .bad
+            .iter()
+            .map(|line| {
+                let mut letter: serde_json::Value = serde_json::from_str(line).unwrap();
+                let fields = letter.as_object_mut().unwrap();
+                let worker = fields.remove("worker").and_then(|w| w.as_u64());
+                let process = fields.remove("process").and_then(|p| p.as_u64());
+                let (worker, process) = (worker.unwrap(), process.unwrap());
+                let workers = run.workers as u64 / processes as u64;
+                assert_eq!(process, worker / workers, "{what}: {line}");
+                letter.to_string()
+            })
+            .collect();
+        bad.sort();
+        let mut expected: Vec<String> = one
+            .bad
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(bad, expected, "{what}: dead letters");
         assert_eq!(run.totals, one.totals, "{what}: the job's totals");
     }
 }

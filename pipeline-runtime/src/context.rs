@@ -103,6 +103,8 @@ pub struct RunContext {
     pub(crate) sources: Box<[std::sync::OnceLock<String>]>,
     pub(crate) dead: Mutex<DeadLetterOut>,
     pub(crate) fail_fast: bool,
+    /// In a run split across workers: this share's worker and process, for its dead letters.
+    pub(crate) split: Option<(usize, usize)>,
     pub(crate) abort: AtomicBool,
     pub(crate) stop: StopSignal,
     pub(crate) logged_dead: AtomicU64,
@@ -153,6 +155,7 @@ impl RunContext {
                 .collect(),
             dead: Mutex::new(DeadLetterOut::new(dead_letters)),
             fail_fast,
+            split: None,
             abort: AtomicBool::new(false),
             stop,
             logged_dead: AtomicU64::new(0),
@@ -193,6 +196,8 @@ impl RunContext {
             position: pos.index,
             error,
             input,
+            worker: self.split.map(|(worker, _)| worker),
+            process: self.split.map(|(_, process)| process),
         };
         if self.fail_fast {
             self.fail(Error::FailFast(Box::new(letter.clone())));

@@ -24,6 +24,12 @@ pub struct DeadLetter {
     /// Elements that failed after parsing are found again by `source` and `position`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
+    /// In a run split across workers (`--workers`, `--processes`): the worker whose share held
+    /// the element, counted over all processes, and its process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<usize>,
 }
 
 impl std::fmt::Display for DeadLetter {
@@ -32,7 +38,11 @@ impl std::fmt::Display for DeadLetter {
             f,
             "stage {} `{}` refused record {} of `{}`: {}",
             self.stage_id, self.stage, self.position, self.source, self.error
-        )
+        )?;
+        if let (Some(worker), Some(process)) = (self.worker, self.process) {
+            write!(f, " (worker {worker}, process {process})")?;
+        }
+        Ok(())
     }
 }
 

@@ -449,13 +449,16 @@ pub fn run_share<P: Pipeline>(
         DeadLetterTarget::File(path) => DeadLetterTarget::File(share.part_path(path)),
         memory => memory.clone(),
     };
-    let shared = RunContext::new(
+    let mut shared = RunContext::new(
         graph,
         &dead_letters,
         config.fail_fast,
         config.stop.clone(),
         config.checkpoints,
     );
+    if !share.is_whole() {
+        shared.split = Some((share.index, config.cluster.process));
+    }
     let started = Instant::now();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
