@@ -2,6 +2,7 @@
 //! [`EfficientNet`].
 
 use burn::config::Config;
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::Module;
@@ -124,10 +125,10 @@ impl EfficientNetConfig {
         }
         EfficientNet {
             conv_stem: conv([3, 32], 3, 2, 1, device),
-            bn0: batch_norm(32, eps, device),
+            bn0: Some(batch_norm(32, eps, device)),
             blocks,
             conv_head: conv([channels, 1280], 1, 1, 1, device),
-            bn1: batch_norm(1280, eps, device),
+            bn1: Some(batch_norm(1280, eps, device)),
             fc: LinearConfig::new(1280, self.num_classes).init(device),
         }
     }
@@ -177,14 +178,17 @@ fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 /// A mobile inverted bottleneck (upstream's `MBConvBlock` without squeeze-excitation). The field
 /// names are upstream's without their leading underscore, so the weights load by name.
+///
+/// The batch norms are `Some` as built and loaded; [`EfficientNet::fold_batch_norms`] folds each
+/// into the convolution before it and leaves `None`.
 #[derive(Module, Debug)]
 pub struct MbConv {
     expand_conv: Option<Conv2d>,
     bn0: Option<BatchNorm>,
     depthwise_conv: Conv2d,
-    bn1: BatchNorm,
+    bn1: Option<BatchNorm>,
     project_conv: Conv2d,
-    bn2: BatchNorm,
+    bn2: Option<BatchNorm>,
     skip: bool,
 }
 
@@ -202,35 +206,72 @@ impl MbConv {
             expand_conv: (expand != 1).then(|| conv([input, hidden], 1, 1, 1, device)),
             bn0: (expand != 1).then(|| batch_norm(hidden, eps, device)),
             depthwise_conv: conv([hidden, hidden], kernel, stride, hidden, device),
-            bn1: batch_norm(hidden, eps, device),
+            bn1: Some(batch_norm(hidden, eps, device)),
             project_conv: conv([hidden, output], 1, 1, 1, device),
-            bn2: batch_norm(output, eps, device),
+            bn2: Some(batch_norm(output, eps, device)),
             skip: stride == 1 && input == output,
         }
     }
 
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
-        if let (Some(conv), Some(bn)) = (&self.expand_conv, &self.bn0) {
-            x = relu6(bn.forward(conv.forward(x)));
+        if let Some(conv) = &self.expand_conv {
+            x = relu6(normed(&self.bn0, conv.forward(x)));
         }
-        x = relu6(self.bn1.forward(self.depthwise_conv.forward(x)));
-        x = self.bn2.forward(self.project_conv.forward(x));
+        x = relu6(normed(&self.bn1, self.depthwise_conv.forward(x)));
+        x = normed(&self.bn2, self.project_conv.forward(x));
         if self.skip {
             x = x + input;
         }
         x
     }
+
+    fn fold_batch_norms(mut self) -> Self {
+        if let Some(conv) = self.expand_conv.take() {
+            self.expand_conv = Some(fold(conv, &mut self.bn0));
+        }
+        self.depthwise_conv = fold(self.depthwise_conv, &mut self.bn1);
+        self.project_conv = fold(self.project_conv, &mut self.bn2);
+        self
+    }
+}
+
+/// `x` through `bn`, or as it is once `bn` was folded away.
+fn normed(bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
+    match bn {
+        Some(bn) => bn.forward(x),
+        None => x,
+    }
+}
+
+/// Folds the inference-time batch norm `bn` (taken, leaving `None`) into `conv`, the
+/// convolution before it: `bn(conv(x)) = conv'(x)` with each output channel's weights scaled by
+/// `gamma / sqrt(var + eps)` and the bias `beta - mean * scale` (plus the conv's own bias, scaled).
+/// One convolution with a bias instead of a convolution and four passes over its output.
+fn fold(mut conv: Conv2d, bn: &mut Option<BatchNorm>) -> Conv2d {
+    let Some(bn) = bn.take() else {
+        return conv;
+    };
+    let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+    let mut bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
+    if let Some(own) = conv.bias.take() {
+        bias = bias + own.val() * scale.clone();
+    }
+    let [out, ..] = conv.weight.dims();
+    let weight = conv.weight.val() * scale.reshape([out, 1, 1, 1]);
+    conv.weight = Param::from_tensor(weight);
+    conv.bias = Some(Param::from_tensor(bias));
+    conv
 }
 
 /// The network: `[n, 3, size, size]` normalised images to `[n, 1000]` logits.
 #[derive(Module, Debug)]
 pub struct EfficientNet {
     conv_stem: Conv2d,
-    bn0: BatchNorm,
+    bn0: Option<BatchNorm>,
     blocks: Vec<MbConv>,
     conv_head: Conv2d,
-    bn1: BatchNorm,
+    bn1: Option<BatchNorm>,
     fc: Linear,
 }
 
@@ -240,13 +281,26 @@ impl EfficientNet {
         variant.config().init(device)
     }
 
+    /// Folds every batch norm into the convolution before it (inference only: the running
+    /// statistics become constants). [`EfficientNet::load`] does it after loading the weights.
+    pub fn fold_batch_norms(mut self) -> Self {
+        self.conv_stem = fold(self.conv_stem, &mut self.bn0);
+        self.conv_head = fold(self.conv_head, &mut self.bn1);
+        self.blocks = self
+            .blocks
+            .into_iter()
+            .map(MbConv::fold_batch_norms)
+            .collect();
+        self
+    }
+
     /// Logits `[n, 1000]` for normalised images `[n, 3, h, w]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu6(self.bn0.forward(self.conv_stem.forward(x)));
+        let mut x = relu6(normed(&self.bn0, self.conv_stem.forward(x)));
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = relu6(self.bn1.forward(self.conv_head.forward(x)));
+        let x = relu6(normed(&self.bn1, self.conv_head.forward(x)));
         let [n, c, h, w] = x.dims();
         let pooled = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
         self.fc.forward(pooled)

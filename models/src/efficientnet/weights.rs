@@ -48,6 +48,7 @@ impl EfficientNet {
                 errors: result.errors.iter().map(|e| e.to_string()).collect(),
             });
         }
-        Ok(model)
+        // Inference only from here: each batch norm becomes its convolution's bias.
+        Ok(model.fold_batch_norms())
     }
 }
