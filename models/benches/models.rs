@@ -3,7 +3,11 @@
 //! image) and `infer` (the forward pass and reading the outputs back), the figures in the
 //! README's model table.
 //!
-//! `cargo bench -p tandem-models --bench models` (fetches the weights and photos on first use).
+//! Three figures each: end to end (`prepare` + `infer`), model only (`infer` on inputs prepared
+//! before the clock starts) and `prepare` only.
+//!
+//! `cargo bench -p tandem-models --bench models` (fetches the weights and photos on first use);
+//! `TANDEM_BENCH_ONLY=Lite0` for the models whose name contains `Lite0`.
 //! Each figure runs batches for at least `TANDEM_BENCH_SECONDS` (default 5) after one warm-up
 //! batch.
 
@@ -14,6 +18,69 @@ use tandem_models::efficientnet::EfficientNetLite;
 use tandem_models::fetch::PHOTOS;
 use tandem_models::minilm::MiniLm;
 use tandem_models::mtcnn::Mtcnn;
+
+/// Items per second: end to end (`prepare` + `infer`), model only (`infer` on inputs prepared
+/// once before the clock starts) and `prepare` only, each for at least `run`.
+struct Figures {
+    end_to_end: f64,
+    model_only: f64,
+    prepare_only: f64,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1}/s end to end, {:.1}/s model only, {:.1}/s prepare only",
+            self.end_to_end, self.model_only, self.prepare_only
+        )
+    }
+}
+
+fn figures<H: ModelHandler>(
+    handler: &H,
+    inputs: &[H::Input],
+    batch: usize,
+    run: Duration,
+) -> Figures
+where
+    H::Prepared: Clone,
+{
+    let end_to_end = throughput(handler, inputs, batch, run);
+    let mut model = handler
+        .load(DeviceChoice::Cpu.into())
+        .expect("the model loads")
+        .model;
+    let prepared: Vec<H::Prepared> = (0..batch)
+        .map(|i| handler.prepare(&inputs[i % inputs.len()]).expect("prepares"))
+        .collect();
+    let timed = |mut work: Box<dyn FnMut() + '_>| {
+        work();
+        let start = Instant::now();
+        let mut items = 0;
+        while start.elapsed() < run || items < 3 * batch {
+            work();
+            items += batch;
+        }
+        items as f64 / start.elapsed().as_secs_f64()
+    };
+    let model_only = timed(Box::new(|| {
+        let out = handler.infer(&mut model, prepared.clone()).expect("runs");
+        assert_eq!(out.len(), batch);
+    }));
+    let mut next = 0;
+    let prepare_only = timed(Box::new(|| {
+        for _ in 0..batch {
+            std::hint::black_box(handler.prepare(&inputs[next % inputs.len()]).expect("prepares"));
+            next += 1;
+        }
+    }));
+    Figures {
+        end_to_end,
+        model_only,
+        prepare_only,
+    }
+}
 
 fn throughput<H: ModelHandler>(
     handler: &H,
@@ -70,23 +137,26 @@ fn main() {
         .iter()
         .map(|p| p.path().expect("the sample photos can be fetched"))
         .collect();
+    // `TANDEM_BENCH_ONLY=Lite0` measures only the models whose name contains it.
+    let only = std::env::var("TANDEM_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| name.contains(only.as_str());
     println!("model, batch: items/second on the CPU (flex), {seconds} s per figure");
-    for batch in [1, 16] {
-        let m = throughput(&MiniLm::new().max_batch(batch), &sentences, batch, run);
-        println!("all-MiniLM-L6-v2, batch {batch}: {m:.1} sentences/s");
+    for batch in [1, 16].into_iter().filter(|_| wanted("all-MiniLM-L6-v2")) {
+        let m = figures(&MiniLm::new().max_batch(batch), &sentences, batch, run);
+        println!("all-MiniLM-L6-v2, batch {batch}: sentences {m}");
     }
     for (name, handler) in [
         ("EfficientNet-Lite0", EfficientNetLite::lite0()),
         ("EfficientNet-Lite2", EfficientNetLite::lite2()),
     ] {
-        for batch in [1, 16] {
+        for batch in [1, 16].into_iter().filter(|_| wanted(name)) {
             let handler = handler.clone().max_batch(batch);
-            let m = throughput(&handler, &photos, batch, run);
-            println!("{name}, batch {batch}: {m:.1} images/s");
+            let m = figures(&handler, &photos, batch, run);
+            println!("{name}, batch {batch}: images {m}");
         }
     }
-    for batch in [1, 16] {
-        let m = throughput(&Mtcnn::new().max_batch(batch), &photos, batch, run);
-        println!("MTCNN cascade, batch {batch}: {m:.1} images/s");
+    for batch in [1, 16].into_iter().filter(|_| wanted("MTCNN cascade")) {
+        let m = figures(&Mtcnn::new().max_batch(batch), &photos, batch, run);
+        println!("MTCNN cascade, batch {batch}: images {m}");
     }
 }
