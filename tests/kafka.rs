@@ -290,6 +290,43 @@ fn ten_thousand_messages_flow_into_another_topic_and_the_group_commits_their_end
     );
 }
 
+/// Split across 2 workers, a Kafka source is read whole by the first (each worker a member of the
+/// group lost the offsets of a partition handed over in a rebalance: not split yet): every
+/// message is answered once and the group commits the ends.
+#[test]
+fn on_two_workers_the_first_reads_the_whole_topic() {
+    let cluster = Cluster::start();
+    cluster.topic("requests", 2);
+    cluster.topic("answers", 2);
+    const N: u64 = 2_000;
+    cluster.produce(
+        "requests",
+        (1..=N).map(|id| ((id % 2) as i32, Some(request(id)))),
+    );
+    let args = Urls {
+        input: cluster.url("requests?group=split"),
+        output: cluster.url("answers"),
+    };
+    let config = RunConfig {
+        cluster: tandem::cluster::Cluster::threads(2),
+        ..RunConfig::default()
+    };
+    let summary = tandem::job::run_pipeline::<Answers>(&args, &config).unwrap();
+    let totals = summary.totals();
+    assert_eq!((totals.read, totals.written, totals.dead), (N, N, 0));
+    let mut ids: Vec<u64> = answers_by_input(&cluster.messages("answers"))
+        .into_iter()
+        .map(|(_, answer)| answer.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (1..=N).collect::<Vec<_>>());
+    let ends = cluster.ends("requests");
+    assert_eq!(
+        cluster.committed("split", "requests"),
+        ends.into_iter().map(Some).collect::<Vec<_>>()
+    );
+}
+
 struct CollectArgs {
     source: Mutex<Option<KafkaReader<Request>>>,
     ids: Ids,

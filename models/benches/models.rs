@@ -52,7 +52,11 @@ where
         .expect("the model loads")
         .model;
     let prepared: Vec<H::Prepared> = (0..batch)
-        .map(|i| handler.prepare(&inputs[i % inputs.len()]).expect("prepares"))
+        .map(|i| {
+            handler
+                .prepare(&inputs[i % inputs.len()])
+                .expect("prepares")
+        })
         .collect();
     let timed = |mut work: Box<dyn FnMut() + '_>| {
         work();
@@ -71,7 +75,11 @@ where
     let mut next = 0;
     let prepare_only = timed(Box::new(|| {
         for _ in 0..batch {
-            std::hint::black_box(handler.prepare(&inputs[next % inputs.len()]).expect("prepares"));
+            std::hint::black_box(
+                handler
+                    .prepare(&inputs[next % inputs.len()])
+                    .expect("prepares"),
+            );
             next += 1;
         }
     }));
