@@ -71,7 +71,39 @@ fn software() -> Result<(Device, String), DeviceError> {
 }
 
 fn cpu() -> (Device, String) {
+    keep_large_buffers();
     (Device::flex(), "cpu (burn flex)".to_owned())
+}
+
+/// Keeps the CPU backend's large buffers in the heap (once per process, when a model first
+/// loads on the CPU; `TANDEM_MALLOC_TUNING=0` leaves the allocator alone).
+///
+/// Every tensor op on flex allocates its output; glibc serves blocks above 128 KiB..32 MiB
+/// (its adaptive threshold) with a fresh `mmap` and returns them with `munmap`, so each op of a
+/// convolutional model at batch 16 faults its output's pages in again, and every fault on a
+/// multi-threaded process shoots down TLBs on the other cores (a quarter of EfficientNet's time
+/// in `perf`). Raising the mmap threshold to 512 MiB and the trim threshold to 1 GiB lets freed
+/// buffers be reused from the heap, as PyTorch's CPU allocator caches them: Lite0 at batch 16
+/// goes from 22 to 29 images/s model only (BENCHMARKS.md, `models`). The process keeps its
+/// peak heap instead of returning it to the system between batches.
+fn keep_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if std::env::var("TANDEM_MALLOC_TUNING").is_ok_and(|v| v == "0") {
+                return;
+            }
+            // SAFETY: `mallopt` only sets allocator parameters; it is thread-safe in glibc.
+            let set = unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 512 << 20) == 1
+                    && libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) == 1
+            };
+            if !set {
+                tracing::debug!("mallopt refused the CPU backend's allocator settings");
+            }
+        });
+    }
 }
 
 /// The GPU, found once: wgpu may be initialised only once per kind of device, and probing is slow.
