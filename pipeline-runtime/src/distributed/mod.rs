@@ -1,0 +1,349 @@
+//! A run split across worker threads and processes, on timely dataflow (feature `timely`).
+//!
+//! The one module that uses `timely` (pinned to `=0.32.0`): the rest of the runtime knows nothing
+//! of it. timely's configuration is built directly from [`Cluster`](crate::cluster::Cluster) ([`timely_config`]): its own
+//! argument parsing (getopts, `-w -n -p -h`) is left out, `-h` would clash with clap's help.
+//!
+//! [`run_job`]: every worker (a thread of timely's, `--workers` per process) runs the pipeline's
+//! fused executor on its share of the input (a file's byte range cut at line boundaries, a
+//! consumer group's member, every n-th in-memory item) and writes its part of each file output
+//! (`out-00001-of-00004.jsonl`). Through a timely dataflow the workers then tell each other how
+//! their share ended (the counts of every stage, the dead letters, or the error); each decides
+//! the same way: commit its parts only if every worker of every process ended well and the job's
+//! counts add up. A process that dies is noticed by the others at once (timely's network threads
+//! fail); an error in one is noticed by the others within their next poll (20 ms), as its report
+//! arrives while they run.
+//!
+//! Not lowered yet (the element streams do not cross workers): `window` + `combine_per_key`
+//! would need an exchange by key, so a split run of a pipeline that has one is refused at start.
+//! [`run_in_operator`] is the shape the lowering will take (one operator per fused segment),
+//! measured in `benches/timely_worker.rs`.
+
+mod network;
+mod operator;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::mpsc;
+
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Input, Inspect, Probe};
+use timely::WorkerConfig;
+
+use self::network::connect;
+pub use self::network::timely_config;
+pub use self::operator::{run_in_operator, WorkerId, WorkerTask};
+use crate::deadletter::DeadLetter;
+use crate::error::{Error, Result};
+use crate::exec::{run_share, unbalanced, Finished, Pipeline, RunConfig};
+use crate::graph::StageKind;
+use crate::io::Share;
+use crate::panic;
+use crate::summary::Summary;
+
+/// How a worker's share of the run ended, sent to every worker.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Report {
+    worker: usize,
+    process: usize,
+    /// Why the share failed, if it did.
+    error: Option<String>,
+    /// Per stage: input, output, filtered, dead, created.
+    stages: Vec<(u64, u64, u64, u64, i64)>,
+    dead_letters: Vec<DeadLetter>,
+    dead_letter_file: Option<std::path::PathBuf>,
+    elapsed: std::time::Duration,
+}
+
+impl Report {
+    fn new(share: Share, process: usize, finished: &Result<Finished>) -> Self {
+        let mut report = Report {
+            worker: share.index,
+            process,
+            error: None,
+            stages: Vec::new(),
+            dead_letters: Vec::new(),
+            dead_letter_file: None,
+            elapsed: Default::default(),
+        };
+        match finished {
+            Ok(finished) => {
+                let summary = &finished.summary;
+                report.stages = summary
+                    .stages
+                    .iter()
+                    .map(|s| (s.input, s.output, s.filtered, s.dead, s.created))
+                    .collect();
+                report.dead_letters = summary.dead_letters.clone();
+                report.dead_letter_file = summary.dead_letter_file.clone();
+                report.elapsed = summary.elapsed;
+            }
+            Err(error) => report.error = Some(error.to_string()),
+        }
+        report
+    }
+}
+
+/// The error of a process whose connection broke.
+fn lost_error() -> Option<Error> {
+    panic::lost_process().map(|(process, message)| {
+        Error::Peer(format!(
+            "process {process} of the run stopped (its connection broke: {message}), so this \
+             process stopped too and committed nothing; rerun the job"
+        ))
+    })
+}
+
+/// What a worker's coordinator (a timely worker) tells the thread running its share.
+enum Update {
+    /// Another worker's share failed: stop.
+    Failed(Report),
+    /// Every worker's report: decide.
+    All(Vec<Report>),
+}
+
+/// Runs the pipeline on every worker of this process, each on its share of the input (see the
+/// module's documentation), and returns the job's summary: the counts of every worker of every
+/// process (the same in each process).
+///
+/// Each worker is two threads: a timely worker that exchanges the reports (timely's threads
+/// must be `'static`, and a pipeline's arguments are borrowed), and the thread running the
+/// share's executor, here in a scope.
+pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summary> {
+    let cluster = &config.cluster;
+    if let Some(stage) = P::graph()
+        .stages
+        .iter()
+        .find(|s| matches!(s.kind, StageKind::Window | StageKind::Combine))
+    {
+        return Err(Error::Config(format!(
+            "`{}` cannot run on several workers yet: windows and `combine_per_key` need an \
+             exchange by key between workers, which is not built; run this pipeline with \
+             --workers 1 --processes 1",
+            stage.label
+        )));
+    }
+    let timely = timely_config(cluster)?;
+    panic::install_hook();
+    panic::clear_lost_process();
+    let (builders, others) = connect(&timely.communication)?;
+    type Ends = (mpsc::Receiver<Report>, mpsc::Sender<Update>);
+    let mut coordinators: Vec<Option<Ends>> = Vec::new();
+    let mut shares = Vec::new();
+    for local in 0..cluster.workers {
+        let (report_tx, report_rx) = mpsc::channel();
+        let (update_tx, update_rx) = mpsc::channel();
+        coordinators.push(Some((report_rx, update_tx)));
+        shares.push((cluster.share(local), local, report_tx, update_rx));
+    }
+    let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
+    let first = cluster.process * cluster.workers;
+    let guards =
+        timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
+            panic::quiet_thread();
+            let ends = coordinators.lock().unwrap_or_else(|e| e.into_inner())
+                [worker.index() - first]
+                .take();
+            if let Some((reports, updates)) = ends {
+                coordinate(worker, reports, updates);
+            }
+        })
+        .map_err(|e| Error::Config(format!("cannot start the timely workers: {e}")))?;
+    let outcomes: Vec<Result<Summary>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|(share, local, reports, updates)| {
+                scope.spawn(move || {
+                    panic::quiet_thread();
+                    run_worker::<P>(args, config, share, local, reports, updates)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|p| Err(Error::Internal(panic::describe(p))))
+            })
+            .collect()
+    });
+    // After a lost process, joining timely's network threads panics again (they panicked):
+    // quietly, the error is the lost process's.
+    let _ = panic::quietly(|| guards.join());
+    let mut first = None;
+    for outcome in outcomes {
+        match outcome {
+            Err(error) => return Err(error),
+            Ok(summary) => {
+                first.get_or_insert(summary);
+            }
+        }
+    }
+    first.ok_or_else(|| Error::Internal("no worker ran".into()))
+}
+
+/// A timely worker exchanging reports: sends its share's report to every worker, passes failed
+/// reports of others on at once (so the share stops) and every report once all have arrived.
+fn coordinate(
+    worker: &mut timely::worker::Worker,
+    reports: mpsc::Receiver<Report>,
+    updates: mpsc::Sender<Update>,
+) {
+    let received: Rc<RefCell<Vec<Report>>> = Rc::default();
+    let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Vec<String>>();
+        let into = Rc::clone(&received);
+        let (probe, _) = stream
+            .broadcast()
+            .inspect(move |text: &String| {
+                if let Ok(report) = serde_json::from_str(text) {
+                    into.borrow_mut().push(report)
+                }
+            })
+            .probe();
+        (input, probe)
+    });
+    let poll = Some(std::time::Duration::from_millis(10));
+    let mut passed = 0;
+    let mut pass_failures = |received: &RefCell<Vec<Report>>| {
+        let received = received.borrow();
+        for report in &received[passed..] {
+            if report.error.is_some() {
+                let _ = updates.send(Update::Failed(report.clone()));
+            }
+        }
+        passed = received.len();
+    };
+    let own = loop {
+        match reports.try_recv() {
+            Ok(report) => break report,
+            Err(mpsc::TryRecvError::Empty) => {}
+            // The share's thread ended without a report (it panicked): the others must not wait.
+            Err(mpsc::TryRecvError::Disconnected) => {
+                break Report {
+                    worker: worker.index(),
+                    process: usize::MAX,
+                    error: Some("the worker's thread ended without a report".into()),
+                    stages: Vec::new(),
+                    dead_letters: Vec::new(),
+                    dead_letter_file: None,
+                    elapsed: Default::default(),
+                }
+            }
+        }
+        worker.step_or_park(poll);
+        pass_failures(&received);
+    };
+    input.send(serde_json::to_string(&own).expect("a report serializes"));
+    drop(input);
+    while !probe.done() {
+        worker.step_or_park(poll);
+        pass_failures(&received);
+    }
+    let _ = updates.send(Update::All(received.take()));
+}
+
+/// One worker's share: runs it, reports how it ended to every worker (through its
+/// coordinator), and commits its part of the outputs if every share ended well.
+fn run_worker<P: Pipeline>(
+    args: &P::Args,
+    config: &RunConfig,
+    share: Share,
+    local: usize,
+    reports: mpsc::Sender<Report>,
+    updates: mpsc::Receiver<Update>,
+) -> Result<Summary> {
+    // One metrics endpoint and one progress line per process.
+    let mut own = config.clone();
+    if local != 0 {
+        own.metrics_addr = None;
+        own.progress = false;
+    }
+    // While the share runs: a lost process, or another worker's failed report, stops it.
+    let mut watch = || -> Option<Error> {
+        if let Some(error) = lost_error() {
+            return Some(error);
+        }
+        match updates.try_recv() {
+            Ok(Update::Failed(report)) => Some(peer_failed(&report)),
+            _ => None,
+        }
+    };
+    let finished = run_share::<P>(args, &own, share, &mut watch);
+    if let Some(error) = lost_error() {
+        return Err(error);
+    }
+    let _ = reports.send(Report::new(share, config.cluster.process, &finished));
+    let mut reports = loop {
+        match updates.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(Update::All(reports)) => break reports,
+            Ok(Update::Failed(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(error) = lost_error() {
+                    return Err(error);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(lost_error().unwrap_or_else(|| {
+                    Error::Internal("the worker's timely coordinator stopped".into())
+                }))
+            }
+        }
+    };
+    let mut finished = finished?;
+    reports.sort_by_key(|r| r.worker);
+    if let Some(failed) = reports.iter().find(|r| r.error.is_some()) {
+        return Err(peer_failed(failed));
+    }
+    // The job's summary: every worker's counts.
+    let summary = &mut finished.summary;
+    for stage in &mut summary.stages {
+        let id = stage.id as usize;
+        let sum = |f: fn(&(u64, u64, u64, u64, i64)) -> u64| {
+            reports.iter().map(|r| f(&r.stages[id])).sum::<u64>()
+        };
+        stage.input = sum(|s| s.0);
+        stage.output = sum(|s| s.1);
+        stage.filtered = sum(|s| s.2);
+        stage.dead = sum(|s| s.3);
+        stage.created = reports.iter().map(|r| r.stages[id].4).sum();
+    }
+    summary.dead_letters = reports
+        .iter()
+        .flat_map(|r| r.dead_letters.clone())
+        .collect();
+    // Each worker writes its own dead letters: name them all when several did.
+    let files: Vec<_> = reports
+        .iter()
+        .filter_map(|r| r.dead_letter_file.clone())
+        .collect();
+    summary.dead_letter_file = match files.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            Some(several[0].with_file_name(names.join(", ")))
+        }
+    };
+    summary.elapsed = reports.iter().map(|r| r.elapsed).max().unwrap_or_default();
+    if !summary.totals().balanced() {
+        return Err(unbalanced(summary));
+    }
+    finished.commit()
+}
+
+fn peer_failed(report: &Report) -> Error {
+    Error::Peer(format!(
+        "worker {} (process {}) failed, so no worker commits its outputs: {}",
+        report.worker,
+        report.process,
+        report.error.as_deref().unwrap_or("")
+    ))
+}
