@@ -1,12 +1,13 @@
 //! A run split across worker threads and processes, on timely dataflow (feature `timely`).
 //!
 //! The one module that uses `timely` (pinned to `=0.32.0`): the rest of the runtime knows nothing
-//! of it. timely's configuration is built directly from [`Cluster`](crate::cluster::Cluster) ([`timely_config`]): its own
-//! argument parsing (getopts, `-w -n -p -h`) is left out, `-h` would clash with clap's help.
+//! of it. timely's configuration is built directly from the `--workers`/`--processes` options
+//! ([`timely_config`]): its own argument parsing (getopts, `-w -n -p -h`) is left out, `-h` would
+//! clash with clap's help.
 //!
-//! [`run_job`]: every worker (a thread of timely's, `--workers` per process) runs the pipeline's
-//! fused executor on its share of the input (a file's byte range cut at line boundaries, a
-//! consumer group's member, every n-th in-memory item) and writes its part of each file output
+//! [`run_job`]: every worker (`--workers` per process) runs the pipeline's fused executor on its
+//! share of the input (a file's byte range cut at line boundaries, a Redis consumer group's
+//! member, every n-th in-memory item) and writes its part of each file output
 //! (`out-00001-of-00004.jsonl`). Through a timely dataflow the workers then tell each other how
 //! their share ended (the counts of every stage, the dead letters, or the error); each decides
 //! the same way: commit its parts only if every worker of every process ended well and the job's
