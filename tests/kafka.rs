@@ -290,9 +290,9 @@ fn ten_thousand_messages_flow_into_another_topic_and_the_group_commits_their_end
     );
 }
 
-/// Split across 2 workers, a Kafka source is read whole by the first (each worker a member of the
-/// group lost the offsets of a partition handed over in a rebalance: not split yet): every
-/// message is answered once and the group commits the ends.
+/// Split across 2 workers, a Kafka source is read whole by the first (with a group member per
+/// worker, the rebalance while they joined left a partition's offsets uncommitted at the end:
+/// not split yet): every message is answered once and the group commits the ends.
 #[test]
 fn on_two_workers_the_first_reads_the_whole_topic() {
     let cluster = Cluster::start();
