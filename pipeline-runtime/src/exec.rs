@@ -477,11 +477,21 @@ pub fn run_share<P: Pipeline>(
             graph.stages.len(),
             if segments == 1 { "" } else { "s" }
         );
+        // Each segment says when it has ended (a split run waits on this, see below).
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
         let handles: Vec<_> = ex
             .segments
             .into_iter()
-            .map(|segment| scope.spawn(segment))
+            .map(|segment| {
+                let ended_tx = ended_tx.clone();
+                scope.spawn(move || {
+                    let result = segment();
+                    let _ = ended_tx.send(());
+                    result
+                })
+            })
             .collect();
+        drop(ended_tx);
         let server = listener.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("metrics at http://{addr}/metrics");
@@ -494,12 +504,18 @@ pub fn run_share<P: Pipeline>(
             scope.spawn(move || show_progress(P::NAME, shared, done))
         });
         if !share.is_whole() {
-            // A split run also watches the other processes while its segments run.
-            while !handles.iter().all(|h| h.is_finished()) {
+            // A split run also watches the other processes while its segments run: every 20 ms,
+            // and at once when a segment ends (the last one ending must not wait for the poll).
+            let mut running = handles.len();
+            while running > 0 {
+                match ended.recv_timeout(Duration::from_millis(20)) {
+                    Ok(()) => running -= 1,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
                 if let Some(error) = lost() {
                     shared.fail(error);
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
         }
         for handle in handles {

@@ -26,6 +26,7 @@ mod operator;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Input, Inspect, Probe};
@@ -204,7 +205,7 @@ fn coordinate(
             .probe();
         (input, probe)
     });
-    let poll = Some(std::time::Duration::from_millis(10));
+    let poll = Some(Duration::from_millis(10));
     let mut passed = 0;
     let mut pass_failures = |received: &RefCell<Vec<Report>>| {
         let received = received.borrow();
@@ -216,11 +217,13 @@ fn coordinate(
         passed = received.len();
     };
     let own = loop {
-        match reports.try_recv() {
+        // A short wait on the share's channel (which does not wake timely's parked worker),
+        // then timely's messages without waiting.
+        match reports.recv_timeout(Duration::from_millis(2)) {
             Ok(report) => break report,
-            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             // The share's thread ended without a report (it panicked): the others must not wait.
-            Err(mpsc::TryRecvError::Disconnected) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
                 break Report {
                     worker: worker.index(),
                     process: usize::MAX,
@@ -232,7 +235,7 @@ fn coordinate(
                 }
             }
         }
-        worker.step_or_park(poll);
+        worker.step_or_park(Some(Duration::ZERO));
         pass_failures(&received);
     };
     input.send(serde_json::to_string(&own).expect("a report serializes"));
@@ -276,7 +279,7 @@ fn run_worker<P: Pipeline>(
     }
     let _ = reports.send(Report::new(share, config.cluster.process, &finished));
     let mut reports = loop {
-        match updates.recv_timeout(std::time::Duration::from_millis(50)) {
+        match updates.recv_timeout(Duration::from_millis(50)) {
             Ok(Update::All(reports)) => break reports,
             Ok(Update::Failed(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(error) = lost_error() {

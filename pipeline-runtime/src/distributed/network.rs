@@ -84,7 +84,7 @@ pub(super) fn connect(
                 }
                 Err(e) => {
                     tracing::debug!("process {index} at {address} not there yet: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::sleep(Duration::from_millis(10));
                 }
             }
         };
@@ -141,7 +141,7 @@ pub(super) fn connect(
                             CONNECT_FOR.as_secs()
                         )));
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => return Err(fail(format!("accepting on {address}"), e)),
             }
