@@ -59,13 +59,37 @@ fn ab_split(dir: &Path, requests: &Path, extra: &[String]) -> Command {
 
 /// Starts `processes` processes of ab_split in `dir` (a hostfile of free ports), each with
 /// `extra` options.
-fn start(dir: &Path, requests: &Path, processes: usize, extra: &[&str]) -> Children {
+/// A hostfile in `dir` for `processes` processes on free ports of 127.0.0.1.
+fn hostfile(dir: &Path, processes: usize) -> PathBuf {
     let hostfile = dir.join("hosts");
     let hosts: String = free_ports(processes)
         .iter()
         .map(|p| format!("127.0.0.1:{p}\n"))
         .collect();
     std::fs::write(&hostfile, hosts).unwrap();
+    hostfile
+}
+
+/// Once `ready`, kills the second of two processes; checks that the first fails within 10 s,
+/// naming the killed one.
+fn kill_the_second_when(mut children: Children, ready: impl FnMut() -> bool) {
+    assert!(
+        common::wait_for(Duration::from_secs(60), ready),
+        "the run did not get under way"
+    );
+    let mut killed = children.0.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let killed_at = Instant::now();
+    let output = wait(children.0.remove(0), Duration::from_secs(10));
+    assert!(killed_at.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("process 1 of the run stopped"), "{stderr}");
+}
+
+fn start(dir: &Path, requests: &Path, processes: usize, extra: &[&str]) -> Children {
+    let hostfile = hostfile(dir, processes);
     let children = (0..processes)
         .map(|i| {
             let mut options: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -308,32 +332,14 @@ fn a_killed_process_stops_the_others_within_seconds() {
     let input = requests(data.path(), 600_000, 0);
     let dir = tempfile::tempdir().unwrap();
     let before = older_part(dir.path());
-    let mut children = start(dir.path(), &input, 2, &["-q"]);
+    let children = start(dir.path(), &input, 2, &["-q"]);
     // Mid-run: once process 1 has written part of its output.
-    let started = Instant::now();
-    let writing = || {
+    kill_the_second_when(children, || {
         std::fs::read_dir(dir.path()).unwrap().any(|e| {
             let e = e.unwrap();
             e.file_name().to_string_lossy().ends_with(".partial") && e.metadata().unwrap().len() > 0
         })
-    };
-    while !writing() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "nothing written"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut killed = children.0.remove(1);
-    killed.kill().unwrap();
-    killed.wait().unwrap();
-    let killed_at = Instant::now();
-    let survivor = children.0.remove(0);
-    let output = wait(survivor, Duration::from_secs(10));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(killed_at.elapsed() < Duration::from_secs(10));
-    assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains("process 1 of the run stopped"), "{stderr}");
+    });
     assert_untouched(&before);
 }
 
@@ -405,29 +411,10 @@ fn after_a_killed_process_a_rerun_serves_every_request_once() {
         pipe.query::<()>(&mut conn).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let hostfile = dir.path().join("hosts");
-    let hosts: String = free_ports(2)
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}\n"))
-        .collect();
-    std::fs::write(&hostfile, hosts).unwrap();
+    let hostfile = hostfile(dir.path(), 2);
 
-    let mut first = start_scorers(&server, &hostfile, 2);
-    let started = Instant::now();
-    while xlen(&mut conn, "scores") < 300 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "nothing scored"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut killed = first.0.remove(1);
-    killed.kill().unwrap();
-    killed.wait().unwrap();
-    let output = wait(first.0.remove(0), Duration::from_secs(10));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains("process 1 of the run stopped"), "{stderr}");
+    let first = start_scorers(&server, &hostfile, 2);
+    kill_the_second_when(first, || xlen(&mut conn, "scores") >= 300);
     assert!(
         xlen(&mut conn, "scores") < N,
         "the first run was not stopped mid-way"
