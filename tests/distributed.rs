@@ -335,9 +335,9 @@ fn a_killed_process_stops_the_others_within_seconds() {
     let children = start(dir.path(), &input, 2, &["-q"]);
     // Mid-run: once process 1 has written part of its output.
     kill_the_second_when(children, || {
-        std::fs::read_dir(dir.path()).unwrap().any(|e| {
-            let e = e.unwrap();
-            e.file_name().to_string_lossy().ends_with(".partial") && e.metadata().unwrap().len() > 0
+        std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".partial")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
         })
     });
     assert_untouched(&before);
