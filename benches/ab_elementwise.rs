@@ -107,13 +107,8 @@ fn pipeline_no_merge(input: &Path) -> ArmCounts {
 // Measuring
 
 fn main() {
-    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) run a quick smoke check.
-    let full = std::env::args().any(|a| a == "--bench");
+    let (full, runs) = common::bench_mode(20);
     let lines = if full { LINES } else { LINES / 100 };
-    let runs: usize = std::env::var("TANDEM_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if full { 20 } else { 1 });
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let input = dir.path().join("requests.jsonl");

@@ -306,13 +306,8 @@ fn tokio_tasks(runtime: &tokio::runtime::Runtime, n: u64) -> Total {
 // Measuring
 
 fn main() {
-    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) run a quick smoke check.
-    let full = std::env::args().any(|a| a == "--bench");
+    let (full, runs) = common::bench_mode(20);
     let n = if full { ELEMENTS } else { ELEMENTS / 100 };
-    let runs: usize = std::env::var("TANDEM_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if full { 20 } else { 1 });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()

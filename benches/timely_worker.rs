@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use tandem::cluster::Cluster;
 use tandem::distributed::{run_in_operator, WorkerId, WorkerTask};
 
-use ab::{arm_of, hand_loop, pipeline, pipeline_with, write_input, ArmCounts, Req, Served, LINES};
+use ab::{hand_loop, pipeline, pipeline_with, serve_line, write_input, ArmCounts, LINES};
 
 /// Lines per activation of the operator.
 const CHUNK: usize = 1024;
@@ -128,16 +128,7 @@ impl AbShare {
                 return false;
             }
             self.pos += n as u64;
-            let mut req: Req = serde_json::from_str(&self.line).expect("a valid line");
-            req.score *= 2.0;
-            if req.score < 0.0 {
-                continue;
-            }
-            let served = Served {
-                arm: arm_of(req.user_id),
-                req,
-            };
-            self.counts.add(&served);
+            serve_line(&self.line, &mut self.counts);
         }
         // Not `true`: a share that ends with a chunk would ask for one activation more.
         self.pos < self.end
@@ -147,14 +138,8 @@ impl AbShare {
 /// Adds up the workers' counts per arm.
 fn total(parts: impl IntoIterator<Item = ArmCounts>) -> ArmCounts {
     let mut all = ArmCounts::default();
-    for (arm, count, score) in parts.into_iter().flat_map(|c| c.0) {
-        match all.0.iter_mut().find(|(a, ..)| *a == arm) {
-            Some((_, c, s)) => {
-                *c += count;
-                *s += score;
-            }
-            None => all.0.push((arm, count, score)),
-        }
+    for part in parts {
+        all.merge(part);
     }
     all.sorted()
 }
@@ -233,13 +218,8 @@ fn pipeline_on(input: &Path, workers: usize) -> ArmCounts {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) run a quick smoke check.
-    let full = std::env::args().any(|a| a == "--bench");
+    let (full, runs) = common::bench_mode(5);
     let lines = if full { LINES } else { LINES / 100 };
-    let runs: usize = std::env::var("TANDEM_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if full { 5 } else { 1 });
     let processes = std::env::var("TANDEM_BENCH_PROCESSES").is_ok_and(|v| v == "1");
 
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -97,6 +97,22 @@ pub fn arm_of(user_id: u64) -> &'static str {
     }
 }
 
+/// The workload's work on one JSON line, as the hand loop does it: parse, double the score,
+/// drop a negative one, tag the arm, count.
+#[inline(always)]
+pub fn serve_line(line: &str, counts: &mut ArmCounts) {
+    let mut req: Req = serde_json::from_str(line).expect("a valid line");
+    req.score *= 2.0;
+    if req.score < 0.0 {
+        return;
+    }
+    let served = Served {
+        arm: arm_of(req.user_id),
+        req,
+    };
+    counts.add(&served);
+}
+
 pub fn hand_loop(path: &Path) -> ArmCounts {
     let mut reader = BufReader::with_capacity(256 * 1024, File::open(path).expect("open input"));
     let mut line = String::new();
@@ -106,16 +122,7 @@ pub fn hand_loop(path: &Path) -> ArmCounts {
         if reader.read_line(&mut line).expect("read a line") == 0 {
             break;
         }
-        let mut req: Req = serde_json::from_str(&line).expect("a valid line");
-        req.score *= 2.0;
-        if req.score < 0.0 {
-            continue;
-        }
-        let served = Served {
-            arm: arm_of(req.user_id),
-            req,
-        };
-        counts.add(&served);
+        serve_line(&line, &mut counts);
     }
     counts.sorted()
 }

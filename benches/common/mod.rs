@@ -6,6 +6,18 @@ use std::time::Instant;
 
 use tandem::RunConfig;
 
+/// `cargo bench` passes `--bench`: then the full measurement; without it (`cargo test --benches`)
+/// a quick smoke check. Returns whether it is the full one, and the interleaved rounds:
+/// `TANDEM_BENCH_RUNS`, else `full_rounds` (1 for the smoke check).
+pub fn bench_mode(full_rounds: usize) -> (bool, usize) {
+    let full = std::env::args().any(|a| a == "--bench");
+    let runs = std::env::var("TANDEM_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if full { full_rounds } else { 1 });
+    (full, runs)
+}
+
 /// The default run configuration; `TANDEM_BENCH_BATCH` overrides its batch size (the size of
 /// batches crossing a channel, where the pipeline has one).
 pub fn run_config() -> RunConfig {
