@@ -204,11 +204,7 @@ fn write_input(path: &Path, rows: usize, width: usize) {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let runs: usize = std::env::var("TANDEM_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if full { 10 } else { 1 });
+    let (full, runs) = common::bench_mode(10);
     let choice = match std::env::var("TANDEM_BENCH_DEVICE").as_deref() {
         Ok("gpu") => DeviceChoice::Gpu,
         Ok("auto") => DeviceChoice::Auto,

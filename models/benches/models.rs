@@ -37,6 +37,19 @@ impl std::fmt::Display for Figures {
     }
 }
 
+/// Items per second through `work` (a batch of `batch` items per call), calling it for at least
+/// `run` (and three times) after one warm-up call.
+fn items_per_second(batch: usize, run: Duration, mut work: impl FnMut()) -> f64 {
+    work();
+    let start = Instant::now();
+    let mut items = 0;
+    while start.elapsed() < run || items < 3 * batch {
+        work();
+        items += batch;
+    }
+    items as f64 / start.elapsed().as_secs_f64()
+}
+
 fn figures<H: ModelHandler>(
     handler: &H,
     inputs: &[H::Input],
@@ -46,80 +59,38 @@ fn figures<H: ModelHandler>(
 where
     H::Prepared: Clone,
 {
-    let end_to_end = throughput(handler, inputs, batch, run);
-    let mut model = handler
-        .load(DeviceChoice::Cpu.into())
-        .expect("the model loads")
-        .model;
-    let prepared: Vec<H::Prepared> = (0..batch)
-        .map(|i| {
-            handler
-                .prepare(&inputs[i % inputs.len()])
-                .expect("prepares")
-        })
-        .collect();
-    let timed = |mut work: Box<dyn FnMut() + '_>| {
-        work();
-        let start = Instant::now();
-        let mut items = 0;
-        while start.elapsed() < run || items < 3 * batch {
-            work();
-            items += batch;
-        }
-        items as f64 / start.elapsed().as_secs_f64()
-    };
-    let model_only = timed(Box::new(|| {
-        let out = handler.infer(&mut model, prepared.clone()).expect("runs");
-        assert_eq!(out.len(), batch);
-    }));
-    let mut next = 0;
-    let prepare_only = timed(Box::new(|| {
-        for _ in 0..batch {
-            std::hint::black_box(
-                handler
-                    .prepare(&inputs[next % inputs.len()])
-                    .expect("prepares"),
-            );
-            next += 1;
-        }
-    }));
-    Figures {
-        end_to_end,
-        model_only,
-        prepare_only,
-    }
-}
-
-fn throughput<H: ModelHandler>(
-    handler: &H,
-    inputs: &[H::Input],
-    batch: usize,
-    run: Duration,
-) -> f64 {
     let mut model = handler
         .load(DeviceChoice::Cpu.into())
         .expect("the model loads")
         .model;
     let mut next = 0;
-    let mut one_batch = |model: &mut H::Model| {
-        let prepared: Vec<H::Prepared> = (0..batch)
+    let mut prepare_batch = || -> Vec<H::Prepared> {
+        (0..batch)
             .map(|_| {
                 let input = &inputs[next % inputs.len()];
                 next += 1;
                 handler.prepare(input).expect("prepares")
             })
-            .collect();
+            .collect()
+    };
+    let infer = |model: &mut H::Model, prepared: Vec<H::Prepared>| {
         let out = handler.infer(model, prepared).expect("runs");
         assert_eq!(out.len(), batch);
     };
-    one_batch(&mut model);
-    let start = Instant::now();
-    let mut items = 0;
-    while start.elapsed() < run || items < 3 * batch {
-        one_batch(&mut model);
-        items += batch;
+    let end_to_end = items_per_second(batch, run, || {
+        let prepared = prepare_batch();
+        infer(&mut model, prepared);
+    });
+    let prepared = prepare_batch();
+    let model_only = items_per_second(batch, run, || infer(&mut model, prepared.clone()));
+    let prepare_only = items_per_second(batch, run, || {
+        std::hint::black_box(prepare_batch());
+    });
+    Figures {
+        end_to_end,
+        model_only,
+        prepare_only,
     }
-    items as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {
