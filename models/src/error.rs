@@ -34,6 +34,9 @@ pub enum Error {
     /// The requested device cannot be used.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// A Hugging Face checkpoint (BLIP's, CLIP's) neither given nor fetchable.
+    #[error(transparent)]
+    NoCheckpoint(Box<crate::hub::NoCheckpoint>),
 
     /// An image file could not be read.
     #[error("cannot read the image `{}`: {source}", path.display())]
@@ -69,6 +72,14 @@ pub enum Error {
         /// The file's tensors the model did not use, where every tensor must be used.
         unused: Option<Vec<String>>,
     },
+
+    /// CLIP: a `config.json` that was read but describes a model the port does not run (an
+    /// unsupported activation, a non-square image, ...). `problem` says what.
+    #[error("the CLIP config `{}` is not supported: {problem}", path.display())]
+    ClipConfig { path: PathBuf, problem: String },
+    /// CLIP: a caption list that is empty (there is nothing to rank).
+    #[error("the image `{}` has no captions to rank", image.display())]
+    NoCaptions { image: PathBuf },
 
     /// EfficientNet: a weights file that is not there (given with `weights(path)`, or the
     /// fetched one removed).
@@ -142,6 +153,9 @@ pub enum Error {
         what: String,
         source: TensorReadError,
     },
+    /// BLIP: generation options that cannot be used (`reason` says which and why).
+    #[error("invalid BLIP generation options: {reason}")]
+    GenerationOptions { reason: String },
 }
 
 impl Error {

@@ -473,6 +473,9 @@ pub fn main(name: &str) -> std::process::ExitCode {
         indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
             .expect("valid template"),
     );
+    if std::env::args().skip(1).any(|a| a == "--hub") {
+        return fetch_hub();
+    }
     println!("cache: {}", home().display());
     let result = fetch_all(&mut |line| {
         bar.println(format!("  {line}"));
@@ -493,4 +496,19 @@ pub fn main(name: &str) -> std::process::ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `fetch_models --hub`: BLIP's and CLIP's checkpoints from the Hugging Face hub into its cache
+/// (they ship in no pip package; see [`crate::hub`]).
+fn fetch_hub() -> std::process::ExitCode {
+    for checkpoint in [crate::hub::BLIP, crate::hub::CLIP] {
+        match checkpoint.folder(None) {
+            Ok(folder) => println!("{}: {}", checkpoint.id, folder.display()),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    std::process::ExitCode::SUCCESS
 }

@@ -18,13 +18,17 @@
 //! batching are their `ModelHandler::batching()`; change them with `HandlerExt` (`.max_batch(n)`,
 //! in `tandem::prelude`).
 
+pub mod blip;
+pub mod clip;
 pub mod device;
 pub mod efficientnet;
 mod error;
 pub mod fetch;
+pub mod hub;
 pub mod image_io;
 pub mod minilm;
 pub mod mtcnn;
+pub mod resize;
 pub mod tiny;
 pub mod weights;
 

@@ -3,9 +3,13 @@
 //! file's tests with `cargo test -p tandem-examples --test suite shadow::`.
 
 mod common;
+/// The workspace tests' helpers (`example_binary`, `peak_rss_of`).
+#[path = "../../../tests/common/mod.rs"]
+mod bins;
 
 mod ab_live;
 mod ab_test;
+mod caption_rank;
 mod cascade;
 mod image_search;
 #[cfg(target_os = "linux")] // peak RSS from /proc

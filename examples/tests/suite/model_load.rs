@@ -3,8 +3,7 @@
 //! reader runs far ahead of the model unless the bounded queues hold it back. Its peak RSS for
 //! ten times more requests stays within 1.5 times, and every request is answered.
 
-#[path = "../../../tests/common/mod.rs"]
-mod bins;
+use crate::bins;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

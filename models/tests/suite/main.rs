@@ -3,11 +3,15 @@
 //! eight links. Run one file's tests with `cargo test -p tandem-models --test suite mtcnn::`.
 
 mod bad_inputs;
+mod blip;
+mod clip;
 mod efficientnet;
 mod fetch;
+mod hub;
 mod minilm;
 mod mtcnn;
 mod mtcnn_cascade;
 mod mtcnn_stages;
+mod resize;
 mod tiny_model;
 mod wgpu_parity;
