@@ -14,6 +14,8 @@
 use std::time::{Duration, Instant};
 
 use tandem::inference::{DeviceChoice, HandlerExt, ModelHandler};
+use tandem_models::blip::BlipCaptioner;
+use tandem_models::clip::{ClipQuery, ClipRanker};
 use tandem_models::efficientnet::EfficientNetLite;
 use tandem_models::fetch::PHOTOS;
 use tandem_models::minilm::MiniLm;
@@ -137,5 +139,54 @@ fn main() {
     for batch in [1, 16].into_iter().filter(|_| wanted("MTCNN cascade")) {
         let m = figures(&Mtcnn::new().max_batch(batch), &photos, batch, run);
         println!("MTCNN cascade, batch {batch}: images {m}");
+    }
+    captioning(&photos, run, &wanted);
+}
+
+/// BLIP writing 3 candidates per image (beam search and nucleus sampling, 20 new tokens at
+/// most) and CLIP scoring 3 captions per image, on the checkpoints in
+/// `$TANDEM_CAPTION_REFERENCE/{blip,clip}` (the full-size folders
+/// `models/tests/reference/captioning.py --full DIR` writes; no pretrained BLIP or CLIP reaches
+/// this machine). Random weights rarely end a caption early, so captioning runs to the 20-token
+/// limit: a pretrained model's shorter captions would be faster.
+fn captioning(photos: &[std::path::PathBuf], run: Duration, wanted: &dyn Fn(&str) -> bool) {
+    let Some(dir) = std::env::var_os("TANDEM_CAPTION_REFERENCE") else {
+        println!("BLIP and CLIP: not measured (set TANDEM_CAPTION_REFERENCE to the folder of `captioning.py --full`)");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    for (name, method) in [("beam 3", true), ("nucleus", false)] {
+        let label = format!("BLIP captioning k=3 {name}");
+        for batch in [1, 8].into_iter().filter(|_| wanted(&label)) {
+            let blip = BlipCaptioner::new(dir.join("blip"))
+                .candidates(3)
+                .max_new_tokens(20);
+            let blip = if method {
+                blip.beam(3)
+            } else {
+                blip.nucleus(0.9, 1.0, 0)
+            };
+            let m = figures(&blip.max_batch(batch), photos, batch, run);
+            println!("{label}, batch {batch}: images {m}");
+        }
+    }
+    let captions: Vec<String> = [
+        "a picture of a cat sitting on a chair",
+        "a picture of an astronaut in a space suit",
+        "a picture of a cup of coffee on a table",
+    ]
+    .map(String::from)
+    .to_vec();
+    let queries: Vec<ClipQuery> = photos
+        .iter()
+        .map(|image| ClipQuery {
+            image: image.clone(),
+            captions: captions.clone(),
+        })
+        .collect();
+    for batch in [1, 8].into_iter().filter(|_| wanted("CLIP scoring")) {
+        let clip = ClipRanker::new(dir.join("clip")).max_batch(batch);
+        let m = figures(&clip, &queries, batch, run);
+        println!("CLIP scoring 3 captions, batch {batch}: images {m}");
     }
 }

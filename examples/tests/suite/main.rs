@@ -2,10 +2,10 @@
 //! MB apiece in a dev build), so one binary instead of six saves CI disk and links. Run one
 //! file's tests with `cargo test -p tandem-examples --test suite shadow::`.
 
-mod common;
 /// The workspace tests' helpers (`example_binary`, `peak_rss_of`).
 #[path = "../../../tests/common/mod.rs"]
 mod bins;
+mod common;
 
 mod ab_live;
 mod ab_test;

@@ -38,15 +38,24 @@ struct Reference {
     tokenizer_cases: Vec<Case>,
 }
 
+/// The checkpoint: the small one, or `$TANDEM_CAPTION_REFERENCE/clip` (the full-size run, see
+/// models/tests/reference/captioning.py).
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tiny")
+    match std::env::var_os("TANDEM_CAPTION_REFERENCE") {
+        Some(dir) => Path::new(&dir).join("clip"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tiny"),
+    }
 }
 
 fn reference() -> &'static Reference {
     static REFERENCE: OnceLock<Reference> = OnceLock::new();
     REFERENCE.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/clip.json");
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let path = match std::env::var_os("TANDEM_CAPTION_REFERENCE") {
+            Some(dir) => Path::new(&dir).join("clip.json"),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/clip.json"),
+        };
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap()
     })
 }
@@ -250,9 +259,11 @@ fn the_logit_scale_and_config_load() {
     assert_eq!(defaults.projection_dim, 512);
 }
 
-/// A copy of the fixture with its config edited by `edit`.
+/// A copy of the small fixture (whatever `TANDEM_CAPTION_REFERENCE` says: the edits below are
+/// made for its sizes) with its config edited by `edit`.
 fn edited_fixture(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let fixture = || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tiny");
     let text = std::fs::read_to_string(fixture().join("config.json")).unwrap();
     let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
     edit(&mut config);
@@ -338,9 +349,10 @@ fn photo(name: &str) -> PathBuf {
 fn the_ranker_ranks_captions_end_to_end() {
     let r = reference();
     let handler = ClipRanker::new(fixture());
-    assert_eq!(handler.model_id(), "clip-clip-tiny");
+    let id = format!("clip-{}", fixture().file_name().unwrap().to_string_lossy());
+    assert_eq!(handler.model_id(), id);
     let loaded = handler.load(DeviceChoice::Cpu.into()).unwrap();
-    assert_eq!(loaded.ids, vec!["clip-clip-tiny".to_owned()]);
+    assert_eq!(loaded.ids, vec![id]);
     let mut model = loaded.model;
     let queries: Vec<ClipQuery> = r.images[..2]
         .iter()
