@@ -165,7 +165,9 @@ pub fn generate(
     }
 }
 
-fn check(model: &Blip, prompt: &[u32], options: &GenerateOptions) -> Result<(), Error> {
+/// Whether `options` and `prompt` can run on `model` (the handler checks at load, so that bad
+/// options stop the run at start-up instead of dead-lettering every image).
+pub(crate) fn check(model: &Blip, prompt: &[u32], options: &GenerateOptions) -> Result<(), Error> {
     let invalid = |reason: String| Err(Error::GenerationOptions { reason });
     let k = options.num_return_sequences;
     if k == 0 {

@@ -231,6 +231,7 @@ impl BlipCaptioner {
         };
         let bos = model.config().text_config.bos_token_id;
         let prompt = prompt_ids(&tokenizer, &self.prompt, bos)?;
+        super::generate::check(&model, &prompt, &self.options)?;
         Ok(Loaded::new(
             LoadedBlip {
                 model,

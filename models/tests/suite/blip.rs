@@ -332,6 +332,13 @@ fn bad_options_are_clear_errors() {
             .to_string();
         assert!(error.contains("invalid BLIP generation options"), "{error}");
     }
+    // The handler checks its options when it loads: the run stops at start-up.
+    let handler = BlipCaptioner::new(fixture()).beam(2).candidates(3);
+    let error = handler
+        .load(DeviceChoice::Cpu.into())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(error.contains("invalid BLIP generation options"), "{error}");
 }
 
 #[test]
