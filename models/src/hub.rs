@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::Error;
 
@@ -128,5 +129,50 @@ impl Checkpoint {
             checkpoint: *self,
             tried,
         }))
+    }
+}
+
+/// A handler's checkpoint: a folder given (`--blip DIR`), or the hub model, found in the Hugging
+/// Face cache or fetched into it on first use ([`Checkpoint::folder`]). The folder (or why there
+/// is none) is looked up once and shared by clones, so every replica and `prepare` see the same.
+#[derive(Clone, Debug)]
+pub struct Weights {
+    checkpoint: Checkpoint,
+    given: Option<PathBuf>,
+    folder: Arc<OnceLock<Result<PathBuf, Arc<Error>>>>,
+}
+
+impl Weights {
+    /// `given`, or (`None`) the hub model `checkpoint`.
+    pub fn new(checkpoint: Checkpoint, given: Option<PathBuf>) -> Self {
+        Self {
+            checkpoint,
+            given,
+            folder: Arc::default(),
+        }
+    }
+
+    /// The folder given, if one was.
+    pub fn given(&self) -> Option<&Path> {
+        self.given.as_deref()
+    }
+
+    /// The checkpoint folder (looked up once; so is a failure).
+    pub fn folder(&self) -> Result<PathBuf, Arc<Error>> {
+        self.folder
+            .get_or_init(|| self.checkpoint.folder(self.given()).map_err(Arc::new))
+            .clone()
+    }
+
+    /// A model id: `PREFIX-` and the given folder's name, or the hub model's name
+    /// (`clip-clip-vit-base-patch32`).
+    pub fn model_id(&self, prefix: &str) -> String {
+        match &self.given {
+            Some(dir) => format!(
+                "{prefix}-{}",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            None => format!("{prefix}-{}", self.checkpoint.name()),
+        }
     }
 }

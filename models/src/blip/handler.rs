@@ -12,6 +12,7 @@ use super::{
     decode, generate, load_tokenizer, prepare_rgb, prompt_ids, Blip, BlipConfig, GenerateOptions,
     Method,
 };
+use crate::hub::Weights;
 use crate::Error;
 
 /// The prompt BLIP's captioning examples use.
@@ -39,11 +40,9 @@ pub struct Captions {
 /// (`.max_batch(n)` from `HandlerExt` changes it).
 #[derive(Clone)]
 pub struct BlipCaptioner {
-    /// The weights folder; `None`: `Salesforce/blip-image-captioning-base` from the Hugging Face
+    /// The weights folder, or `Salesforce/blip-image-captioning-base` from the Hugging Face
     /// cache (fetched from the hub where it is reachable, see [`crate::hub`]).
-    pub weights: Option<PathBuf>,
-    /// The folder, once found (or why not), shared by clones.
-    folder: Arc<OnceLock<Result<PathBuf, Arc<Error>>>>,
+    pub weights: Weights,
     pub options: GenerateOptions,
     /// The text the captions continue ("" for none).
     pub prompt: String,
@@ -79,8 +78,7 @@ impl BlipCaptioner {
 
     fn with_weights(weights: Option<PathBuf>) -> Self {
         Self {
-            weights,
-            folder: Arc::default(),
+            weights: Weights::new(crate::hub::BLIP, weights),
             options: GenerateOptions::default(),
             prompt: DEFAULT_PROMPT.into(),
             tokenizer: None,
@@ -138,25 +136,12 @@ impl BlipCaptioner {
     /// The model id: `blip-` and the weights folder's name, or the hub model's name for
     /// [`BlipCaptioner::pretrained`].
     pub fn model_id(&self) -> String {
-        match &self.weights {
-            Some(dir) => format!(
-                "blip-{}",
-                dir.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            None => format!("blip-{}", crate::hub::BLIP.name()),
-        }
+        self.weights.model_id("blip")
     }
 
-    /// The weights folder: the one given, or the hub model's in the Hugging Face cache (found or
-    /// fetched once; so is a failure).
+    /// The weights folder: the one given, or the hub model's in the Hugging Face cache.
     pub fn folder(&self) -> Result<PathBuf, Arc<Error>> {
-        self.folder
-            .get_or_init(|| {
-                crate::hub::BLIP
-                    .folder(self.weights.as_deref())
-                    .map_err(Arc::new)
-            })
-            .clone()
+        self.weights.folder()
     }
 
     /// The config (read once; so is a failure).

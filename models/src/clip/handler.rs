@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tandem_runtime::inference::{Batching, DeviceRequest, Loaded, ModelHandler};
 
 use super::{prepare_rgb, ClipConfig, ClipModel, ClipTokenizer, CONTEXT_LENGTH};
+use crate::hub::Weights;
 use crate::Error;
 
 /// An image and the captions to rank for it.
@@ -65,11 +66,9 @@ pub struct LoadedClip {
 /// Batches of up to 8 queries by default (`.max_batch(n)` from `HandlerExt` changes it).
 #[derive(Clone)]
 pub struct ClipRanker {
-    /// The checkpoint folder; `None`: `openai/clip-vit-base-patch32` from the Hugging Face cache
+    /// The checkpoint folder, or `openai/clip-vit-base-patch32` from the Hugging Face cache
     /// (fetched from the hub where it is reachable, see [`crate::hub`]).
-    pub weights: Option<PathBuf>,
-    /// The folder, once found (or why not), shared by clones.
-    folder: Arc<OnceLock<Result<PathBuf, Arc<Error>>>>,
+    pub weights: Weights,
     /// The config, read once (by `load` or `prepare`), shared by clones.
     config: Arc<OnceLock<Result<Arc<ClipConfig>, Arc<Error>>>>,
     /// The tokenizer, fetched and loaded once, shared by clones.
@@ -99,8 +98,7 @@ impl ClipRanker {
 
     fn with_weights(weights: Option<PathBuf>) -> Self {
         Self {
-            weights,
-            folder: Arc::default(),
+            weights: Weights::new(crate::hub::CLIP, weights),
             config: Arc::default(),
             tokenizer: Arc::default(),
         }
@@ -109,25 +107,12 @@ impl ClipRanker {
     /// The model id: `clip-` and the checkpoint folder's name (`clip-clip-vit-base-patch32`), or
     /// the hub model's name for [`ClipRanker::pretrained`].
     pub fn model_id(&self) -> String {
-        match &self.weights {
-            Some(dir) => format!(
-                "clip-{}",
-                dir.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            None => format!("clip-{}", crate::hub::CLIP.name()),
-        }
+        self.weights.model_id("clip")
     }
 
-    /// The checkpoint folder: the one given, or the hub model's in the Hugging Face cache (found
-    /// or fetched once; so is a failure).
+    /// The checkpoint folder: the one given, or the hub model's in the Hugging Face cache.
     pub fn folder(&self) -> Result<PathBuf, Arc<Error>> {
-        self.folder
-            .get_or_init(|| {
-                crate::hub::CLIP
-                    .folder(self.weights.as_deref())
-                    .map_err(Arc::new)
-            })
-            .clone()
+        self.weights.folder()
     }
 
     /// The checkpoint's config (read once; so is a failure).

@@ -19,26 +19,13 @@ use tandem_models::blip::{
 };
 use tandem_models::fetch;
 
-/// The checkpoint: the small one, or `$TANDEM_CAPTION_REFERENCE/blip` (the full-size run, see
-/// models/tests/reference/captioning.py).
 fn fixture() -> PathBuf {
-    match std::env::var_os("TANDEM_CAPTION_REFERENCE") {
-        Some(dir) => Path::new(&dir).join("blip"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blip-tiny"),
-    }
+    crate::captioning::checkpoint("blip")
 }
 
 fn reference() -> &'static Value {
     static REFERENCE: OnceLock<Value> = OnceLock::new();
-    REFERENCE.get_or_init(|| {
-        let path = match std::env::var_os("TANDEM_CAPTION_REFERENCE") {
-            Some(dir) => Path::new(&dir).join("blip.json"),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/blip.json"),
-        };
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_str(&text).unwrap()
-    })
+    REFERENCE.get_or_init(|| crate::captioning::reference("blip"))
 }
 
 fn floats(v: &Value) -> Vec<f32> {

@@ -38,26 +38,13 @@ struct Reference {
     tokenizer_cases: Vec<Case>,
 }
 
-/// The checkpoint: the small one, or `$TANDEM_CAPTION_REFERENCE/clip` (the full-size run, see
-/// models/tests/reference/captioning.py).
 fn fixture() -> PathBuf {
-    match std::env::var_os("TANDEM_CAPTION_REFERENCE") {
-        Some(dir) => Path::new(&dir).join("clip"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tiny"),
-    }
+    crate::captioning::checkpoint("clip")
 }
 
 fn reference() -> &'static Reference {
     static REFERENCE: OnceLock<Reference> = OnceLock::new();
-    REFERENCE.get_or_init(|| {
-        let path = match std::env::var_os("TANDEM_CAPTION_REFERENCE") {
-            Some(dir) => Path::new(&dir).join("clip.json"),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/clip.json"),
-        };
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_str(&text).unwrap()
-    })
+    REFERENCE.get_or_init(|| crate::captioning::reference("clip"))
 }
 
 fn tokenizer() -> &'static ClipTokenizer {
@@ -263,7 +250,7 @@ fn the_logit_scale_and_config_load() {
 /// made for its sizes) with its config edited by `edit`.
 fn edited_fixture(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tiny");
+    let fixture = || crate::captioning::small_checkpoint("clip");
     let text = std::fs::read_to_string(fixture().join("config.json")).unwrap();
     let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
     edit(&mut config);

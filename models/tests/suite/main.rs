@@ -4,6 +4,7 @@
 
 mod bad_inputs;
 mod blip;
+mod captioning;
 mod clip;
 mod efficientnet;
 mod fetch;
