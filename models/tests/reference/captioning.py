@@ -19,8 +19,9 @@ Two modes:
         The real base configurations (CLIP ViT-B/32 as `openai/clip-vit-base-patch32`, BLIP base
         as `Salesforce/blip-image-captioning-base`), random weights: DIR/clip, DIR/blip (the
         folders `--clip DIR/clip --blip DIR/blip` take) and DIR/clip.json, DIR/blip.json (the same
-        keys as the small references). Not committed (about 1.6 GB); checked with
-        `cargo run --release -p tandem-models --example caption_parity -- DIR`.
+        keys as the small references). Not committed (about 1.5 GB); checked with
+        `TANDEM_CAPTION_REFERENCE=DIR cargo test --release -p tandem-models --test suite clip:: blip::`
+        (the same parity tests as CI, on these folders).
 
 Run in a virtual environment with: torch, transformers (5.24 was used), pillow, safetensors,
 tokenizers, ftfy, regex, and `pip install --no-deps clip-anytorch==2.6.0` (its tokenizer, the
