@@ -31,10 +31,20 @@ struct Figures {
 
 impl std::fmt::Display for Figures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Three significant digits at least (BLIP runs below one image per second).
+        let rate = |x: f64| {
+            if x < 10.0 {
+                format!("{x:.2}")
+            } else {
+                format!("{x:.1}")
+            }
+        };
         write!(
             f,
-            "{:.1}/s end to end, {:.1}/s model only, {:.1}/s prepare only",
-            self.end_to_end, self.model_only, self.prepare_only
+            "{}/s end to end, {}/s model only, {}/s prepare only",
+            rate(self.end_to_end),
+            rate(self.model_only),
+            rate(self.prepare_only)
         )
     }
 }
