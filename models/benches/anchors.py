@@ -319,6 +319,9 @@ def main():
         pytorch.update(captioning_figures(pathlib.Path(os.environ["TANDEM_CAPTION_REFERENCE"]),
                                           args.seconds))
 
+    def rate(x):  # three significant digits at least, as the Rust bench prints them
+        return f"{x:.2f}" if x < 10 else f"{x:.1f}"
+
     def ratio(a, b):
         return f"{a / b:.2f}x" if a and b else "—"
 
@@ -330,8 +333,8 @@ def main():
     for key in sorted(pytorch, key=lambda k: (k[0], k[1])):
         t = tandem.get(key, (0.0, 0.0))
         p, o = pytorch[key], onnx.get(key, 0.0)
-        print(f"| {key[0]}, {key[1]} | {t[0]:.1f} / {t[1]:.1f} | {p[0]:.1f} / {p[1]:.1f} | "
-              f"{o:.1f} | {ratio(t[0], p[0])}, {ratio(t[1], p[1])} | {ratio(t[1], o)} |")
+        print(f"| {key[0]}, {key[1]} | {rate(t[0])} / {rate(t[1])} | {rate(p[0])} / {rate(p[1])} | "
+              f"{rate(o)} | {ratio(t[0], p[0])}, {ratio(t[1], p[1])} | {ratio(t[1], o)} |")
 
 
 if __name__ == "__main__":
