@@ -6,6 +6,7 @@
 //! sequences (greedy with the pad id, beam search with the eos id): a reference sequence is
 //! compared up to its first `[SEP]` after the prompt.
 
+use crate::parity::relative_error;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -65,18 +66,6 @@ fn pixels(model: &Blip, device: &Device) -> Tensor<4> {
     let size = model.image_size();
     let flat: Vec<f32> = images.concat();
     Tensor::<4>::from_data(TensorData::new(flat, [n, 3, size, size]), device)
-}
-
-/// `max |got - want| / max |want|`.
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| f64::from(g - w).abs())
-        .fold(0.0, f64::max);
-    let scale = want.iter().map(|w| f64::from(*w).abs()).fold(0.0, f64::max);
-    diff / scale
 }
 
 fn prompt() -> Vec<u32> {

@@ -8,6 +8,7 @@
 //! (or one image's logits). On flex it must stay under 1e-4; on wgpu (Mesa's software adapter
 //! where there is no GPU) under 1e-3.
 
+use crate::parity::relative_error;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -58,18 +59,6 @@ fn flex() -> &'static (ClipModel, Device) {
         let device = Device::flex();
         (ClipModel::load(&fixture(), &device).unwrap(), device)
     })
-}
-
-/// `max_i |got_i - want_i| / max_i |want_i|`.
-fn relative_error(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (f64::from(*g) - w).abs())
-        .fold(0.0, f64::max);
-    let scale = want.iter().map(|w| w.abs()).fold(0.0, f64::max);
-    diff / scale
 }
 
 /// The worst [`relative_error`] of the rows.

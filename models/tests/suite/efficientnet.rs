@@ -10,6 +10,7 @@
 //! `TANDEM_EFFICIENTNET_DUMP=DIR` makes `flex_logits_match_the_numpy_reference` write those inputs
 //! (`DIR/<model>-<photo>.f32`, CHW little-endian f32) for the script.
 
+use crate::parity::relative_error;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -108,18 +109,6 @@ fn sha256_of(input: &[f32]) -> (Vec<u8>, String) {
         .map(|b| format!("{b:02x}"))
         .collect();
     (bytes, hash)
-}
-
-/// `max |got - want| / max |want|` over the logits.
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (f64::from(*g) - f64::from(*w)).abs())
-        .fold(0.0, f64::max);
-    let scale = want.iter().map(|w| f64::from(*w).abs()).fold(0.0, f64::max);
-    worst / scale
 }
 
 /// Loads the model on `device` and runs the inputs one batch through the handler's `infer`.

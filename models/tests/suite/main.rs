@@ -13,6 +13,7 @@ mod minilm;
 mod mtcnn;
 mod mtcnn_cascade;
 mod mtcnn_stages;
+mod parity;
 mod resize;
 mod tiny_model;
 mod wgpu_parity;

