@@ -97,7 +97,7 @@ pipeline! {
         served -> write(RedisStream::write(&args.served));
         served
             -> window(Fixed::seconds(10), |s: &Served| s.time)
-            -> combine_per_key(|s: &Served| s.arm, Count)
+            -> combine_per_key(|s: &Served| s.arm.to_string(), Count)
             -> write(RedisStream::write(&args.counts));
     }
 }

@@ -542,28 +542,57 @@ fn memory_sources_are_dealt_to_workers_once_each() {
     assert!(seen.values().all(|&count| count == 1));
 }
 
+/// Event times out of order by up to 2 s (within the allowed lateness), over 200 s.
+fn event_time(n: &u64) -> u64 {
+    n * 10 + (n * 7919) % 2000
+}
+
 pipeline! {
-    /// Counts per key in windows: refused on several workers.
-    Windowed(args: Collector<Combined<u64, u64>>) {
-        read(Memory::new(0..100u64))
-            -> window(Fixed::minutes(1), |n: &u64| *n * 1000)
-            -> combine_per_key(|n: &u64| n % 3, Count)
-            -> write(args.clone());
+    /// Counts and sums per key in windows: keyed exchange between the workers.
+    Windowed(args: (Collector<Combined<u64, u64>>, Collector<Combined<u64, f64>>)) {
+        events = read(Memory::new(0..20_000u64))
+            -> window(Fixed::seconds(10).allowed_lateness(Duration::from_secs(3)), event_time);
+        events
+            -> combine_per_key(|n: &u64| n % 101, Count)
+            -> write(args.0.clone());
+        events
+            -> combine_per_key(|n: &u64| n % 7, Sum::of(|n: &u64| *n as f64))
+            -> write(args.1.clone());
     }
 }
 
 #[test]
-fn windows_are_refused_on_several_workers_with_a_clear_error() {
-    let config = RunConfig {
-        cluster: Cluster::threads(2),
-        ..RunConfig::default()
+fn windows_on_several_workers_give_the_single_runs_results() {
+    let run = |workers: usize| {
+        let args = (Collector::new(), Collector::new());
+        let config = RunConfig {
+            cluster: Cluster::threads(workers),
+            ..RunConfig::default()
+        };
+        let summary = tandem::job::run_pipeline::<Windowed>(&args, &config).unwrap();
+        assert!(summary.totals().balanced());
+        let mut counts = args.0.take();
+        counts.sort_by_key(|c| (c.window, c.key));
+        let mut sums = args.1.take();
+        sums.sort_by_key(|c| (c.window, c.key));
+        (counts, sums, summary)
     };
-    let error = tandem::job::run_pipeline::<Windowed>(&Collector::new(), &config)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("cannot run on several workers yet"),
-        "{error}"
-    );
-    assert!(error.contains("window"), "{error}");
+    let (counts, sums, single) = run(1);
+    assert!(counts.len() > 20 * 100, "{}", counts.len());
+    assert_eq!(counts.iter().map(|c| c.value).sum::<u64>(), 20_000);
+    assert_eq!(single.exchanged.records, 0);
+    for workers in [2, 3, 4] {
+        let (c, s, summary) = run(workers);
+        assert_eq!(c, counts, "{workers} workers");
+        // Integer sums: exact in f64 whatever the order of the additions.
+        assert_eq!(s, sums, "{workers} workers");
+        assert_eq!(summary.totals(), single.totals(), "{workers} workers");
+        // Pre-aggregated: at most one accumulator per window, key and worker.
+        assert!(summary.exchanged.records > 0);
+        assert!(
+            summary.exchanged.records <= (workers * 21 * (101 + 7)) as u64,
+            "{workers} workers: {:?}",
+            summary.exchanged
+        );
+    }
 }

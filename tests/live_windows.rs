@@ -124,7 +124,7 @@ struct Merged {
     /// Opens when the quiet arm's minute 0 reaches the window.
     quiet_arrived: Gate,
     gate: Gate,
-    out: Collector<Combined<&'static str, u64>>,
+    out: Collector<Combined<String, u64>>,
 }
 
 impl Merged {
@@ -177,14 +177,14 @@ impl Merged {
         c.time
     }
 
-    fn watch(&self, c: &Combined<&'static str, u64>) {
+    fn watch(&self, c: &Combined<String, u64>) {
         if c.key == "active" && c.window.start == 20 * MIN as i64 {
             self.gate.open();
         }
     }
 
     /// (window start in minutes, arm) -> count.
-    fn counts(&self) -> BTreeMap<(i64, &'static str), u64> {
+    fn counts(&self) -> BTreeMap<(i64, String), u64> {
         let mut counts = BTreeMap::new();
         for c in self.out.take() {
             *counts
@@ -202,8 +202,8 @@ pipeline! {
         quiet = read(Merged::take(&args.quiet));
         merge(active, quiet)
             -> window(Fixed::minutes(5).idle_after(Duration::from_millis(200)), |c: &Click| args.time(c))
-            -> combine_per_key(|c: &Click| c.arm, Count)
-            -> inspect(|c: &Combined<&'static str, u64>| args.watch(c))
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Count)
+            -> inspect(|c: &Combined<String, u64>| args.watch(c))
             -> write(args.out.clone());
     }
 }
@@ -215,8 +215,8 @@ pipeline! {
         quiet = read(Merged::take(&args.quiet));
         merge(active, quiet)
             -> window(Fixed::minutes(5), |c: &Click| args.time(c))
-            -> combine_per_key(|c: &Click| c.arm, Count)
-            -> inspect(|c: &Combined<&'static str, u64>| args.watch(c))
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Count)
+            -> inspect(|c: &Combined<String, u64>| args.watch(c))
             -> write(args.out.clone());
     }
 }
@@ -246,7 +246,7 @@ fn with_idle_after_a_quiet_source_stops_holding_the_windows_of_an_active_one() {
         dead.error
     );
     let counts = args.counts();
-    assert_eq!(counts.get(&(0, "quiet")), Some(&1));
+    assert_eq!(counts.get(&(0, "quiet".into())), Some(&1));
     let active: Vec<u64> = counts
         .iter()
         .filter(|((_, arm), _)| *arm == "active")
@@ -267,7 +267,7 @@ fn without_idle_after_a_quiet_source_holds_every_window_until_the_input_ends() {
     // The watermark waited for the quiet source: its minute 1 counts.
     assert!(summary.dead_letters.is_empty(), "{summary}");
     let counts = args.counts();
-    assert_eq!(counts.get(&(0, "quiet")), Some(&2));
+    assert_eq!(counts.get(&(0, "quiet".into())), Some(&2));
     assert_eq!(counts.len(), 12 + 1);
 }
 
@@ -276,11 +276,11 @@ struct Arrivals {
     /// Early elements counted in the results so far.
     early: AtomicU64,
     gate: Gate,
-    out: Collector<Combined<&'static str, u64>>,
+    out: Collector<Combined<String, u64>>,
 }
 
 impl Arrivals {
-    fn watch(&self, c: &Combined<&'static str, u64>) {
+    fn watch(&self, c: &Combined<String, u64>) {
         if c.key == "early" && self.early.fetch_add(c.value, SeqCst) + c.value == EACH {
             self.gate.open();
         }
@@ -294,8 +294,8 @@ pipeline! {
     ByArrival(args: Arrivals) {
         read(args.source.lock().unwrap().take().unwrap())
             -> window(Fixed::millis(300), processing_time)
-            -> combine_per_key(|c: &Click| c.arm, Count)
-            -> inspect(|c: &Combined<&'static str, u64>| args.watch(c))
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Count)
+            -> inspect(|c: &Combined<String, u64>| args.watch(c))
             -> write(args.out.clone());
     }
 }
@@ -369,6 +369,8 @@ fn processing_time_windows_group_by_arrival_and_close_as_wall_time_passes() {
     assert!(
         last_early.max() <= first_late.min(),
         "{:?}",
-        out.iter().map(|c| (c.key, c.window)).collect::<Vec<_>>()
+        out.iter()
+            .map(|c| (c.key.clone(), c.window))
+            .collect::<Vec<_>>()
     );
 }

@@ -40,10 +40,10 @@ impl<K, V> Args<K, V> {
 }
 
 pipeline! {
-    CtrPerMinute(args: Args<&'static str, CtrStats>) {
+    CtrPerMinute(args: Args<String, CtrStats>) {
         read(Memory::new(args.input.clone()))
             -> window(Fixed::minutes(1).allowed_lateness(Duration::from_secs(10)), |c: &Click| c.time)
-            -> combine_per_key(|c: &Click| c.arm, Ctr::of(|c: &Click| c.clicked))
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Ctr::of(|c: &Click| c.clicked))
             -> write(args.out.clone());
     }
 }
@@ -77,6 +77,9 @@ fn fixed_windows_emit_one_result_per_window_and_key_in_order() {
             (MIN as i64, "b", 1, 0),
             (3 * MIN as i64, "a", 1, 0),
         ]
+        .into_iter()
+        .map(|(start, key, n, clicks)| (start, key.to_owned(), n, clicks))
+        .collect::<Vec<_>>()
     );
     let combine = summary.stage(2);
     assert_eq!((combine.input, combine.output), (6, 5));
@@ -131,10 +134,10 @@ fn elements_within_the_lateness_count_and_later_ones_are_dead_letters() {
 }
 
 pipeline! {
-    SlidingSums(args: Args<&'static str, f64>) {
+    SlidingSums(args: Args<String, f64>) {
         read(Memory::new(args.input.clone()))
             -> window(Sliding::new(Duration::from_secs(30), Duration::from_secs(10)), |c: &Click| Duration::from_millis(c.time))
-            -> combine_per_key(|c: &Click| c.arm, Sum::of(|c: &Click| c.cost))
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Sum::of(|c: &Click| c.cost))
             -> write(args.out.clone());
     }
 }
@@ -166,24 +169,24 @@ fn sliding_windows_copy_each_element_into_each_of_its_windows() {
 struct Arms;
 
 impl Combiner<Click> for Arms {
-    type Acc = std::collections::BTreeSet<&'static str>;
-    type Out = Vec<&'static str>;
+    type Acc = std::collections::BTreeSet<String>;
+    type Out = Vec<String>;
     fn create(&self) -> Self::Acc {
         Default::default()
     }
     fn add(&self, acc: &mut Self::Acc, item: Click) {
-        acc.insert(item.arm);
+        acc.insert(item.arm.to_owned());
     }
     fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
         acc.extend(other);
     }
-    fn extract(&self, acc: Self::Acc) -> Vec<&'static str> {
+    fn extract(&self, acc: Self::Acc) -> Vec<String> {
         acc.into_iter().collect()
     }
 }
 
 pipeline! {
-    UserCombiner(args: Args<bool, Vec<&'static str>>) {
+    UserCombiner(args: Args<bool, Vec<String>>) {
         read(Memory::new(args.input.clone()))
             -> window(Fixed::seconds(10), |c: &Click| c.time)
             -> combine_per_key(|c: &Click| c.clicked, Arms)
@@ -206,14 +209,20 @@ fn user_combiners_plug_in() {
         .into_iter()
         .map(|c| (c.key, c.value))
         .collect();
-    assert_eq!(got, vec![(false, vec!["c"]), (true, vec!["a", "b"])]);
+    assert_eq!(
+        got,
+        vec![
+            (false, vec!["c".into()]),
+            (true, vec!["a".into(), "b".into()])
+        ]
+    );
 }
 
 pipeline! {
-    Panicky(args: Args<&'static str, u64>) {
+    Panicky(args: Args<String, u64>) {
         read(Memory::new(args.input.clone()))
             -> window(Fixed::seconds(10), |c: &Click| if c.time == 13 { panic!("no clock") } else { c.time })
-            -> combine_per_key(|c: &Click| if c.time == 14 { panic!("no key") } else { c.arm }, Count)
+            -> combine_per_key(|c: &Click| if c.time == 14 { panic!("no key") } else { c.arm.to_string() }, Count)
             -> write(args.out.clone());
     }
 }
@@ -244,7 +253,7 @@ fn a_panicking_time_or_key_function_dead_letters_only_its_element() {
 struct TwoArms {
     fast: Vec<Click>,
     slow: Vec<Click>,
-    out: Collector<Combined<&'static str, u64>>,
+    out: Collector<Combined<String, u64>>,
 }
 
 pipeline! {
@@ -255,7 +264,7 @@ pipeline! {
             -> map(|c: Click| { std::thread::sleep(Duration::from_micros(200)); c });
         merge(fast, slow)
             -> window(Fixed::minutes(5), |c: &Click| c.time)
-            -> combine_per_key(|c: &Click| c.arm, Count)
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Count)
             -> write(args.out.clone());
     }
 }
@@ -318,12 +327,12 @@ struct EndedArgs {
     long: std::sync::Mutex<Option<Box<dyn Iterator<Item = Click> + Send>>>,
     seen: Seen,
     waited: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    out: Collector<Combined<&'static str, u64>>,
+    out: Collector<Combined<String, u64>>,
 }
 
 impl EndedArgs {
     /// Sets `seen` when the long arm's window [20, 25) min comes out.
-    fn watch(&self, c: &Combined<&'static str, u64>) {
+    fn watch(&self, c: &Combined<String, u64>) {
         if c.key == "long" && c.window.start == 20 * MIN as i64 {
             self.seen.set();
         }
@@ -337,8 +346,8 @@ pipeline! {
         long = read(Memory::new(args.long.lock().unwrap().take().unwrap()));
         merge(short, long)
             -> window(Fixed::minutes(5), |c: &Click| c.time)
-            -> combine_per_key(|c: &Click| c.arm, Count)
-            -> inspect(|c: &Combined<&'static str, u64>| args.watch(c))
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Count)
+            -> inspect(|c: &Combined<String, u64>| args.watch(c))
             -> write(args.out.clone());
     }
 }
@@ -352,8 +361,8 @@ pipeline! {
             -> run_inference(StandIn::new("echo", 4, |clicks: Vec<Click>| clicks))
             -> map(|p: PredictionResult<Click, Click>| p.inference)
             -> window(Fixed::minutes(5), |c: &Click| c.time)
-            -> combine_per_key(|c: &Click| c.arm, Count)
-            -> inspect(|c: &Combined<&'static str, u64>| args.watch(c))
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Count)
+            -> inspect(|c: &Combined<String, u64>| args.watch(c))
             -> write(args.out.clone());
     }
 }

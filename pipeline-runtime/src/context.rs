@@ -105,6 +105,8 @@ pub struct RunContext {
     pub(crate) fail_fast: bool,
     /// In a run split across workers: this share's worker and process, for its dead letters.
     pub(crate) split: Option<(usize, usize)>,
+    /// In a split run: the ends of the exchange by key of each `combine_per_key`.
+    pub(crate) exchange: Option<crate::exchange::Exchanges>,
     pub(crate) abort: AtomicBool,
     pub(crate) stop: StopSignal,
     pub(crate) logged_dead: AtomicU64,
@@ -156,6 +158,7 @@ impl RunContext {
             dead: Mutex::new(DeadLetterOut::new(dead_letters)),
             fail_fast,
             split: None,
+            exchange: None,
             abort: AtomicBool::new(false),
             stop,
             logged_dead: AtomicU64::new(0),

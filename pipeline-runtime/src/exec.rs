@@ -435,11 +435,13 @@ impl Finished {
 
 /// Runs `share` of a pipeline's input to the end and returns it uncommitted. `lost` is asked
 /// while the run goes on whether it must fail (another process of a split run stopped): then
-/// the run stops reading and fails with that error.
+/// the run stops reading and fails with that error. `exchange`: in a split run, the ends of the
+/// exchange by key of each `combine_per_key` (see `exchange`).
 pub fn run_share<P: Pipeline>(
     args: &P::Args,
     config: &RunConfig,
     share: Share,
+    exchange: Option<crate::exchange::Exchanges>,
     lost: &mut dyn FnMut() -> Option<Error>,
 ) -> Result<Finished> {
     let graph = P::graph();
@@ -459,6 +461,7 @@ pub fn run_share<P: Pipeline>(
     if !share.is_whole() {
         shared.split = Some((share.index, config.cluster.process));
     }
+    shared.exchange = exchange;
     let started = Instant::now();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
@@ -568,6 +571,9 @@ pub fn run_share<P: Pipeline>(
         })
         .collect();
     summary.stopped_by = config.stop.requested();
+    if let Some(exchange) = &shared.exchange {
+        (summary.exchanged.records, summary.exchanged.bytes) = exchange.shipped();
+    }
     // Every run proves that nothing was lost before its outputs become visible: a run whose
     // counts do not add up is a bug in tandem, and its outputs are not trusted.
     if !summary.totals().balanced() {

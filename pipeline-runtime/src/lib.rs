@@ -48,6 +48,8 @@ pub mod stages;
 pub mod cluster;
 #[cfg(feature = "timely")]
 pub mod distributed;
+#[doc(hidden)]
+pub mod exchange;
 pub mod exec;
 pub mod job;
 mod serve;

@@ -158,13 +158,25 @@ check! {
 }
 
 check! {
-    /// A key usable in `combine_per_key`: results come out in key order within a window.
+    /// A key usable in `combine_per_key`: results come out in key order within a window, and in
+    /// a run split across workers each key's accumulators travel to the worker owning the key.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot key `combine_per_key`: it must be `Ord`",
+        message = "`{Self}` cannot key `combine_per_key`: it must be `Ord`, `Serialize` and `Deserialize` (owned)",
         label = "this key function returns `{Self}`",
-        note = "return a key that is `Ord` (a string, an integer, a tuple of them, an enum deriving `Ord`)"
+        note = "results come out in key order, and on several workers each key travels to the worker that owns it: return an owned key that is `Ord + serde::Serialize + serde::de::DeserializeOwned` (`String` rather than `&str`, an integer, a tuple of them, an enum deriving `Ord, Serialize, Deserialize`)"
     )]
-    trait CombineKey<> for K where [K: Ord] {}
+    trait CombineKey<> for K where [K: Ord + serde::Serialize + serde::de::DeserializeOwned] {}
+}
+
+check! {
+    /// A combiner's accumulator: in a run split across workers, it travels to the worker
+    /// owning its key.
+    #[diagnostic::on_unimplemented(
+        message = "the accumulator `{Self}` of this combiner cannot travel between workers: it must be `Serialize` and `Deserialize` (owned)",
+        label = "this combiner's accumulator is `{Self}`",
+        note = "on several workers, `combine_per_key` folds each worker's elements and ships the accumulators to the worker owning the key: derive `serde::Serialize, serde::Deserialize` for the accumulator (for `TopK`, for the elements it keeps)"
+    )]
+    trait CombinerAcc<> for A where [A: serde::Serialize + serde::de::DeserializeOwned] {}
 }
 
 check! {
@@ -534,15 +546,17 @@ where
 }
 
 #[allow(clippy::type_complexity)]
-pub fn combine_per_key<V, W, F, C, M, N, O, P>(
+pub fn combine_per_key<V, W, F, C, M, N, O, P, Q>(
     _: &Stream<W>,
     id: u32,
     key: F,
     combiner: C,
 ) -> (
-    <<F as CombineKeyStage<V, N>>::Key as CombineKey<O>>::Pass<
-        C::Pass<
-            F::Pass<W::Pass<CombineOp<F, C, V, <F as CombineKeyStage<V, N>>::Key, C::Acc, ()>>>,
+    <C::Acc as CombinerAcc<Q>>::Pass<
+        <<F as CombineKeyStage<V, N>>::Key as CombineKey<O>>::Pass<
+            C::Pass<
+                F::Pass<W::Pass<CombineOp<F, C, V, <F as CombineKeyStage<V, N>>::Key, C::Acc, ()>>>,
+            >,
         >,
     >,
     Stream<Combined<<F as CombineKeyStage<V, N>>::Key, C::Out>>,
@@ -552,10 +566,15 @@ where
     F: CombineKeyStage<V, N>,
     <F as CombineKeyStage<V, N>>::Key: CombineKey<O>,
     C: CombinerFits<V, P>,
+    C::Acc: CombinerAcc<Q>,
 {
     let op = CombineOp::new(id, key, combiner);
     (
-        <<F as CombineKeyStage<V, N>>::Key as CombineKey<O>>::pass(C::pass(F::pass(W::pass(op)))),
+        <C::Acc as CombinerAcc<Q>>::pass(
+            <<F as CombineKeyStage<V, N>>::Key as CombineKey<O>>::pass(C::pass(F::pass(W::pass(
+                op,
+            )))),
+        ),
         Stream::new(),
     )
 }

@@ -45,6 +45,18 @@ pub struct Summary {
     pub stopped_by: Option<i32>,
     /// The bounded queues (merge channels, model intakes and results): capacity and peak.
     pub queues: Vec<crate::queue::QueueSummary>,
+    /// In a run split across workers: what the `combine_per_key` stages shipped to the workers
+    /// owning their keys (zero otherwise).
+    pub exchanged: Exchanged,
+}
+
+/// What a split run's `combine_per_key` stages shipped between workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exchanged {
+    /// Accumulators (one per window, key and sending worker; one per element without
+    /// pre-aggregation).
+    pub records: u64,
+    pub bytes: u64,
 }
 
 /// The run's totals. `read + created == written + filtered + dead + dropped` when nothing was lost.
@@ -148,6 +160,7 @@ impl Summary {
             dead_letter_file,
             inference: Vec::new(),
             stopped_by: None,
+            exchanged: Exchanged::default(),
             queues: Vec::new(),
         }
     }
@@ -243,6 +256,13 @@ impl fmt::Display for Summary {
             t.dropped,
             if t.balanced() { "(all accounted for)" } else { "(DOES NOT ADD UP: please report this bug)" }
         )?;
+        if self.exchanged.records != 0 {
+            writeln!(
+                f,
+                "  exchanged between workers by key: {} accumulators, {} bytes",
+                self.exchanged.records, self.exchanged.bytes
+            )?;
+        }
         for m in &self.inference {
             let ms = |s: f64| format!("{:.1} ms", s * 1e3);
             let mut extra = String::new();

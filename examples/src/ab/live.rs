@@ -23,23 +23,23 @@ pub struct LiveOutputs<'a> {
     pub report: PathBuf,
     pub args: &'a AbArgs,
     /// Every window result so far (a few per window: the report is made from all of them).
-    pub windows: Mutex<Vec<Combined<&'static str, CtrStats>>>,
+    pub windows: Mutex<Vec<Combined<String, CtrStats>>>,
 }
 
-impl Sink<Combined<&'static str, CtrStats>> for LiveOutputs<'_> {
+impl Sink<Combined<String, CtrStats>> for LiveOutputs<'_> {
     fn describe(&self) -> String {
         format!(
             "{} and the report {}",
-            <RedisStreamWriter as Sink<Combined<&'static str, CtrStats>>>::describe(&self.stream),
+            <RedisStreamWriter as Sink<Combined<String, CtrStats>>>::describe(&self.stream),
             self.report.display()
         )
     }
 
     fn open(&mut self) -> tandem::Result<()> {
-        <RedisStreamWriter as Sink<Combined<&'static str, CtrStats>>>::open(&mut self.stream)
+        <RedisStreamWriter as Sink<Combined<String, CtrStats>>>::open(&mut self.stream)
     }
 
-    fn write(&mut self, item: Combined<&'static str, CtrStats>) -> Result<(), String> {
+    fn write(&mut self, item: Combined<String, CtrStats>) -> Result<(), String> {
         self.write_at(
             item,
             tandem::io::Pos {
@@ -51,7 +51,7 @@ impl Sink<Combined<&'static str, CtrStats>> for LiveOutputs<'_> {
 
     fn write_at(
         &mut self,
-        item: Combined<&'static str, CtrStats>,
+        item: Combined<String, CtrStats>,
         pos: tandem::io::Pos,
     ) -> Result<(), String> {
         self.windows
@@ -64,15 +64,15 @@ impl Sink<Combined<&'static str, CtrStats>> for LiveOutputs<'_> {
     }
 
     fn flush(&mut self) -> tandem::Result<()> {
-        <RedisStreamWriter as Sink<Combined<&'static str, CtrStats>>>::flush(&mut self.stream)
+        <RedisStreamWriter as Sink<Combined<String, CtrStats>>>::flush(&mut self.stream)
     }
 
     fn checkpoint(&mut self) -> tandem::Result<bool> {
-        <RedisStreamWriter as Sink<Combined<&'static str, CtrStats>>>::checkpoint(&mut self.stream)
+        <RedisStreamWriter as Sink<Combined<String, CtrStats>>>::checkpoint(&mut self.stream)
     }
 
     fn finish(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
-        <RedisStreamWriter as Sink<Combined<&'static str, CtrStats>>>::finish(&mut self.stream)
+        <RedisStreamWriter as Sink<Combined<String, CtrStats>>>::finish(&mut self.stream)
     }
 }
 

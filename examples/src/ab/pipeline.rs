@@ -90,7 +90,7 @@ pub struct AbArgs {
     pub until_idle: Option<u64>,
     /// CTR per window per arm, for the report.
     #[arg(skip)]
-    pub windows: Collector<Combined<&'static str, CtrStats>>,
+    pub windows: Collector<Combined<String, CtrStats>>,
     /// Impressions and clicks per arm, counted before windowing (a check on the windows).
     #[arg(skip)]
     pub tally: Tally,
@@ -162,7 +162,7 @@ impl AbArgs {
     }
 
     /// The windows kept for the report at the end.
-    pub fn windows_kept(&self) -> InMemory<Collector<Combined<&'static str, CtrStats>>> {
+    pub fn windows_kept(&self) -> InMemory<Collector<Combined<String, CtrStats>>> {
         InMemory(self.windows.clone())
     }
 
@@ -370,14 +370,14 @@ pipeline! {
             -> map(|s: Served| simulate_click(s, args.seed))
             -> inspect(|c: &Click| args.tally.add(c))
             -> window(Fixed::minutes(5).allowed_lateness(ALLOWED_LATENESS), |c: &Click| c.time)
-            -> combine_per_key(|c: &Click| c.arm, Ctr::of(|c: &Click| c.clicked));
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Ctr::of(|c: &Click| c.clicked));
         b = challenger
             -> run_inference(args.ranker(1))
             -> map(|p: PredictionResult<AdRequest, Ranked>| Served::new(1, args.arm_labels()[1], p))
             -> map(|s: Served| simulate_click(s, args.seed))
             -> inspect(|c: &Click| args.tally.add(c))
             -> window(Fixed::minutes(5).allowed_lateness(ALLOWED_LATENESS), |c: &Click| c.time)
-            -> combine_per_key(|c: &Click| c.arm, Ctr::of(|c: &Click| c.clicked));
+            -> combine_per_key(|c: &Click| c.arm.to_string(), Ctr::of(|c: &Click| c.clicked));
         windows = merge(a, b);
         windows -> write(args.windows_file());
         windows -> write(args.windows_parts());

@@ -49,7 +49,7 @@ pub struct AbReport {
 
 impl AbReport {
     /// The report of a finished run, from the CTR per window per arm it collected.
-    pub fn new(args: &AbArgs, windows: &[Combined<&'static str, CtrStats>]) -> Self {
+    pub fn new(args: &AbArgs, windows: &[Combined<String, CtrStats>]) -> Self {
         let labels = args.arm_labels();
         let mut rows: Vec<WindowRow> = Vec::new();
         let mut totals = [Proportion::default(); 2];

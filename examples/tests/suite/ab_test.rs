@@ -149,7 +149,7 @@ struct Run {
     args: AbArgs,
     summary: Summary,
     report: AbReport,
-    windows: Vec<Combined<&'static str, CtrStats>>,
+    windows: Vec<Combined<String, CtrStats>>,
 }
 
 fn outputs() -> (tempfile::TempDir, PathBuf, PathBuf) {

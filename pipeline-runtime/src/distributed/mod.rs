@@ -20,6 +20,7 @@
 //! [`run_in_operator`] is the shape the lowering will take (one operator per fused segment),
 //! measured in `benches/timely_worker.rs`.
 
+mod exchange;
 mod network;
 mod operator;
 
@@ -32,11 +33,13 @@ use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Input, Inspect, Probe};
 use timely::WorkerConfig;
 
+use self::exchange::{StageEnds, Transport};
 use self::network::connect;
 pub use self::network::timely_config;
 pub use self::operator::{run_in_operator, WorkerId, WorkerTask};
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
+use crate::exchange::Exchanges;
 use crate::exec::{run_share, unbalanced, Finished, Pipeline, RunConfig};
 use crate::graph::StageKind;
 use crate::io::Share;
@@ -55,6 +58,8 @@ struct Report {
     dead_letters: Vec<DeadLetter>,
     dead_letter_file: Option<std::path::PathBuf>,
     elapsed: std::time::Duration,
+    /// What its `combine_per_key` stages shipped: accumulators, bytes.
+    exchanged: (u64, u64),
 }
 
 impl Report {
@@ -67,6 +72,7 @@ impl Report {
             dead_letters: Vec::new(),
             dead_letter_file: None,
             elapsed: Default::default(),
+            exchanged: (0, 0),
         };
         match finished {
             Ok(finished) => {
@@ -79,6 +85,7 @@ impl Report {
                 report.dead_letters = summary.dead_letters.clone();
                 report.dead_letter_file = summary.dead_letter_file.clone();
                 report.elapsed = summary.elapsed;
+                report.exchanged = (summary.exchanged.records, summary.exchanged.bytes);
             }
             Err(error) => report.error = Some(error.to_string()),
         }
@@ -113,30 +120,30 @@ enum Update {
 /// share's executor, here in a scope.
 pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summary> {
     let cluster = &config.cluster;
-    if let Some(stage) = P::graph()
+    // The `combine_per_key` stages: each exchanges accumulators by key between the workers.
+    let combines: Vec<u32> = P::graph()
         .stages
         .iter()
-        .find(|s| matches!(s.kind, StageKind::Window | StageKind::Combine))
-    {
-        return Err(Error::Config(format!(
-            "`{}` cannot run on several workers yet: windows and `combine_per_key` need an \
-             exchange by key between workers, which is not built; run this pipeline with \
-             --workers 1 --processes 1",
-            stage.label
-        )));
-    }
+        .enumerate()
+        .filter(|(_, s)| s.kind == StageKind::Combine)
+        .map(|(id, _)| id as u32)
+        .collect();
     let timely = timely_config(cluster)?;
     panic::install_hook();
     panic::clear_lost_process();
     let (builders, others) = connect(&timely.communication)?;
-    type Ends = (mpsc::Receiver<Report>, mpsc::Sender<Update>);
+    type Ends = (mpsc::Receiver<Report>, mpsc::Sender<Update>, Vec<StageEnds>);
     let mut coordinators: Vec<Option<Ends>> = Vec::new();
     let mut shares = Vec::new();
+    let total = cluster.workers * cluster.processes;
     for local in 0..cluster.workers {
         let (report_tx, report_rx) = mpsc::channel();
         let (update_tx, update_rx) = mpsc::channel();
-        coordinators.push(Some((report_rx, update_tx)));
-        shares.push((cluster.share(local), local, report_tx, update_rx));
+        let (share_ends, coordinator_ends) = exchange::channels(&combines);
+        coordinators.push(Some((report_rx, update_tx, coordinator_ends)));
+        let share = cluster.share(local);
+        let exchanges = Exchanges::new(total, share.index, share_ends);
+        shares.push((share, local, report_tx, update_rx, exchanges));
     }
     let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
     let first = cluster.process * cluster.workers;
@@ -146,18 +153,18 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
             let ends = coordinators.lock().unwrap_or_else(|e| e.into_inner())
                 [worker.index() - first]
                 .take();
-            if let Some((reports, updates)) = ends {
-                coordinate(worker, reports, updates);
+            if let Some((reports, updates, exchange)) = ends {
+                coordinate(worker, reports, updates, exchange);
             }
         })
         .map_err(|e| Error::Config(format!("cannot start the timely workers: {e}")))?;
     let outcomes: Vec<Result<Summary>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|(share, local, reports, updates)| {
+            .map(|(share, local, reports, updates, exchanges)| {
                 scope.spawn(move || {
                     panic::quiet_thread();
-                    run_worker::<P>(args, config, share, local, reports, updates)
+                    run_worker::<P>(args, config, share, local, exchanges, reports, updates)
                 })
             })
             .collect();
@@ -186,11 +193,14 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
 
 /// A timely worker exchanging reports: sends its share's report to every worker, passes failed
 /// reports of others on at once (so the share stops) and every report once all have arrived.
+/// While the share runs, it also carries its `combine_per_key` stages' exchange by key.
 fn coordinate(
     worker: &mut timely::worker::Worker,
     reports: mpsc::Receiver<Report>,
     updates: mpsc::Sender<Update>,
+    exchange: Vec<StageEnds>,
 ) {
+    let mut transport = Transport::build(worker, exchange);
     let received: Rc<RefCell<Vec<Report>>> = Rc::default();
     let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, stream) = scope.new_input::<Vec<String>>();
@@ -207,10 +217,11 @@ fn coordinate(
     });
     let poll = Some(Duration::from_millis(10));
     let mut passed = 0;
-    let mut pass_failures = |received: &RefCell<Vec<Report>>| {
+    let mut pass_failures = |received: &RefCell<Vec<Report>>, transport: &mut Transport| {
         let received = received.borrow();
         for report in &received[passed..] {
             if report.error.is_some() {
+                transport.fail(&peer_failed(report).to_string());
                 let _ = updates.send(Update::Failed(report.clone()));
             }
         }
@@ -232,17 +243,23 @@ fn coordinate(
                     dead_letters: Vec::new(),
                     dead_letter_file: None,
                     elapsed: Default::default(),
+                    exchanged: (0, 0),
                 }
             }
         }
+        transport.send();
         worker.step_or_park(Some(Duration::ZERO));
-        pass_failures(&received);
+        transport.deliver();
+        pass_failures(&received, &mut transport);
     };
+    // Whatever the share did not close (it failed) no longer holds the others back.
+    transport.close();
     input.send(serde_json::to_string(&own).expect("a report serializes"));
     drop(input);
     while !probe.done() {
         worker.step_or_park(poll);
-        pass_failures(&received);
+        transport.deliver();
+        pass_failures(&received, &mut transport);
     }
     let _ = updates.send(Update::All(received.take()));
 }
@@ -254,6 +271,7 @@ fn run_worker<P: Pipeline>(
     config: &RunConfig,
     share: Share,
     local: usize,
+    exchanges: Exchanges,
     reports: mpsc::Sender<Report>,
     updates: mpsc::Receiver<Update>,
 ) -> Result<Summary> {
@@ -273,7 +291,7 @@ fn run_worker<P: Pipeline>(
             _ => None,
         }
     };
-    let finished = run_share::<P>(args, &own, share, &mut watch);
+    let finished = run_share::<P>(args, &own, share, Some(exchanges), &mut watch);
     if let Some(error) = lost_error() {
         return Err(error);
     }
@@ -337,6 +355,8 @@ fn run_worker<P: Pipeline>(
         }
     };
     summary.elapsed = reports.iter().map(|r| r.elapsed).max().unwrap_or_default();
+    summary.exchanged.records = reports.iter().map(|r| r.exchanged.0).sum();
+    summary.exchanged.bytes = reports.iter().map(|r| r.exchanged.1).sum();
     if !summary.totals().balanced() {
         return Err(unbalanced(summary));
     }

@@ -1,6 +1,11 @@
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::context::RunContext;
+use crate::error::Error;
+use crate::exchange::{self, Endpoint, Incoming, Outgoing, Packer};
 use crate::panic::guard;
 use crate::push::{Flow, Pos, Push, Signal, StageCell};
 use crate::stage_fns::KeyFn;
@@ -13,6 +18,10 @@ type Panes<K, A> = BTreeMap<K, (A, Pos)>;
 /// `combine_per_key(key, combiner)` on a windowed stream: folds each window's elements per key
 /// and emits one [`Combined`] per window and key once the watermark passes the window's end
 /// (windows in order of end, keys in order), and every window still open at the end of input.
+///
+/// In a run split across workers (see `exchange`), a window closed here is shipped, key by key,
+/// to the worker owning the key, and a worker emits the windows of the keys it owns once the
+/// job's watermark has passed them.
 pub struct CombineOp<F, C, I, K, A, N> {
     cell: StageCell,
     key: F,
@@ -26,6 +35,9 @@ pub struct CombineOp<F, C, I, K, A, N> {
     /// arrived: it goes on once no window ending at or before that is open. So no input of a
     /// window still open is acknowledged, and a restart rebuilds the window by reading it again.
     held: std::collections::VecDeque<(u64, i64)>,
+    /// Whether the exchange has been looked for (on first use), and its state in a split run.
+    linked: bool,
+    split: Option<Split<K, A>>,
     next: N,
     _input: std::marker::PhantomData<fn(I)>,
 }
@@ -41,6 +53,8 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
             watermark: i64::MIN,
             produced: 0,
             held: Default::default(),
+            linked: false,
+            split: None,
             next: (),
             _input: std::marker::PhantomData,
         }
@@ -56,17 +70,60 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
             watermark: self.watermark,
             produced: self.produced,
             held: self.held,
+            linked: self.linked,
+            split: self.split,
             next,
             _input: self._input,
         }
     }
 }
 
+/// A `combine_per_key`'s part of the exchange by key in a split run.
+struct Split<K, A> {
+    end: Endpoint,
+    /// Entries waiting to be shipped (sent with the next watermark, or at the next flush).
+    packer: Packer,
+    /// Accumulators of the keys this worker owns, by window and key: one per sending worker.
+    arrived: BTreeMap<(i64, i64), BTreeMap<K, Vec<(usize, A, Pos)>>>,
+    /// The job's watermark: every worker has shipped the windows ending at or before it.
+    job: i64,
+    /// Every worker is done.
+    closed: bool,
+    /// The exchange failed (another worker's share, or this process's connections).
+    failed: Option<String>,
+}
+
+impl<K: Ord + DeserializeOwned, A: DeserializeOwned> Split<K, A> {
+    fn take(&mut self, message: Incoming) -> Result<(), String> {
+        match message {
+            Incoming::Parcel(parcel) => {
+                let (sender, entries) = exchange::unpack::<K, A>(&parcel)?;
+                for e in entries {
+                    self.arrived
+                        .entry((e.window.end, e.window.start))
+                        .or_default()
+                        .entry(e.key)
+                        .or_default()
+                        .push((sender, e.acc, e.pos));
+                }
+            }
+            Incoming::Watermark(w) => self.job = self.job.max(w),
+            Incoming::Closed => {
+                self.job = i64::MAX;
+                self.closed = true;
+            }
+            Incoming::Failed(why) => self.failed = Some(why),
+        }
+        Ok(())
+    }
+}
+
 impl<T, F, C, N> CombineOp<F, C, T, F::Key, C::Acc, N>
 where
     F: KeyFn<T>,
-    F::Key: Ord,
+    F::Key: Ord + Serialize + DeserializeOwned,
     C: Combiner<T>,
+    C::Acc: Serialize + DeserializeOwned,
     N: Push<Combined<F::Key, C::Out>>,
 {
     fn publish(&mut self, run: &RunContext) {
@@ -77,13 +134,34 @@ where
         }
     }
 
-    /// Passes on the held barriers whose windows have all been emitted.
+    /// On first use: this stage's end of the exchange, in a split run.
+    #[inline]
+    fn link(&mut self, run: &RunContext) {
+        if !self.linked {
+            self.linked = true;
+            self.split = run.exchange.as_ref().and_then(|ex| {
+                ex.take(self.cell.id).map(|end| Split {
+                    end,
+                    packer: Packer::new(ex.workers, ex.me),
+                    arrived: BTreeMap::new(),
+                    job: i64::MIN,
+                    closed: false,
+                    failed: None,
+                })
+            });
+        }
+    }
+
+    /// Passes on the held barriers whose windows have all been emitted (in a split run: by
+    /// every worker, as far as the job's watermark says).
     fn release(&mut self, run: &RunContext) {
+        let job = self.split.as_ref().map_or(i64::MAX, |s| s.job);
         while let Some(&(epoch, horizon)) = self.held.front() {
-            if self
-                .open
-                .first_key_value()
-                .is_some_and(|(&(end, _), _)| end <= horizon)
+            if job < horizon
+                || self
+                    .open
+                    .first_key_value()
+                    .is_some_and(|(&(end, _), _)| end <= horizon)
             {
                 break;
             }
@@ -93,12 +171,17 @@ where
         }
     }
 
-    /// The watermark reached `watermark`: emits the windows it closes and passes on the
-    /// barriers that waited for them.
+    /// The watermark reached `watermark`: emits (or, split, ships) the windows it closes and
+    /// passes on the barriers that waited for them.
     fn advance(&mut self, watermark: i64, run: &RunContext) {
         if watermark > self.watermark {
             self.watermark = watermark;
-            self.emit_until(watermark, run);
+            if self.split.is_some() {
+                self.ship(watermark, run);
+                self.receive(run);
+            } else {
+                self.emit_until(watermark, run);
+            }
             self.release(run);
         }
     }
@@ -112,27 +195,172 @@ where
             let ((end, start), panes) = entry.remove_entry();
             let window = Window { start, end };
             for (key, (acc, pos)) in panes {
-                let combiner = &self.combiner;
-                match guard(|| combiner.extract(acc)) {
-                    Ok(value) => {
-                        self.produced += 1;
-                        self.next.push(Combined { window, key, value }, pos, run);
+                self.extract(window, key, acc, pos, run);
+            }
+        }
+    }
+
+    fn extract(&mut self, window: Window, key: F::Key, acc: C::Acc, pos: Pos, run: &RunContext) {
+        let combiner = &self.combiner;
+        match guard(|| combiner.extract(acc)) {
+            Ok(value) => {
+                self.produced += 1;
+                self.next.push(Combined { window, key, value }, pos, run);
+            }
+            Err(panic) => self.cell.dead(run, pos, panic),
+        }
+    }
+
+    /// Split: packs every open window ending at or before `upto` for the workers owning its
+    /// keys, and sends what is packed with this worker's watermark.
+    fn ship(&mut self, upto: i64, run: &RunContext) {
+        let Some(split) = self.split.as_mut() else {
+            return;
+        };
+        while let Some(entry) = self.open.first_entry() {
+            if entry.key().0 > upto {
+                break;
+            }
+            let ((end, start), panes) = entry.remove_entry();
+            let window = Window { start, end };
+            for (key, (acc, pos)) in panes {
+                if let Err(error) = split.packer.add(window, &key, &acc, pos) {
+                    return run.fail(Error::Internal(format!(
+                        "`combine_per_key` could not ship an accumulator to another worker: {error}"
+                    )));
+                }
+            }
+        }
+        self.send(run);
+    }
+
+    /// Split: sends what is packed, with this worker's watermark.
+    fn send(&mut self, run: &RunContext) {
+        let Some(split) = self.split.as_mut() else {
+            return;
+        };
+        let records = std::mem::take(&mut split.packer.records);
+        let (parcels, bytes) = split.packer.parcels();
+        if let Some(ex) = &run.exchange {
+            ex.records
+                .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+            ex.bytes
+                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+        let watermark = self.watermark;
+        if split
+            .end
+            .out
+            .send(Outgoing::Ship { parcels, watermark })
+            .is_err()
+        {
+            split
+                .failed
+                .get_or_insert_with(|| "the exchange between workers stopped".into());
+        }
+    }
+
+    /// Split: takes what has arrived from the exchange without waiting, and emits the windows
+    /// the job's watermark has closed.
+    fn receive(&mut self, run: &RunContext) {
+        let Some(split) = self.split.as_mut() else {
+            return;
+        };
+        loop {
+            match split.end.incoming.try_recv() {
+                Ok(message) => {
+                    if let Err(error) = split.take(message) {
+                        return run.fail(Error::Internal(error));
                     }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    split
+                        .failed
+                        .get_or_insert_with(|| "the exchange between workers stopped".into());
+                    break;
+                }
+            }
+        }
+        let upto = split.job;
+        self.emit_arrived(upto, run);
+    }
+
+    /// Split: merges (in the order of the sending workers) and emits the arrived windows ending
+    /// at or before `upto`.
+    fn emit_arrived(&mut self, upto: i64, run: &RunContext) {
+        loop {
+            let Some(split) = self.split.as_mut() else {
+                return;
+            };
+            let Some(entry) = split.arrived.first_entry() else {
+                return;
+            };
+            if entry.key().0 > upto {
+                return;
+            }
+            let ((end, start), panes) = entry.remove_entry();
+            let window = Window { start, end };
+            for (key, mut parts) in panes {
+                parts.sort_by_key(|p| p.0);
+                let mut parts = parts.into_iter();
+                let Some((_, mut acc, mut pos)) = parts.next() else {
+                    continue;
+                };
+                let combiner = &self.combiner;
+                let merged = guard(|| {
+                    for (_, other, at) in parts {
+                        combiner.merge(&mut acc, other);
+                        pos = at;
+                    }
+                    acc
+                });
+                match merged {
+                    Ok(acc) => self.extract(window, key, acc, pos, run),
                     Err(panic) => self.cell.dead(run, pos, panic),
                 }
             }
         }
+    }
+
+    /// Split, at the end of input: ships every window left, tells the others this worker is
+    /// done, and waits until every worker is, emitting what arrives.
+    fn finish_split(&mut self, run: &RunContext) -> crate::Result<()> {
+        self.watermark = i64::MAX;
+        self.ship(i64::MAX, run);
+        let Some(split) = self.split.as_mut() else {
+            return Ok(());
+        };
+        let _ = split.end.out.send(Outgoing::Done);
+        while !split.closed && split.failed.is_none() {
+            match split.end.incoming.recv() {
+                Ok(message) => split.take(message).map_err(Error::Internal)?,
+                Err(_) => {
+                    split.failed = Some("the exchange between workers stopped".into());
+                }
+            }
+        }
+        if let Some(why) = split.failed.take() {
+            return Err(Error::Peer(format!(
+                "`combine_per_key` (stage {}) could not complete its windows: {why}",
+                self.cell.id
+            )));
+        }
+        self.emit_arrived(i64::MAX, run);
+        Ok(())
     }
 }
 
 impl<T, F, C, N> Push<Windowed<T>> for CombineOp<F, C, T, F::Key, C::Acc, N>
 where
     F: KeyFn<T>,
-    F::Key: Ord,
+    F::Key: Ord + Serialize + DeserializeOwned,
     C: Combiner<T>,
+    C::Acc: Serialize + DeserializeOwned,
     N: Push<Combined<F::Key, C::Out>>,
 {
     fn push(&mut self, item: Windowed<T>, pos: Pos, run: &RunContext) {
+        self.link(run);
         let Windowed {
             window,
             value,
@@ -149,6 +377,27 @@ where
                     self.watermark
                 ),
             );
+        }
+        if let Some(split) = self.split.as_mut().filter(|_| !exchange::preaggregate()) {
+            // Measuring what pre-aggregation saves: every element shipped on its own.
+            let combiner = &self.combiner;
+            let k = match guard(|| (self.key)(&value)) {
+                Ok(k) => k,
+                Err(panic) => return self.cell.dead(run, pos, panic),
+            };
+            match guard(|| {
+                let mut acc = combiner.create();
+                combiner.add(&mut acc, value);
+                acc
+            }) {
+                Ok(acc) => {
+                    if let Err(error) = split.packer.add(window, &k, &acc, pos) {
+                        run.fail(Error::Internal(error));
+                    }
+                }
+                Err(panic) => self.cell.dead(run, pos, panic),
+            }
+            return self.advance(watermark, run);
         }
         let Self {
             key,
@@ -178,18 +427,35 @@ where
     }
 
     fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
+        self.link(run);
+        if self.split.is_some() {
+            if self.split.as_ref().is_some_and(|s| s.packer.records != 0) {
+                self.send(run);
+            }
+            self.receive(run);
+            self.release(run);
+        }
         self.publish(run);
         self.next.flush(run, partial)
     }
 
     fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
-        self.emit_until(i64::MAX, run);
+        self.link(run);
+        if self.split.is_some() {
+            if let Err(error) = self.finish_split(run) {
+                self.publish(run);
+                return Err(error);
+            }
+        } else {
+            self.emit_until(i64::MAX, run);
+        }
         self.release(run);
         self.publish(run);
         self.next.finish(run)
     }
 
     fn signal(&mut self, signal: Signal, run: &RunContext) {
+        self.link(run);
         let ended = match signal {
             Signal::Ended(ended) => ended,
             Signal::Barrier(barrier) => {
