@@ -48,6 +48,10 @@ pub struct Summary {
     /// In a run split across workers: what the `combine_per_key` stages shipped to the workers
     /// owning their keys (zero otherwise).
     pub exchanged: Exchanged,
+    /// The job's workers (all processes), and this process's number: `1` and `0` unless the run
+    /// was split (`--workers`, `--processes`).
+    pub workers: usize,
+    pub process: usize,
 }
 
 /// What a split run's `combine_per_key` stages shipped between workers.
@@ -161,6 +165,8 @@ impl Summary {
             inference: Vec::new(),
             stopped_by: None,
             exchanged: Exchanged::default(),
+            workers: 1,
+            process: 0,
             queues: Vec::new(),
         }
     }

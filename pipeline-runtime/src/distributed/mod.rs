@@ -103,12 +103,26 @@ fn lost_error() -> Option<Error> {
     })
 }
 
+/// What the coordinators send each other: first each share's report, then (the job having
+/// decided) whether each worker committed its part of the outputs.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Message {
+    Report(Report),
+    Committed {
+        worker: usize,
+        process: usize,
+        error: Option<String>,
+    },
+}
+
 /// What a worker's coordinator (a timely worker) tells the thread running its share.
 enum Update {
     /// Another worker's share failed: stop.
     Failed(Report),
     /// Every worker's report: decide.
     All(Vec<Report>),
+    /// Every worker committed its part (or why one did not).
+    Committed(Result<()>),
 }
 
 /// Runs the pipeline on every worker of this process, each on its share of the input (see the
@@ -132,18 +146,29 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
     panic::install_hook();
     panic::clear_lost_process();
     let (builders, others) = connect(&timely.communication)?;
-    type Ends = (mpsc::Receiver<Report>, mpsc::Sender<Update>, Vec<StageEnds>);
+    type Ends = (
+        mpsc::Receiver<Report>,
+        mpsc::Receiver<std::result::Result<(), String>>,
+        mpsc::Sender<Update>,
+        Vec<StageEnds>,
+    );
     let mut coordinators: Vec<Option<Ends>> = Vec::new();
     let mut shares = Vec::new();
     let total = cluster.workers * cluster.processes;
     for local in 0..cluster.workers {
         let (report_tx, report_rx) = mpsc::channel();
+        let (commit_tx, commit_rx) = mpsc::channel();
         let (update_tx, update_rx) = mpsc::channel();
         let (share_ends, coordinator_ends) = exchange::channels(&combines);
-        coordinators.push(Some((report_rx, update_tx, coordinator_ends)));
+        coordinators.push(Some((report_rx, commit_rx, update_tx, coordinator_ends)));
         let share = cluster.share(local);
         let exchanges = Exchanges::new(total, share.index, share_ends);
-        shares.push((share, local, report_tx, update_rx, exchanges));
+        let ends = ShareEnds {
+            reports: report_tx,
+            commits: commit_tx,
+            updates: update_rx,
+        };
+        shares.push((share, local, exchanges, ends));
     }
     let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
     let first = cluster.process * cluster.workers;
@@ -153,18 +178,18 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
             let ends = coordinators.lock().unwrap_or_else(|e| e.into_inner())
                 [worker.index() - first]
                 .take();
-            if let Some((reports, updates, exchange)) = ends {
-                coordinate(worker, reports, updates, exchange);
+            if let Some((reports, commits, updates, exchange)) = ends {
+                coordinate(worker, reports, commits, updates, exchange);
             }
         })
         .map_err(|e| Error::Config(format!("cannot start the timely workers: {e}")))?;
     let outcomes: Vec<Result<Summary>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|(share, local, reports, updates, exchanges)| {
+            .map(|(share, local, exchanges, ends)| {
                 scope.spawn(move || {
                     panic::quiet_thread();
-                    run_worker::<P>(args, config, share, local, exchanges, reports, updates)
+                    run_worker::<P>(args, config, share, local, exchanges, ends)
                 })
             })
             .collect();
@@ -197,20 +222,27 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
 fn coordinate(
     worker: &mut timely::worker::Worker,
     reports: mpsc::Receiver<Report>,
+    commits: mpsc::Receiver<std::result::Result<(), String>>,
     updates: mpsc::Sender<Update>,
     exchange: Vec<StageEnds>,
 ) {
     let mut transport = Transport::build(worker, exchange);
     let received: Rc<RefCell<Vec<Report>>> = Rc::default();
+    let committed: Rc<RefCell<Vec<(usize, usize, Option<String>)>>> = Rc::default();
+    // Epoch 0: the reports; epoch 1: the commits.
     let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, stream) = scope.new_input::<Vec<String>>();
-        let into = Rc::clone(&received);
+        let (reports, commits) = (Rc::clone(&received), Rc::clone(&committed));
         let (probe, _) = stream
             .broadcast()
-            .inspect(move |text: &String| {
-                if let Ok(report) = serde_json::from_str(text) {
-                    into.borrow_mut().push(report)
-                }
+            .inspect(move |text: &String| match serde_json::from_str(text) {
+                Ok(Message::Report(report)) => reports.borrow_mut().push(report),
+                Ok(Message::Committed {
+                    worker,
+                    process,
+                    error,
+                }) => commits.borrow_mut().push((worker, process, error)),
+                Err(_) => {}
             })
             .probe();
         (input, probe)
@@ -254,14 +286,52 @@ fn coordinate(
     };
     // Whatever the share did not close (it failed) no longer holds the others back.
     transport.close();
-    input.send(serde_json::to_string(&own).expect("a report serializes"));
-    drop(input);
-    while !probe.done() {
+    let (me, process) = (own.worker, own.process);
+    let text = |m: &Message| serde_json::to_string(m).expect("a report serializes");
+    input.send(text(&Message::Report(own)));
+    input.advance_to(1);
+    while probe.less_than(&1) {
         worker.step_or_park(poll);
         transport.deliver();
         pass_failures(&received, &mut transport);
     }
     let _ = updates.send(Update::All(received.take()));
+    // The share commits its part (or not: the job failed); every worker learns of every
+    // commit, so that no process ends before the job's outputs are all in place.
+    let error = loop {
+        match commits.recv_timeout(Duration::from_millis(2)) {
+            Ok(result) => break result.err(),
+            Err(mpsc::RecvTimeoutError::Timeout) => worker.step_or_park(Some(Duration::ZERO)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Some("it did not commit".into()),
+        };
+    };
+    input.send(text(&Message::Committed {
+        worker: me,
+        process,
+        error,
+    }));
+    drop(input);
+    while !probe.done() {
+        worker.step_or_park(poll);
+    }
+    let mut committed = committed.take();
+    committed.sort();
+    let outcome = match committed.iter().find(|c| c.2.is_some()) {
+        None => Ok(()),
+        Some((worker, process, error)) => Err(Error::Peer(format!(
+            "worker {worker} (process {process}) did not commit its part of the outputs, so the \
+             job's outputs are incomplete: {}",
+            error.as_deref().unwrap_or("")
+        ))),
+    };
+    let _ = updates.send(Update::Committed(outcome));
+}
+
+/// The share thread's ends of the channels to its coordinator.
+struct ShareEnds {
+    reports: mpsc::Sender<Report>,
+    commits: mpsc::Sender<std::result::Result<(), String>>,
+    updates: mpsc::Receiver<Update>,
 }
 
 /// One worker's share: runs it, reports how it ended to every worker (through its
@@ -272,9 +342,13 @@ fn run_worker<P: Pipeline>(
     share: Share,
     local: usize,
     exchanges: Exchanges,
-    reports: mpsc::Sender<Report>,
-    updates: mpsc::Receiver<Update>,
+    ends: ShareEnds,
 ) -> Result<Summary> {
+    let ShareEnds {
+        reports,
+        commits,
+        updates,
+    } = ends;
     // One metrics endpoint and one progress line per process.
     let mut own = config.clone();
     if local != 0 {
@@ -299,7 +373,7 @@ fn run_worker<P: Pipeline>(
     let mut reports = loop {
         match updates.recv_timeout(Duration::from_millis(50)) {
             Ok(Update::All(reports)) => break reports,
-            Ok(Update::Failed(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {
+            Ok(Update::Failed(_) | Update::Committed(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(error) = lost_error() {
                     return Err(error);
                 }
@@ -357,10 +431,30 @@ fn run_worker<P: Pipeline>(
     summary.elapsed = reports.iter().map(|r| r.elapsed).max().unwrap_or_default();
     summary.exchanged.records = reports.iter().map(|r| r.exchanged.0).sum();
     summary.exchanged.bytes = reports.iter().map(|r| r.exchanged.1).sum();
+    summary.workers = config.cluster.peers();
+    summary.process = config.cluster.process;
     if !summary.totals().balanced() {
         return Err(unbalanced(summary));
     }
-    finished.commit()
+    let committed = finished.commit();
+    let _ = commits.send(committed.as_ref().map(drop).map_err(|e| e.to_string()));
+    let summary = committed?;
+    // Every worker of every process has committed (or one could not) before the run ends.
+    loop {
+        match updates.recv_timeout(Duration::from_millis(50)) {
+            Ok(Update::Committed(outcome)) => return outcome.map(|()| summary),
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(error) = lost_error() {
+                    return Err(error);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(lost_error().unwrap_or_else(|| {
+                    Error::Internal("the worker's timely coordinator stopped".into())
+                }))
+            }
+        }
+    }
 }
 
 fn peer_failed(report: &Report) -> Error {
