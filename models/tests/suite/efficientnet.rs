@@ -9,6 +9,13 @@
 //!
 //! `TANDEM_EFFICIENTNET_DUMP=DIR` makes `flex_logits_match_the_numpy_reference` write those inputs
 //! (`DIR/<model>-<photo>.f32`, CHW little-endian f32) for the script.
+//!
+//! The preprocessing has its own reference: TensorFlow running upstream's evaluation functions
+//! (`tests/reference/efficientnet_preprocess.py`, `efficientnet_preprocess.json`). The Rust
+//! inputs are TensorFlow's bit for bit on the five photos (largest difference seen: 0); the test
+//! checks the sampled values within 1e-5, the sums, then the sha256 of the whole input. The NumPy
+//! reference records that its inputs were TensorFlow's (`input_is_tensorflows`), so its logits
+//! are those of the upstream pipeline.
 
 use crate::parity::relative_error;
 use std::collections::HashMap;
@@ -18,9 +25,11 @@ use sha2::{Digest, Sha256};
 use tandem::inference::{DeviceChoice, PredictionResult, Tuned};
 use tandem::prelude::*;
 use tandem_models::efficientnet::{
-    imagenet_labels, Classification, EfficientNet, EfficientNetLite, Variant, CLASSES,
+    crop_side, imagenet_labels, prepare_rgb, Classification, EfficientNet, EfficientNetLite,
+    Variant, CLASSES,
 };
 use tandem_models::fetch::{self, Asset};
+use tandem_models::image_io::decode_rgb;
 use tandem_runtime::inference::ModelHandler;
 
 const PHOTOS: [(&str, Asset); 5] = [
@@ -239,6 +248,70 @@ fn a_grayscale_photo_is_converted_not_rejected() {
     assert_eq!(input[..plane], input[plane..2 * plane]);
     assert_eq!(input[..plane], input[2 * plane..]);
     assert!(input.iter().all(|v| (-1.0..=1.0).contains(v)));
+}
+
+#[test]
+fn the_inputs_are_tensorflows_upstream_evaluation_preprocessing() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/efficientnet_preprocess.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("the reference is JSON");
+    let mut worst = 0f32;
+    for variant in [Variant::Lite0, Variant::Lite2] {
+        let size = variant.input_size();
+        for (name, asset) in PHOTOS {
+            let want = &json["models"][variant.name()][name];
+            let key = format!("{} {name}", variant.name());
+            let rgb = decode_rgb(&std::fs::read(photo(asset)).unwrap()).unwrap();
+            let got = prepare_rgb(&rgb, size);
+            assert_eq!(got.len(), 3 * size * size, "{key}");
+            let shorter = rgb.width().min(rgb.height()) as usize;
+            let window: Vec<u64> = want["crop_window"]
+                .as_array()
+                .expect("crop_window")
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                window[2] as usize,
+                crop_side(size, shorter),
+                "{key}: the crop's side (window {window:?})"
+            );
+            let indices = want["sample_indices"].as_array().expect("indices");
+            let values = want["samples"].as_array().expect("samples");
+            for (i, v) in indices.iter().zip(values) {
+                // The JSON holds f32 values written exactly; compared as f32 (serde_json's
+                // parsing may be off by an f64 ulp, which rounding to f32 removes).
+                let (i, v) = (i.as_u64().unwrap() as usize, v.as_f64().unwrap() as f32);
+                let diff = (got[i] - v).abs();
+                worst = worst.max(diff);
+                assert!(diff <= 1e-5, "{key}: value {i} is {} not {v}", got[i]);
+            }
+            let sum: f64 = got.iter().map(|&v| f64::from(v)).sum();
+            let squares: f64 = got.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            for (what, got, want) in [
+                ("sum", sum, want["sum"].as_f64().unwrap()),
+                (
+                    "sum of squares",
+                    squares,
+                    want["sum_of_squares"].as_f64().unwrap(),
+                ),
+            ] {
+                assert!(
+                    (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                    "{key}: {what} {got} not {want}"
+                );
+            }
+            assert_eq!(
+                sha256_of(&got).1,
+                want["sha256"].as_str().unwrap(),
+                "{key}: close to TensorFlow's input but not bit for bit"
+            );
+        }
+    }
+    eprintln!("largest difference from TensorFlow on the sampled values: {worst:e} (and the sha256 of every input is TensorFlow's)");
 }
 
 type Prediction = PredictionResult<PathBuf, Classification>;
