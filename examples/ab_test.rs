@@ -18,6 +18,7 @@
 use std::process::ExitCode;
 
 use tandem::prelude::*;
+use tandem_examples::ab::report::read_window_parts;
 use tandem_examples::ab::{chart, ensure_trained, AbReport, AbTest};
 
 fn main() -> ExitCode {
@@ -25,8 +26,17 @@ fn main() -> ExitCode {
     // trained first when missing and the report and chart made from the run's windows.
     AbTest::main_with(
         |args| ensure_trained(&args.weights_dir(), args.retrain).map(drop),
-        |args, _summary| {
-            let report = AbReport::new(args, &args.windows.take());
+        |args, summary| {
+            // Split across processes (`--processes`): process 0 reports on the whole job, from
+            // every worker's part of the windows file.
+            if summary.process != 0 {
+                return Ok(());
+            }
+            let report = if summary.workers > 1 && args.live.is_none() {
+                AbReport::of_job(args, &read_window_parts(&args.out, summary.workers)?)
+            } else {
+                AbReport::new(args, &args.windows.take())
+            };
             println!("{report}");
             chart::write_chart(&report, &args.chart)?;
             println!(

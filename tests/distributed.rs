@@ -10,7 +10,6 @@ mod common;
 mod redis_server;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -31,17 +30,6 @@ impl Drop for Children {
     }
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    // Bound together so that they differ; released before the processes bind them.
-    let listeners: Vec<_> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
 fn ab_split(dir: &Path, requests: &Path, extra: &[String]) -> Command {
     let mut command = Command::new(common::example_binary("ab_split"));
     command
@@ -59,17 +47,6 @@ fn ab_split(dir: &Path, requests: &Path, extra: &[String]) -> Command {
 
 /// Starts `processes` processes of ab_split in `dir` (a hostfile of free ports), each with
 /// `extra` options.
-/// A hostfile in `dir` for `processes` processes on free ports of 127.0.0.1.
-fn hostfile(dir: &Path, processes: usize) -> PathBuf {
-    let hostfile = dir.join("hosts");
-    let hosts: String = free_ports(processes)
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}\n"))
-        .collect();
-    std::fs::write(&hostfile, hosts).unwrap();
-    hostfile
-}
-
 /// Once `ready`, kills the second of two processes; checks that the first fails within 10 s,
 /// naming the killed one.
 fn kill_the_second_when(mut children: Children, ready: impl FnMut() -> bool) {
@@ -89,7 +66,7 @@ fn kill_the_second_when(mut children: Children, ready: impl FnMut() -> bool) {
 }
 
 fn start(dir: &Path, requests: &Path, processes: usize, extra: &[&str]) -> Children {
-    let hostfile = hostfile(dir, processes);
+    let hostfile = common::hostfile(dir, processes);
     let children = (0..processes)
         .map(|i| {
             let mut options: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -411,7 +388,7 @@ fn after_a_killed_process_a_rerun_serves_every_request_once() {
         pipe.query::<()>(&mut conn).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let hostfile = hostfile(dir.path(), 2);
+    let hostfile = common::hostfile(dir.path(), 2);
 
     let first = start_scorers(&server, &hostfile, 2);
     kill_the_second_when(first, || xlen(&mut conn, "scores") >= 300);

@@ -5,7 +5,8 @@
 // Each test file that shares this module uses only some of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -329,4 +330,26 @@ pub fn peak_rss_of(command: &mut Command) -> u64 {
         "status {status}"
     );
     usage.ru_maxrss as u64
+}
+
+/// `n` free ports of 127.0.0.1 (bound together so that they differ, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A hostfile in `dir` for `processes` processes on free ports of 127.0.0.1.
+pub fn hostfile(dir: &Path, processes: usize) -> PathBuf {
+    let hostfile = dir.join("hosts");
+    let hosts: String = free_ports(processes)
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}\n"))
+        .collect();
+    std::fs::write(&hostfile, hosts).unwrap();
+    hostfile
 }

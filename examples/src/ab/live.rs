@@ -124,6 +124,12 @@ impl<T, S: Sink<T>> Sink<T> for Maybe<S> {
             Self::Off => Ok(()),
         }
     }
+    /// A split run: the wrapped sink writes this worker's part.
+    fn split(&mut self, share: tandem::io::Share) {
+        if let Self::On(s) = self {
+            s.split(share)
+        }
+    }
     fn write(&mut self, item: T) -> Result<(), String> {
         match self {
             Self::On(s) => s.write(item),

@@ -2,7 +2,9 @@
 //! decision, and CTR per window.
 
 use std::fmt;
+use std::path::Path;
 
+use tandem::io::Share;
 use tandem::prelude::{Combined, CtrStats};
 
 use super::pipeline::AbArgs;
@@ -49,7 +51,27 @@ pub struct AbReport {
 
 impl AbReport {
     /// The report of a finished run, from the CTR per window per arm it collected.
+    /// The report of a run on one process: `windows` are the run's, and the impressions and
+    /// clicks counted before windowing (`args.tally`) check them.
     pub fn new(args: &AbArgs, windows: &[Combined<String, CtrStats>]) -> Self {
+        Self::with_counts(args, windows, args.tally.totals())
+    }
+
+    /// The report of a run split across workers, from every worker's part of the windows file
+    /// (see [`read_window_parts`]). Each process counted only its own requests before
+    /// windowing, so the windows are not checked against those counts here (the job's
+    /// accounting in the summary is).
+    pub fn of_job(args: &AbArgs, windows: &[Combined<String, CtrStats>]) -> Self {
+        let mut report = Self::with_counts(args, windows, Default::default());
+        report.counted = report.totals;
+        report
+    }
+
+    fn with_counts(
+        args: &AbArgs,
+        windows: &[Combined<String, CtrStats>],
+        counted: [Proportion; 2],
+    ) -> Self {
         let labels = args.arm_labels();
         let mut rows: Vec<WindowRow> = Vec::new();
         let mut totals = [Proportion::default(); 2];
@@ -107,7 +129,7 @@ impl AbReport {
             traffic,
             aa: args.aa,
             totals,
-            counted: args.tally.totals(),
+            counted,
             windows: rows,
             test,
             lift: lift(totals[0], totals[1]),
@@ -117,6 +139,34 @@ impl AbReport {
             srm,
         }
     }
+}
+
+/// The windows of a run split across `workers` workers: every worker's part of the windows file
+/// (`ab_windows-00000-of-00002.jsonl`, ...), all committed once the run has returned.
+pub fn read_window_parts(
+    out: &Path,
+    workers: usize,
+) -> Result<Vec<Combined<String, CtrStats>>, String> {
+    let mut windows = Vec::new();
+    for index in 0..workers {
+        let part = Share {
+            index,
+            peers: workers,
+        }
+        .part_path(out);
+        let text = std::fs::read_to_string(&part)
+            .map_err(|e| format!("cannot read the windows part {}: {e}", part.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            windows.push(
+                serde_json::from_str(line).map_err(|e| {
+                    format!("{}, line {}: not a window: {e}", part.display(), n + 1)
+                })?,
+            );
+        }
+    }
+    windows
+        .sort_by(|a: &Combined<String, CtrStats>, b| (a.window, &a.key).cmp(&(b.window, &b.key)));
+    Ok(windows)
 }
 
 fn pct(x: f64) -> String {

@@ -3,6 +3,7 @@
 //! rate over 100 seeds, and windows that add up to the totals.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -331,4 +332,87 @@ fn requests_from_a_file_are_served_and_a_bad_one_is_a_dead_letter() {
         report.totals[0].impressions + report.totals[1].impressions,
         200
     );
+}
+
+/// Runs the `ab_test` binary in a folder of its own under `root` (named `name`) on `processes`
+/// processes of `workers` workers each; returns process 0's standard output (the report) and
+/// the lines of every part of the windows file, sorted.
+fn run_binary(root: &Path, name: &str, processes: usize, workers: usize) -> (String, Vec<String>) {
+    let dir = root.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    let hostfile = crate::bins::hostfile(&dir, processes);
+    let children: Vec<_> = (0..processes)
+        .map(|process| {
+            let mut command = Command::new(crate::bins::example_binary("ab_test"));
+            command
+                .args(["--traffic", "4000", "--device", "cpu", "--quiet"])
+                .arg("--weights-dir")
+                .arg(weights())
+                .args(["--out", "windows.jsonl", "--chart", "chart.svg"])
+                .current_dir(&dir)
+                .env_remove("TANDEM_WORKERS")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if processes > 1 || workers > 1 {
+                command
+                    .args(["--workers", &workers.to_string()])
+                    .args(["--processes", &processes.to_string()])
+                    .args(["--process", &process.to_string()])
+                    .arg("--hostfile")
+                    .arg(&hostfile);
+            }
+            command.spawn().unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect();
+    for (process, output) in outputs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "{name}, process {process}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if process > 0 {
+            assert!(
+                output.stdout.is_empty(),
+                "{name}: process {process} printed"
+            );
+        }
+    }
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        if file.starts_with("windows") && file.ends_with(".jsonl") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines.sort();
+    (String::from_utf8(outputs[0].stdout.clone()).unwrap(), lines)
+}
+
+/// The same binary split across 2 workers of one process, and across 2 and 4 processes on
+/// 127.0.0.1 (each key's windows combined by the worker owning it): the windows and the report
+/// are the single run's.
+#[test]
+fn ab_test_split_across_processes_gives_the_single_runs_windows_and_report() {
+    let root = tempfile::tempdir().unwrap();
+    let (report, windows) = run_binary(root.path(), "single", 1, 1);
+    assert!(
+        report.contains("lift of challenger over champion"),
+        "{report}"
+    );
+    assert!(windows.len() > 10, "{windows:?}");
+    for (name, processes, workers) in [
+        ("workers-2", 1, 2),
+        ("processes-2", 2, 1),
+        ("processes-4", 4, 1),
+    ] {
+        let (split_report, split_windows) = run_binary(root.path(), name, processes, workers);
+        assert_eq!(split_windows, windows, "{name}");
+        assert_eq!(split_report, report, "{name}");
+    }
 }
