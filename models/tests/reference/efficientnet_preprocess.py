@@ -17,9 +17,10 @@ runs preprocessing.preprocess_for_eval with resize_method=tf.image.ResizeMethod.
 "efficientnet-lite*" (main.py lines 650-655) and normalises with the Lite builder's MEAN_RGB = 127,
 STDDEV_RGB = 128 (lite/efficientnet_lite_builder.py lines 29-30; main.py normalize_features, lines
 322-332). The functions below are copied from preprocessing.py (Apache-2.0, (c) 2019 The
-TensorFlow Authors) with one change: upstream reads only JPEG (tf.image.extract_jpeg_shape,
+TensorFlow Authors) with these changes: upstream reads only JPEG (tf.image.extract_jpeg_shape,
 tf.image.decode_and_crop_jpeg), and the photos are PNG, so the image is decoded (channels=3, as
-upstream) and then cropped with the same window. Everything runs in a tf.function on the encoded
+upstream) and then cropped with the same window; the crop window is returned too (for the JSON);
+the logging is left out. Everything runs in a tf.function on the encoded
 bytes, as upstream's tf.data graph does, so the cropped image's shape is not static and the
 resize always runs (in eager mode tf.compat.v1.image.resize skips a resize to the same size and
 returns the uint8 image, which convert_image_dtype would then scale by 1/255).
