@@ -97,10 +97,10 @@ impl Exchanges {
 
 /// Whether accumulators are combined before they are shipped (the default). With
 /// `TANDEM_EXCHANGE_PREAGGREGATE=0`, each element is shipped as an accumulator of its own: only
-/// to measure what pre-aggregation saves (`benches/combine_exchange.rs`).
+/// to measure what pre-aggregation saves (`benches/combine_exchange.rs`). Read once per stage and
+/// run.
 pub(crate) fn preaggregate() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("TANDEM_EXCHANGE_PREAGGREGATE").map_or(true, |v| v != "0"))
+    std::env::var("TANDEM_EXCHANGE_PREAGGREGATE").map_or(true, |v| v != "0")
 }
 
 /// Builds the parcels of one shipment: entries routed to their key's owner.

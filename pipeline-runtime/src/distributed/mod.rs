@@ -15,10 +15,16 @@
 //! fail); an error in one is noticed by the others within their next poll (20 ms), as its report
 //! arrives while they run.
 //!
-//! Not lowered yet (the element streams do not cross workers): `window` + `combine_per_key`
-//! would need an exchange by key, so a split run of a pipeline that has one is refused at start.
-//! [`run_in_operator`] is the shape the lowering will take (one operator per fused segment),
-//! measured in `benches/timely_worker.rs`.
+//! The element streams do not cross workers, except before a `combine_per_key`: each worker
+//! folds its own elements per window and key and ships the accumulators of the windows its
+//! watermark has closed to the workers owning their keys, which emit a window once timely's
+//! frontier (the job's watermark) has passed it (`crate::exchange`, and `exchange` here for timely). After the
+//! decision, a second round tells every worker that every part was committed, so that a process
+//! returns only once the job's outputs are all in place.
+//!
+//! The fused segments run on threads of their own beside the timely workers, not as timely
+//! operators; [`run_in_operator`] is that other shape (one operator per fused segment), measured
+//! in `benches/timely_worker.rs`.
 
 mod exchange;
 mod network;

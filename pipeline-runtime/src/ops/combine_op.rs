@@ -78,13 +78,22 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
     }
 }
 
+/// One window's arrived accumulators, by key: each with its sending worker and the position of
+/// the last element folded into it.
+type Arrived<K, A> = BTreeMap<K, Vec<(usize, A, Pos)>>;
+
 /// A `combine_per_key`'s part of the exchange by key in a split run.
 struct Split<K, A> {
     end: Endpoint,
     /// Entries waiting to be shipped (sent with the next watermark, or at the next flush).
     packer: Packer,
+    /// Whether each worker folds its elements before shipping (see `exchange::preaggregate`).
+    preaggregate: bool,
+    /// The watermark last sent: a watermark that moved with nothing to ship goes at the next
+    /// flush (between chunks), not with every element.
+    told: i64,
     /// Accumulators of the keys this worker owns, by window and key: one per sending worker.
-    arrived: BTreeMap<(i64, i64), BTreeMap<K, Vec<(usize, A, Pos)>>>,
+    arrived: BTreeMap<(i64, i64), Arrived<K, A>>,
     /// The job's watermark: every worker has shipped the windows ending at or before it.
     job: i64,
     /// Every worker is done.
@@ -143,6 +152,8 @@ where
                 ex.take(self.cell.id).map(|end| Split {
                     end,
                     packer: Packer::new(ex.workers, ex.me),
+                    preaggregate: exchange::preaggregate(),
+                    told: i64::MIN,
                     arrived: BTreeMap::new(),
                     job: i64::MIN,
                     closed: false,
@@ -212,11 +223,12 @@ where
     }
 
     /// Split: packs every open window ending at or before `upto` for the workers owning its
-    /// keys, and sends what is packed with this worker's watermark.
+    /// keys, and sends what is packed, if anything, with this worker's watermark.
     fn ship(&mut self, upto: i64, run: &RunContext) {
         let Some(split) = self.split.as_mut() else {
             return;
         };
+        let packed = split.packer.records;
         while let Some(entry) = self.open.first_entry() {
             if entry.key().0 > upto {
                 break;
@@ -231,7 +243,10 @@ where
                 }
             }
         }
-        self.send(run);
+        // Without pre-aggregation, the elements packed as they came go at the next flush.
+        if split.packer.records != packed {
+            self.send(run);
+        }
     }
 
     /// Split: sends what is packed, with this worker's watermark.
@@ -248,6 +263,7 @@ where
                 .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         }
         let watermark = self.watermark;
+        split.told = watermark;
         if split
             .end
             .out
@@ -378,7 +394,7 @@ where
                 ),
             );
         }
-        if let Some(split) = self.split.as_mut().filter(|_| !exchange::preaggregate()) {
+        if let Some(split) = self.split.as_mut().filter(|s| !s.preaggregate) {
             // Measuring what pre-aggregation saves: every element shipped on its own.
             let combiner = &self.combiner;
             let k = match guard(|| (self.key)(&value)) {
@@ -428,8 +444,8 @@ where
 
     fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
         self.link(run);
-        if self.split.is_some() {
-            if self.split.as_ref().is_some_and(|s| s.packer.records != 0) {
+        if let Some(split) = &self.split {
+            if split.packer.records != 0 || split.told < self.watermark {
                 self.send(run);
             }
             self.receive(run);
