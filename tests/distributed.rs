@@ -573,3 +573,71 @@ fn windows_on_several_workers_give_the_single_runs_results() {
         );
     }
 }
+
+/// Progress of the two workers of `Uneven`: the largest element each has read.
+#[derive(Default)]
+struct Pace {
+    out: Collector<Combined<u64, u64>>,
+    /// Largest odd element read (worker 1's), plus one (0: none yet).
+    odd: std::sync::atomic::AtomicU64,
+    /// Largest lead of worker 0 (even elements) over worker 1, in elements.
+    lead: std::sync::atomic::AtomicU64,
+}
+
+impl Pace {
+    fn read(&self, n: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if n % 2 == 1 {
+            self.odd.fetch_max(n + 1, SeqCst);
+        } else {
+            let lead = n.saturating_sub(self.odd.load(SeqCst));
+            self.lead.fetch_max(lead, SeqCst);
+        }
+    }
+}
+
+pipeline! {
+    /// A window per element (element `n` at `n` seconds); worker 1 (the odd elements) is slowed
+    /// by its map.
+    Uneven(args: Pace) {
+        read(Memory::new(0..4_000u64))
+            -> inspect(|n: &u64| args.read(*n))
+            -> map(|n: u64| {
+                if n % 2 == 1 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                n
+            })
+            -> window(Fixed::seconds(1), |n: &u64| *n * 1000)
+            -> combine_per_key(|n: &u64| n % 2, Count)
+            -> write(args.out.clone());
+    }
+}
+
+/// timely has no backpressure of its own: a worker's `combine_per_key` that has shipped more
+/// than `MAX_WINDOWS_AHEAD` windows beyond the job's watermark waits for the slowest worker, so
+/// the fast worker's reader keeps pace with the slow one instead of reading everything at once.
+#[test]
+fn a_slow_worker_slows_the_readers_of_the_others() {
+    let args = Pace::default();
+    let config = RunConfig {
+        cluster: Cluster::threads(2),
+        ..RunConfig::default()
+    };
+    let summary = tandem::job::run_pipeline::<Uneven>(&args, &config).unwrap();
+    assert!(summary.totals().balanced(), "{summary}");
+    let out = args.out.take();
+    assert_eq!(out.len(), 4_000);
+    assert!(out
+        .iter()
+        .all(|c| c.value == 1 && c.key == (c.window.start as u64 / 1000) % 2));
+    // Unthrottled, worker 0 reads its 2,000 elements while worker 1 is at its first few dozen
+    // (a lead of ~4,000); throttled, it stays within the windows allowed ahead (two elements per
+    // window of its own, one of each worker), with some slack for the exchange's latency.
+    let ahead = tandem::ops::MAX_WINDOWS_AHEAD as u64;
+    let lead = args.lead.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        lead <= 2 * ahead + 200,
+        "worker 0 ran {lead} elements ahead of worker 1"
+    );
+}

@@ -78,6 +78,12 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
     }
 }
 
+/// In a split run, how many windows a worker may ship beyond the job's watermark (that is, ahead
+/// of the slowest worker) before its `combine_per_key` waits for the others: what bounds the
+/// windows waiting at their owners, and slows this worker's readers to the slowest worker's pace
+/// (timely has no backpressure of its own).
+pub const MAX_WINDOWS_AHEAD: usize = 64;
+
 /// One window's arrived accumulators, by key: each with its sending worker and the position of
 /// the last element folded into it.
 type Arrived<K, A> = BTreeMap<K, Vec<(usize, A, Pos)>>;
@@ -92,6 +98,8 @@ struct Split<K, A> {
     /// The watermark last sent: a watermark that moved with nothing to ship goes at the next
     /// flush (between chunks), not with every element.
     told: i64,
+    /// The ends of the windows shipped that the job's watermark has not passed yet.
+    ahead: std::collections::VecDeque<i64>,
     /// Accumulators of the keys this worker owns, by window and key: one per sending worker.
     arrived: BTreeMap<(i64, i64), Arrived<K, A>>,
     /// The job's watermark: every worker has shipped the windows ending at or before it.
@@ -154,6 +162,7 @@ where
                     packer: Packer::new(ex.workers, ex.me),
                     preaggregate: exchange::preaggregate(),
                     told: i64::MIN,
+                    ahead: Default::default(),
                     arrived: BTreeMap::new(),
                     job: i64::MIN,
                     closed: false,
@@ -190,6 +199,7 @@ where
             if self.split.is_some() {
                 self.ship(watermark, run);
                 self.receive(run);
+                self.throttle(run);
             } else {
                 self.emit_until(watermark, run);
             }
@@ -235,6 +245,9 @@ where
             }
             let ((end, start), panes) = entry.remove_entry();
             let window = Window { start, end };
+            if split.ahead.back().is_none_or(|&last| last < end) {
+                split.ahead.push_back(end);
+            }
             for (key, (acc, pos)) in panes {
                 if let Err(error) = split.packer.add(window, &key, &acc, pos) {
                     return run.fail(Error::Internal(format!(
@@ -300,6 +313,46 @@ where
         }
         let upto = split.job;
         self.emit_arrived(upto, run);
+    }
+
+    /// Split: while this worker has shipped more than [`MAX_WINDOWS_AHEAD`] windows that the
+    /// job's watermark has not passed (another worker is slower), waits for the others, emitting
+    /// what arrives meanwhile. Blocking here holds this worker's segment, and through its bounded
+    /// queues its readers. The slowest worker never waits (it has shipped nothing beyond the
+    /// job's watermark), so neither does the job as a whole.
+    fn throttle(&mut self, run: &RunContext) {
+        loop {
+            let Some(split) = self.split.as_mut() else {
+                return;
+            };
+            while split.ahead.front().is_some_and(|&end| end <= split.job) {
+                split.ahead.pop_front();
+            }
+            if split.ahead.len() <= MAX_WINDOWS_AHEAD
+                || split.closed
+                || split.failed.is_some()
+                || run.aborted()
+            {
+                return;
+            }
+            match split
+                .end
+                .incoming
+                .recv_timeout(std::time::Duration::from_millis(50))
+            {
+                Ok(message) => {
+                    if let Err(error) = split.take(message) {
+                        return run.fail(Error::Internal(error));
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    split.failed = Some("the exchange between workers stopped".into());
+                }
+            }
+            let upto = split.job;
+            self.emit_arrived(upto, run);
+        }
     }
 
     /// Split: merges (in the order of the sending workers) and emits the arrived windows ending

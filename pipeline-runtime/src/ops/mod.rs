@@ -19,7 +19,7 @@ mod try_map;
 mod window_op;
 
 pub use channel::{channel, Batch, ChannelOut, Parcel, Receiver, Sender};
-pub use combine_op::CombineOp;
+pub use combine_op::{CombineOp, MAX_WINDOWS_AHEAD};
 pub use drop::Discard;
 pub use filter::Filter;
 pub use flat_map::FlatMap;
