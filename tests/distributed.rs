@@ -524,9 +524,12 @@ fn event_time(n: &u64) -> u64 {
     n * 10 + (n * 7919) % 2000
 }
 
+/// Counts and sums per key and window.
+type Results = (Collector<Combined<u64, u64>>, Collector<Combined<u64, f64>>);
+
 pipeline! {
     /// Counts and sums per key in windows: keyed exchange between the workers.
-    Windowed(args: (Collector<Combined<u64, u64>>, Collector<Combined<u64, f64>>)) {
+    Windowed(args: Results) {
         events = read(Memory::new(0..20_000u64))
             -> window(Fixed::seconds(10).allowed_lateness(Duration::from_secs(3)), event_time);
         events
@@ -541,7 +544,7 @@ pipeline! {
 #[test]
 fn windows_on_several_workers_give_the_single_runs_results() {
     let run = |workers: usize| {
-        let args = (Collector::new(), Collector::new());
+        let args: Results = (Collector::new(), Collector::new());
         let config = RunConfig {
             cluster: Cluster::threads(workers),
             ..RunConfig::default()

@@ -234,7 +234,9 @@ fn coordinate(
 ) {
     let mut transport = Transport::build(worker, exchange);
     let received: Rc<RefCell<Vec<Report>>> = Rc::default();
-    let committed: Rc<RefCell<Vec<(usize, usize, Option<String>)>>> = Rc::default();
+    // (worker, process, why it did not commit)
+    type Commits = Vec<(usize, usize, Option<String>)>;
+    let committed: Rc<RefCell<Commits>> = Rc::default();
     // Epoch 0: the reports; epoch 1: the commits.
     let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, stream) = scope.new_input::<Vec<String>>();
