@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::context::Pos;
+use crate::io::Pos;
 use crate::window::Window;
 
 /// What a `combine_per_key` sends towards the other workers.
