@@ -668,3 +668,86 @@ fn a_live_run_acknowledges_at_each_checkpoint_while_it_runs() {
     assert_eq!(answers.len(), 3000);
     assert!(answers.iter().zip(1..).all(|(a, id)| a.id == id));
 }
+
+/// What `SplitWindows` watches: the server, and at every 250th request seen, the group's pending
+/// entries and the entries it has handed out so far.
+struct SplitWindowArgs {
+    input: String,
+    output: String,
+    server: Mutex<Connection>,
+    /// (entries handed out to the group's consumers, entries pending), as seen mid-run.
+    seen: Mutex<Vec<(u64, u64)>>,
+}
+
+impl SplitWindowArgs {
+    fn watch(&self, r: &Request) {
+        if r.id % 250 != 0 {
+            return;
+        }
+        let mut conn = self.server.lock().unwrap();
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg("requests")
+            .query(&mut *conn)
+            .unwrap();
+        let count = |field: &str| match groups[0].get(field) {
+            Some(redis::Value::Int(n)) => *n as u64,
+            other => panic!("XINFO GROUPS {field}: {other:?}"),
+        };
+        let handed_out = count("entries-read");
+        let pending = count("pending");
+        self.seen.lock().unwrap().push((handed_out, pending));
+        drop(conn);
+        // Slow enough for several checkpoints (every 10 ms) to complete during the run.
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+pipeline! {
+    SplitWindows(args: SplitWindowArgs) {
+        read(RedisStream::<Request>::read(&args.input).from_start().until_idle(Duration::from_millis(300)))
+            -> inspect(|r: &Request| args.watch(r))
+            -> window(Fixed::millis(100), |r: &Request| r.id)
+            -> combine_per_key(|r: &Request| r.id % 3, Count)
+            -> write(RedisStream::write(&args.output));
+    }
+}
+
+/// Split across workers with a `combine_per_key`, a worker's results may be written by another
+/// worker's sinks, so no worker acknowledges its input at its own checkpoints: everything stays
+/// pending until every process has committed, then all of it is acknowledged.
+#[test]
+fn split_windows_acknowledge_the_input_only_once_the_job_has_committed() {
+    let server = RedisServer::start();
+    let mut conn = server.client();
+    const N: u64 = 3_000;
+    requests(&mut conn, 1..=N);
+    let args = SplitWindowArgs {
+        input: server.url("requests?group=windows&consumer=worker"),
+        output: server.url("counts"),
+        server: Mutex::new(server.client()),
+        seen: Mutex::new(Vec::new()),
+    };
+    let config = RunConfig {
+        cluster: tandem::cluster::Cluster::threads(2),
+        checkpoints: tandem::checkpoint::CheckpointPolicy {
+            interval: Some(Duration::from_millis(10)),
+            every: None,
+        },
+        ..RunConfig::default()
+    };
+    let summary = tandem::job::run_pipeline::<SplitWindows>(&args, &config).unwrap();
+    assert!(summary.totals().balanced(), "{summary}");
+    assert_eq!(summary.totals().read, N);
+    // The sink is durable at every checkpoint (the Redis stream), yet nothing was acknowledged.
+    let counts: Vec<Combined<u64, u64>> = contents(&mut conn, "counts");
+    assert_eq!(counts.iter().map(|c| c.value).sum::<u64>(), N);
+    let seen = args.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 10, "{seen:?}");
+    // Mid-run, everything handed out is still pending.
+    assert!(
+        seen.iter().all(|&(out, pending)| pending == out),
+        "{seen:?}"
+    );
+    assert_eq!(pending(&mut conn, "requests", "windows"), 0);
+}

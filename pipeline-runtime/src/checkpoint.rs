@@ -55,6 +55,8 @@ pub struct Checkpoints {
     latest: AtomicU64,
     /// Whether some source acknowledges its input: without one, no epoch starts.
     wanted: std::sync::atomic::AtomicBool,
+    /// Acknowledge nothing before the end of the run (see [`Checkpoints::hold`]).
+    held: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -78,6 +80,7 @@ impl Checkpoints {
             policy,
             latest: AtomicU64::new(0),
             wanted: std::sync::atomic::AtomicBool::new(false),
+            held: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 started: Instant::now(),
                 read: 0,
@@ -119,6 +122,13 @@ impl Checkpoints {
         self.latest.load(Relaxed)
     }
 
+    /// No epoch's input is acknowledged before the end of the run ([`Checkpoints::remaining`]):
+    /// for a split run whose windows are combined on other workers, where this worker's sinks
+    /// being durable does not make the results of its input durable.
+    pub fn hold(&self) {
+        self.held.store(true, Relaxed);
+    }
+
     /// Registers what acknowledges a source's input read before its barrier of `epoch`.
     pub fn register(&self, epoch: u64, ack: Option<Box<dyn Commit>>) {
         if let Some(ack) = ack {
@@ -134,7 +144,7 @@ impl Checkpoints {
             *at = (*at).max(epoch);
         }
         state.durable &= durable;
-        Self::take_due(&mut state)
+        self.take_due(&mut state)
     }
 
     /// A terminal has finished: it receives no more barriers.
@@ -143,11 +153,11 @@ impl Checkpoints {
         if let Some(at) = state.terminals.get_mut(&terminal) {
             *at = None;
         }
-        Self::take_due(&mut state)
+        self.take_due(&mut state)
     }
 
-    fn take_due(state: &mut State) -> Vec<Box<dyn Commit>> {
-        if !state.durable {
+    fn take_due(&self, state: &mut State) -> Vec<Box<dyn Commit>> {
+        if !state.durable || self.held.load(Relaxed) {
             return Vec::new();
         }
         // The final epoch is acknowledged only after the run's commit.

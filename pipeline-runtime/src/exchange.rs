@@ -86,6 +86,11 @@ impl Exchanges {
             .and_then(|(_, e)| e.take())
     }
 
+    /// The `combine_per_key` stages exchanging.
+    pub fn stages(&self) -> usize {
+        self.ends.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// What this worker shipped: entries and bytes.
     pub fn shipped(&self) -> (u64, u64) {
         (

@@ -421,11 +421,22 @@ pub struct Finished {
 
 impl Finished {
     /// Renames the outputs into place, then acknowledges the rest of the input.
-    pub fn commit(self) -> Result<Summary> {
-        for commit in self.commits {
+    pub fn commit(mut self) -> Result<Summary> {
+        self.commit_outputs()?;
+        // Only now, with every output committed, is the rest of the input acknowledged.
+        self.acknowledge()
+    }
+
+    /// Renames the outputs into place (the first half of [`Finished::commit`]).
+    pub fn commit_outputs(&mut self) -> Result<()> {
+        for commit in std::mem::take(&mut self.commits) {
             commit.commit()?;
         }
-        // Only now, with every output committed, is the rest of the input acknowledged.
+        Ok(())
+    }
+
+    /// Acknowledges the rest of the input (the second half of [`Finished::commit`]).
+    pub fn acknowledge(self) -> Result<Summary> {
         for ack in self.acks {
             ack.commit()?;
         }
@@ -460,6 +471,15 @@ pub fn run_share<P: Pipeline>(
     );
     if !share.is_whole() {
         shared.split = Some((share.index, config.cluster.process));
+    }
+    if exchange.as_ref().is_some_and(|e| e.stages() > 0) {
+        // The results of this worker's input may be written by other workers' sinks: its input
+        // is acknowledged only once every process has committed (see `distributed`).
+        shared.checkpoints.hold();
+        tracing::info!(
+            "split run with combine_per_key: the input is acknowledged at the end of the run, \
+             once every process has committed"
+        );
     }
     shared.exchange = exchange;
     let started = Instant::now();

@@ -444,13 +444,18 @@ fn run_worker<P: Pipeline>(
     if !summary.totals().balanced() {
         return Err(unbalanced(summary));
     }
-    let committed = finished.commit();
-    let _ = commits.send(committed.as_ref().map(drop).map_err(|e| e.to_string()));
-    let summary = committed?;
-    // Every worker of every process has committed (or one could not) before the run ends.
+    let committed = finished.commit_outputs();
+    let _ = commits.send(committed.as_ref().map_err(|e| e.to_string()).copied());
+    committed?;
+    // Every worker of every process has committed (or one could not) before the run ends, and
+    // before any input is acknowledged: the results of this worker's input may be in another's
+    // parts.
     loop {
         match updates.recv_timeout(Duration::from_millis(50)) {
-            Ok(Update::Committed(outcome)) => return outcome.map(|()| summary),
+            Ok(Update::Committed(outcome)) => {
+                outcome?;
+                return finished.acknowledge();
+            }
             Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(error) = lost_error() {
                     return Err(error);
