@@ -681,7 +681,7 @@ struct SplitWindowArgs {
 
 impl SplitWindowArgs {
     fn watch(&self, r: &Request) {
-        if r.id % 250 != 0 {
+        if !r.id.is_multiple_of(250) {
             return;
         }
         let mut conn = self.server.lock().unwrap();
