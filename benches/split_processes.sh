@@ -10,6 +10,7 @@
 #
 # Not part of CI (a benchmark, not a test).
 set -euo pipefail
+. "$(dirname "$0")/interleave.sh"
 BIN=${AB_SPLIT:-target/release/examples/ab_split}
 ROUNDS=${1:-5}
 LINES=${LINES:-1000000}
@@ -25,18 +26,17 @@ with open(sys.argv[1], "w") as f:
 EOF
 cat "$dir/requests.jsonl" > /dev/null
 
-# run NAME PROCESSES [OPTIONS...]: one run, prints its wall seconds.
+# run PROCESSES [OPTIONS...]: one run, prints its wall seconds.
 run() {
     local processes=$1; shift
     local out="$dir/out"; rm -rf "$out"; mkdir "$out"
-    local start end
+    local start
     start=$(date +%s.%N)
     if [ "$processes" = 1 ]; then
         "$BIN" --requests "$dir/requests.jsonl" --served "$out/served.jsonl" \
             --dead-letters "$out/bad.jsonl" -q "$@"
     else
-        : > "$dir/hosts"
-        for i in $(seq 0 $((processes - 1))); do echo "127.0.0.1:$((26101 + i))" >> "$dir/hosts"; done
+        hostfile "$dir/hosts" "$processes" 26101
         local pids=()
         for i in $(seq 0 $((processes - 1))); do
             "$BIN" --requests "$dir/requests.jsonl" --served "$out/served.jsonl" \
@@ -46,34 +46,23 @@ run() {
         done
         for pid in "${pids[@]}"; do wait "$pid"; done
     fi
-    end=$(date +%s.%N)
+    seconds_since "$start"
     # Every variant writes the same lines (in parts).
-    local count
-    count=$(cat "$out"/served*.jsonl | wc -l)
-    echo "$count" >> "$dir/counts"
-    printf '0%s\n' "$(echo "$end - $start" | bc -l)"
+    cat "$out"/served*.jsonl | wc -l >> "$dir/counts"
 }
 
-declare -A total
+variant() {
+    case $1 in
+        single) run 1 ;;
+        workers_2) run 1 --workers 2 ;;
+        processes_2) run 2 ;;
+        processes_4) run 4 ;;
+    esac
+}
+
 names=(single workers_2 processes_2 processes_4)
-for round in $(seq 1 "$ROUNDS"); do
-    for name in "${names[@]}"; do
-        case $name in
-            single) t=$(run 1) ;;
-            workers_2) t=$(run 1 --workers 2) ;;
-            processes_2) t=$(run 2) ;;
-            processes_4) t=$(run 4) ;;
-        esac
-        total[$name]=$(echo "${total[$name]:-0} + $t" | bc -l)
-        printf 'round %d %-12s %.3f s\n' "$round" "$name" "$t"
-    done
-done
+interleave "$ROUNDS"
 if [ "$(sort -u "$dir/counts" | wc -l)" != 1 ]; then
     echo "the variants wrote different numbers of lines:"; sort "$dir/counts" | uniq -c; exit 1
 fi
-echo "lines written per run: $(head -1 "$dir/counts"); CPUs: $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-single=$(echo "${total[single]} / $ROUNDS" | bc -l)
-for name in "${names[@]}"; do
-    mean=$(echo "${total[$name]} / $ROUNDS" | bc -l)
-    printf '%-12s mean %.3f s  speed vs single %.2fx\n' "$name" "$mean" "$(echo "$single / $mean" | bc -l)"
-done
+echo "lines written per run: $(head -1 "$dir/counts")"
