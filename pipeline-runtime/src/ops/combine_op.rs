@@ -84,9 +84,10 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
 /// (timely has no backpressure of its own).
 pub const MAX_WINDOWS_AHEAD: usize = 64;
 
-/// One window's arrived accumulators, by key: each with its sending worker and the position of
-/// the last element folded into it.
-type Arrived<K, A> = BTreeMap<K, Vec<(usize, A, Pos)>>;
+/// One window's arrived accumulators, as they came: each with its key, its sending worker and the
+/// position of the last element folded into it (sorted by key and worker when the window is
+/// emitted: cheaper than a map of keys to lists).
+type Arrived<K, A> = Vec<(K, usize, A, Pos)>;
 
 /// A `combine_per_key`'s part of the exchange by key in a split run.
 struct Split<K, A> {
@@ -119,9 +120,7 @@ impl<K: Ord + DeserializeOwned, A: DeserializeOwned> Split<K, A> {
                     self.arrived
                         .entry((e.window.end, e.window.start))
                         .or_default()
-                        .entry(e.key)
-                        .or_default()
-                        .push((sender, e.acc, e.pos));
+                        .push((e.key, sender, e.acc, e.pos));
                 }
             }
             Incoming::Watermark(w) => self.job = self.job.max(w),
@@ -368,17 +367,14 @@ where
             if entry.key().0 > upto {
                 return;
             }
-            let ((end, start), panes) = entry.remove_entry();
+            let ((end, start), mut parts) = entry.remove_entry();
             let window = Window { start, end };
-            for (key, mut parts) in panes {
-                parts.sort_by_key(|p| p.0);
-                let mut parts = parts.into_iter();
-                let Some((_, mut acc, mut pos)) = parts.next() else {
-                    continue;
-                };
+            parts.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut parts = parts.into_iter().peekable();
+            while let Some((key, _, mut acc, mut pos)) = parts.next() {
                 let combiner = &self.combiner;
                 let merged = guard(|| {
-                    for (_, other, at) in parts {
+                    while let Some((_, _, other, at)) = parts.next_if(|p| p.0 == key) {
                         combiner.merge(&mut acc, other);
                         pos = at;
                     }
@@ -386,7 +382,11 @@ where
                 });
                 match merged {
                     Ok(acc) => self.extract(window, key, acc, pos, run),
-                    Err(panic) => self.cell.dead(run, pos, panic),
+                    Err(panic) => {
+                        // The key's other parts go with it.
+                        while parts.next_if(|p| p.0 == key).is_some() {}
+                        self.cell.dead(run, pos, panic)
+                    }
                 }
             }
         }
