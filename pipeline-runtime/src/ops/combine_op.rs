@@ -397,6 +397,8 @@ where
     fn finish_split(&mut self, run: &RunContext) -> crate::Result<()> {
         self.watermark = i64::MAX;
         self.ship(i64::MAX, run);
+        // What is still packed (without pre-aggregation, the elements since the last flush).
+        self.send(run);
         let Some(split) = self.split.as_mut() else {
             return Ok(());
         };
