@@ -15,9 +15,10 @@ tandem / PyTorch and tandem / ONNX Runtime. The weights, photos and sentences ar
 tandem fetches into $TANDEM_HOME (default ~/.cache/tandem): run `cargo run --release --example
 fetch_models` first.
 
-Pre-processing on the PyTorch side is tandem's (shorter side resized bilinearly to the native
-size, center crop, (x - 127) / 128 for EfficientNet-Lite; WordPiece, mean pooling and L2
-normalisation for MiniLM), done with PIL and NumPy, the way a Python service would.
+Pre-processing on the PyTorch side is tandem's (for EfficientNet-Lite the upstream evaluation's:
+center crop of size / (size + 32) of the shorter side, TensorFlow's legacy bilinear resize,
+(x - 127) / 128; WordPiece, mean pooling and L2 normalisation for MiniLM), done with PIL and
+NumPy, the way a Python service would.
 """
 
 import argparse
@@ -74,15 +75,26 @@ def items_per_second(batch, seconds, work):
 
 
 def prepare_lite(path, size):
-    img = Image.open(path).convert("RGB")
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(round(w * scale), size), max(round(h * scale), size)
-    img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    x = (np.asarray(img, dtype=np.float32) - 127.0) / 128.0
-    return x.transpose(2, 0, 1)
+    """tandem's EfficientNet-Lite preprocessing (models/src/efficientnet/preprocessing.rs, the
+    upstream evaluation's): center crop of size / (size + 32) of the shorter side, TensorFlow's
+    legacy bilinear resize (no half-pixel centers, no antialiasing, f32), (x - 127) / 128.
+    Byte-identical to TensorFlow's and tandem's inputs on the sample photos (the sha256 in
+    models/tests/reference/efficientnet_preprocess.json)."""
+    x = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    h, w = x.shape[:2]
+    shorter = min(h, w)
+    crop = min(max(int(np.float32(size / (size + 32)) * np.float32(shorter)), 1), shorter)
+    top, left = (h - crop + 1) // 2, (w - crop + 1) // 2
+    x = x[top:top + crop, left:left + crop]
+    pos = np.arange(size, dtype=np.float32) * (np.float32(crop) / np.float32(size))
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(np.ceil(pos).astype(np.int64), crop - 1)
+    lerp = pos - np.floor(pos)
+    rows_lo, rows_hi = x[lo], x[hi]
+    upper = rows_lo[:, lo] + (rows_lo[:, hi] - rows_lo[:, lo]) * lerp[None, :, None]
+    lower = rows_hi[:, lo] + (rows_hi[:, hi] - rows_hi[:, lo]) * lerp[None, :, None]
+    x = upper + (lower - upper) * lerp[:, None, None]
+    return ((x - 127.0) / 128.0).transpose(2, 0, 1)
 
 
 def lite_module(name, weights):
