@@ -18,18 +18,6 @@ use serde::{Deserialize, Serialize};
 use tandem::cluster::Cluster;
 use tandem::prelude::*;
 
-/// Kills every child still running when dropped (a failed assertion included).
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn ab_split(dir: &Path, requests: &Path, extra: &[String]) -> Command {
     let mut command = Command::new(common::example_binary("ab_split"));
     command
@@ -47,25 +35,7 @@ fn ab_split(dir: &Path, requests: &Path, extra: &[String]) -> Command {
 
 /// Starts `processes` processes of ab_split in `dir` (a hostfile of free ports), each with
 /// `extra` options.
-/// Once `ready`, kills the second of two processes; checks that the first fails within 10 s,
-/// naming the killed one.
-fn kill_the_second_when(mut children: Children, ready: impl FnMut() -> bool) {
-    assert!(
-        common::wait_for(Duration::from_secs(60), ready),
-        "the run did not get under way"
-    );
-    let mut killed = children.0.remove(1);
-    killed.kill().unwrap();
-    killed.wait().unwrap();
-    let killed_at = Instant::now();
-    let output = wait(children.0.remove(0), Duration::from_secs(10));
-    assert!(killed_at.elapsed() < Duration::from_secs(10));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains("process 1 of the run stopped"), "{stderr}");
-}
-
-fn start(dir: &Path, requests: &Path, processes: usize, extra: &[&str]) -> Children {
+fn start(dir: &Path, requests: &Path, processes: usize, extra: &[&str]) -> common::Children {
     let hostfile = common::hostfile(dir, processes);
     let children = (0..processes)
         .map(|i| {
@@ -81,26 +51,7 @@ fn start(dir: &Path, requests: &Path, processes: usize, extra: &[&str]) -> Child
             ab_split(dir, requests, &options).spawn().unwrap()
         })
         .collect();
-    Children(children)
-}
-
-fn wait(child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    let mut child = child;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "a process did not exit within {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::Children(children)
 }
 
 /// The lines of every file in `dir` named `stem` or `stem-NNNNN-of-NNNNN` + `ext`, sorted.
@@ -158,7 +109,7 @@ fn split(requests: &Path, processes: usize, extra: &[&str]) -> Result {
     let outputs: Vec<Output> = children
         .0
         .drain(..)
-        .map(|c| wait(c, Duration::from_secs(120)))
+        .map(|c| common::wait(c, Duration::from_secs(120)))
         .collect();
     for (i, output) in outputs.iter().enumerate() {
         assert!(
@@ -285,7 +236,7 @@ fn a_failing_process_stops_the_others_and_nothing_is_committed() {
     let outputs: Vec<Output> = children
         .0
         .drain(..)
-        .map(|c| wait(c, Duration::from_secs(60)))
+        .map(|c| common::wait(c, Duration::from_secs(60)))
         .collect();
     let stderr: Vec<String> = outputs
         .iter()
@@ -311,7 +262,7 @@ fn a_killed_process_stops_the_others_within_seconds() {
     let before = older_part(dir.path());
     let children = start(dir.path(), &input, 2, &["-q"]);
     // Mid-run: once process 1 has written part of its output.
-    kill_the_second_when(children, || {
+    common::kill_the_second_when(children, || {
         std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| {
             e.file_name().to_string_lossy().ends_with(".partial")
                 && e.metadata().is_ok_and(|m| m.len() > 0)
@@ -326,7 +277,7 @@ fn start_scorers(
     server: &redis_server::RedisServer,
     hostfile: &Path,
     processes: usize,
-) -> Children {
+) -> common::Children {
     let children = (0..processes)
         .map(|i| {
             Command::new(common::example_binary("backpressure_live"))
@@ -360,7 +311,7 @@ fn start_scorers(
                 .unwrap()
         })
         .collect();
-    Children(children)
+    common::Children(children)
 }
 
 fn xlen(conn: &mut redis::Connection, stream: &str) -> u64 {
@@ -391,7 +342,7 @@ fn after_a_killed_process_a_rerun_serves_every_request_once() {
     let hostfile = common::hostfile(dir.path(), 2);
 
     let first = start_scorers(&server, &hostfile, 2);
-    kill_the_second_when(first, || xlen(&mut conn, "scores") >= 300);
+    common::kill_the_second_when(first, || xlen(&mut conn, "scores") >= 300);
     assert!(
         xlen(&mut conn, "scores") < N,
         "the first run was not stopped mid-way"
@@ -399,7 +350,7 @@ fn after_a_killed_process_a_rerun_serves_every_request_once() {
 
     let mut second = start_scorers(&server, &hostfile, 2);
     for (i, child) in second.0.drain(..).enumerate() {
-        let output = wait(child, Duration::from_secs(120));
+        let output = common::wait(child, Duration::from_secs(120));
         assert!(
             output.status.success(),
             "rerun, process {i}: {}",

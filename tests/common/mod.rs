@@ -7,7 +7,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -352,4 +352,54 @@ pub fn hostfile(dir: &Path, processes: usize) -> PathBuf {
         .collect();
     std::fs::write(&hostfile, hosts).unwrap();
     hostfile
+}
+
+/// Kills every child still running when dropped (a failed assertion included).
+pub struct Children(pub Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Once `ready`, kills the second of two processes; checks that the first fails within 10 s,
+/// naming the killed one.
+pub fn kill_the_second_when(mut children: Children, ready: impl FnMut() -> bool) {
+    assert!(
+        wait_for(Duration::from_secs(60), ready),
+        "the run did not get under way"
+    );
+    let mut killed = children.0.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let killed_at = Instant::now();
+    let output = wait(children.0.remove(0), Duration::from_secs(10));
+    assert!(killed_at.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("process 1 of the run stopped"), "{stderr}");
+}
+
+/// Waits for `child` to exit, at most `limit` (then kills it and fails).
+pub fn wait(child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    let mut child = child;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "a process did not exit within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -334,6 +334,40 @@ fn requests_from_a_file_are_served_and_a_bad_one_is_a_dead_letter() {
     );
 }
 
+/// The `ab_test` binary on `traffic` simulated requests in `dir`, writing `windows.jsonl`; with
+/// `split = Some((process, processes, workers, hostfile))`, one process of a split run.
+fn ab_test_command(
+    dir: &Path,
+    traffic: u64,
+    split: Option<(usize, usize, usize, &Path)>,
+) -> Command {
+    let mut command = Command::new(crate::bins::example_binary("ab_test"));
+    command
+        .args([
+            "--traffic",
+            &traffic.to_string(),
+            "--device",
+            "cpu",
+            "--quiet",
+        ])
+        .arg("--weights-dir")
+        .arg(weights())
+        .args(["--out", "windows.jsonl", "--chart", "chart.svg"])
+        .current_dir(dir)
+        .env_remove("TANDEM_WORKERS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some((process, processes, workers, hostfile)) = split {
+        command
+            .args(["--workers", &workers.to_string()])
+            .args(["--processes", &processes.to_string()])
+            .args(["--process", &process.to_string()])
+            .arg("--hostfile")
+            .arg(hostfile);
+    }
+    command
+}
+
 /// Runs the `ab_test` binary in a folder of its own under `root` (named `name`) on `processes`
 /// processes of `workers` workers each; returns process 0's standard output (the report) and
 /// the lines of every part of the windows file, sorted.
@@ -341,27 +375,16 @@ fn run_binary(root: &Path, name: &str, processes: usize, workers: usize) -> (Str
     let dir = root.join(name);
     std::fs::create_dir(&dir).unwrap();
     let hostfile = crate::bins::hostfile(&dir, processes);
+    let split = processes > 1 || workers > 1;
     let children: Vec<_> = (0..processes)
         .map(|process| {
-            let mut command = Command::new(crate::bins::example_binary("ab_test"));
-            command
-                .args(["--traffic", "4000", "--device", "cpu", "--quiet"])
-                .arg("--weights-dir")
-                .arg(weights())
-                .args(["--out", "windows.jsonl", "--chart", "chart.svg"])
-                .current_dir(&dir)
-                .env_remove("TANDEM_WORKERS")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            if processes > 1 || workers > 1 {
-                command
-                    .args(["--workers", &workers.to_string()])
-                    .args(["--processes", &processes.to_string()])
-                    .args(["--process", &process.to_string()])
-                    .arg("--hostfile")
-                    .arg(&hostfile);
-            }
-            command.spawn().unwrap()
+            ab_test_command(
+                &dir,
+                4000,
+                split.then_some((process, processes, workers, &*hostfile)),
+            )
+            .spawn()
+            .unwrap()
         })
         .collect();
     let outputs: Vec<_> = children
@@ -382,16 +405,25 @@ fn run_binary(root: &Path, name: &str, processes: usize, workers: usize) -> (Str
         }
     }
     let mut lines = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        if file.starts_with("windows") && file.ends_with(".jsonl") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            lines.extend(text.lines().map(str::to_owned));
-        }
+    for file in windows_files(&dir) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        lines.extend(text.lines().map(str::to_owned));
     }
     lines.sort();
     (String::from_utf8(outputs[0].stdout.clone()).unwrap(), lines)
+}
+
+/// The windows files (whole or parts) in `dir`.
+fn windows_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("windows") && name.ends_with(".jsonl")
+        })
+        .collect()
 }
 
 /// The same binary split across 2 workers of one process, and across 2 and 4 processes on
@@ -415,4 +447,30 @@ fn ab_test_split_across_processes_gives_the_single_runs_windows_and_report() {
         assert_eq!(split_windows, windows, "{name}");
         assert_eq!(split_report, report, "{name}");
     }
+}
+
+/// One process of a split `ab_test` killed mid-run (both serving, accumulators crossing between
+/// them): the other exits non-zero within 10 s naming it, and no windows file is committed.
+#[test]
+fn ab_test_split_a_killed_process_stops_the_other_and_nothing_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostfile = crate::bins::hostfile(dir.path(), 2);
+    let children = (0..2)
+        .map(|process| {
+            ab_test_command(dir.path(), 2_000_000, Some((process, 2, 1, &*hostfile)))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Well under way: 2M requests take each process tens of seconds in a dev build, and they
+    // connect within the first second.
+    let started = std::time::Instant::now();
+    crate::bins::kill_the_second_when(crate::bins::Children(children), || {
+        started.elapsed() > std::time::Duration::from_secs(3)
+    });
+    assert!(
+        windows_files(dir.path()).is_empty(),
+        "{:?}",
+        windows_files(dir.path())
+    );
 }
