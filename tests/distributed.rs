@@ -11,8 +11,8 @@ mod redis_server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tandem::cluster::Cluster;
