@@ -595,3 +595,43 @@ fn a_slow_worker_slows_the_readers_of_the_others() {
         "worker 0 ran {lead} elements ahead of worker 1"
     );
 }
+
+pipeline! {
+    /// Windows per key, where one element (read by worker 1) fails.
+    FailingWindows(args: Collector<Combined<u64, u64>>) {
+        read(Memory::new(0..200_000u64))
+            -> try_map(|n: u64| if n == 150_001 { Err(format!("element {n} is bad")) } else { Ok(n) })
+            -> window(Fixed::seconds(1), |n: &u64| *n)
+            -> combine_per_key(|n: &u64| n % 10, Count)
+            -> write(args.clone());
+    }
+}
+
+/// A worker that fails while the windows are being exchanged (fail-fast on a bad element):
+/// every worker stops with the error, none waits forever for the failed one's windows, and
+/// nothing is emitted past the failure's commit decision.
+#[test]
+fn a_failing_worker_stops_a_windowed_split_run_without_hanging() {
+    for workers in [2, 3] {
+        let out = Collector::new();
+        let config = RunConfig {
+            cluster: Cluster::threads(workers),
+            fail_fast: true,
+            dead_letters: DeadLetterTarget::Memory,
+            ..RunConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let error = tandem::job::run_pipeline::<FailingWindows>(&out, &config)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{workers} workers: took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.contains("element 150001 is bad"),
+            "{workers} workers: {error}"
+        );
+    }
+}
