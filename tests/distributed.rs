@@ -635,3 +635,51 @@ fn a_failing_worker_stops_a_windowed_split_run_without_hanging() {
         );
     }
 }
+
+/// A sink wrapping a file sink that forgets to pass `Sink::split` on: on several workers each
+/// would write the whole file, and the last rename would silently win.
+struct Forgetful(tandem::io::JsonLinesWriter);
+
+impl tandem::io::Sink<u64> for Forgetful {
+    fn describe(&self) -> String {
+        tandem::io::Sink::<u64>::describe(&self.0)
+    }
+    fn open(&mut self) -> tandem::Result<()> {
+        tandem::io::Sink::<u64>::open(&mut self.0)
+    }
+    fn write(&mut self, item: u64) -> std::result::Result<(), String> {
+        tandem::io::Sink::<u64>::write(&mut self.0, item)
+    }
+    fn finish(&mut self) -> tandem::Result<Option<Box<dyn tandem::io::Commit>>> {
+        tandem::io::Sink::<u64>::finish(&mut self.0)
+    }
+}
+
+pipeline! {
+    /// Numbers into a wrapped file sink.
+    Wrapped(args: PathBuf) {
+        read(Memory::new(0..1_000u64))
+            -> write(Forgetful(JsonLines::create(args)));
+    }
+}
+
+/// Two workers of one process opening the same output file are refused with an error that says
+/// why, instead of one worker's part silently replacing the other's.
+#[test]
+fn two_workers_writing_the_same_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("numbers.jsonl");
+    let one = tandem::job::run_pipeline::<Wrapped>(&path, &RunConfig::default()).unwrap();
+    assert_eq!(one.totals().written, 1_000);
+    std::fs::remove_file(&path).unwrap();
+    let config = RunConfig {
+        cluster: Cluster::threads(2),
+        ..RunConfig::default()
+    };
+    let error = tandem::job::run_pipeline::<Wrapped>(&path, &config)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("Sink::split"), "{error}");
+    assert!(error.contains("numbers.jsonl"), "{error}");
+    assert!(!path.exists());
+}

@@ -12,13 +12,14 @@ pub trait Commit: Send {
 }
 
 /// The temporary files of outputs not committed yet, so that a process exiting at once (a second
-/// SIGINT) can remove them: destructors do not run on `exit`.
-static PARTIALS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// SIGINT) can remove them: destructors do not run on `exit`. Each with its target (made
+/// absolute), so that two outputs writing the same file at once are refused.
+static PARTIALS: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
 
 /// Removes the temporary files of every output not committed yet (their targets are untouched).
 pub fn remove_partial_outputs() {
     let partials = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-    for path in partials.iter() {
+    for (path, _) in partials.iter() {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -27,19 +28,29 @@ pub fn remove_partial_outputs() {
 pub(crate) struct Partial(PathBuf);
 
 impl Partial {
-    pub(crate) fn new(path: &Path) -> Self {
-        PARTIALS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(path.to_owned());
-        Self(path.to_owned())
+    /// Registers `temp`, the temporary file of `target`; an error if another output of this
+    /// process is writing `target` already (the second rename would silently replace the first).
+    pub(crate) fn new(temp: &Path, target: &Path) -> crate::Result<Self> {
+        let absolute = std::path::absolute(target).unwrap_or_else(|_| target.to_owned());
+        let mut partials = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
+        if partials.iter().any(|(_, t)| *t == absolute) {
+            return Err(crate::Error::Config(format!(
+                "two outputs of this process are writing `{}` at once, and the second would \
+                 replace the first when both are committed: two sinks name the same file, or, in \
+                 a run split across workers, a sink that wraps a file sink does not pass \
+                 `Sink::split` on to it (each worker must write its own part)",
+                target.display()
+            )));
+        }
+        partials.push((temp.to_owned(), absolute));
+        Ok(Self(temp.to_owned()))
     }
 }
 
 impl Drop for Partial {
     fn drop(&mut self) {
         let mut partials = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = partials.iter().position(|p| *p == self.0) {
+        if let Some(at) = partials.iter().position(|(p, _)| *p == self.0) {
             partials.swap_remove(at);
         }
     }
@@ -75,7 +86,7 @@ impl AtomicFile {
             })?;
         Ok(Self {
             target: target.to_owned(),
-            partial: Some(Partial::new(temp.path())),
+            partial: Some(Partial::new(temp.path(), target)?),
             writer: Some(BufWriter::with_capacity(256 * 1024, temp)),
         })
     }

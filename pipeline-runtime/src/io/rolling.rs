@@ -182,12 +182,13 @@ impl<F: PartFormat> RollingWriter<F> {
                 .suffix(".partial")
                 .tempfile_in(&self.dir)
                 .map_err(|e| format!("cannot create a part in `{}`: {e}", self.dir.display()))?;
+            let partial = Partial::new(temp.path(), &target).map_err(|e| e.to_string())?;
             self.next += 1;
             self.format.begin_part();
             self.part = Some(OpenPart {
                 target,
                 written: 0,
-                _partial: Partial::new(temp.path()),
+                _partial: partial,
                 writer: BufWriter::with_capacity(256 * 1024, temp),
             });
         }
