@@ -2,7 +2,11 @@
 # split_ab_test.sh): interleaved rounds of named variants, and each variant's mean.
 #
 # The caller sets `names` (the variants, the first being the reference) and defines
-# `variant NAME`, which runs NAME once and prints its wall time in seconds.
+# `variant NAME`, which runs NAME once and prints its wall time in seconds. `dir` is a temporary
+# folder for the runs, removed at exit.
+
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
 
 # hostfile FILE PROCESSES FIRST_PORT: a hostfile of PROCESSES processes on 127.0.0.1.
 hostfile() {

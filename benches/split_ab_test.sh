@@ -16,8 +16,6 @@ set -euo pipefail
 BIN=${AB_TEST:-target/release/examples/ab_test}
 ROUNDS=${1:-3}
 TRAFFIC=${TRAFFIC:-1000000}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 # Train the rankers if needed, untimed.
 "$BIN" --traffic 1000 --device cpu -q --out "$dir/warm.jsonl" --chart "$dir/warm.svg" > /dev/null
 

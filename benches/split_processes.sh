@@ -14,8 +14,6 @@ set -euo pipefail
 BIN=${AB_SPLIT:-target/release/examples/ab_split}
 ROUNDS=${1:-5}
 LINES=${LINES:-1000000}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 python3 - "$dir/requests.jsonl" "$LINES" <<'EOF'
 import json, random, sys
 random.seed(7)

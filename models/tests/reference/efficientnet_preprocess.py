@@ -41,14 +41,7 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 MODELS = {"efficientnet-lite0": 224, "efficientnet-lite2": 260}
-# The same photos as efficientnet.py's PHOTOS (camera is grayscale: decoded with channels=3).
-PHOTOS = {
-    "chelsea": "scikit-image-0.25.2/skimage/data/chelsea.png",
-    "coffee": "scikit-image-0.25.2/skimage/data/coffee.png",
-    "astronaut": "scikit-image-0.25.2/skimage/data/astronaut.png",
-    "motorcycle": "scikit-image-0.25.2/skimage/data/motorcycle_left.png",
-    "camera": "scikit-image-0.25.2/skimage/data/camera.png",
-}
+from sample_photos import PHOTOS  # noqa: E402
 SAMPLES = 64
 
 
