@@ -132,6 +132,34 @@ impl<K: Ord + DeserializeOwned, A: DeserializeOwned> Split<K, A> {
         }
         Ok(())
     }
+
+    /// Takes the next message from the exchange, waiting at most `wait` (`None`: until one
+    /// comes); returns whether one came. A closed exchange marks the stage failed.
+    fn next(&mut self, wait: Option<std::time::Duration>) -> Result<bool, String> {
+        let got = match wait {
+            Some(wait) => self
+                .end
+                .incoming
+                .recv_timeout(wait)
+                .map_err(|e| e.is_disconnected()),
+            None => self.end.incoming.recv().map_err(|_| true),
+        };
+        match got {
+            Ok(message) => self.take(message).map(|()| true),
+            Err(disconnected) => {
+                if disconnected {
+                    self.stopped();
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// The exchange's channels are closed (its coordinator stopped).
+    fn stopped(&mut self) {
+        self.failed
+            .get_or_insert_with(|| "the exchange between workers stopped".into());
+    }
 }
 
 impl<T, F, C, N> CombineOp<F, C, T, F::Key, C::Acc, N>
@@ -282,9 +310,7 @@ where
             .send(Outgoing::Ship { parcels, watermark })
             .is_err()
         {
-            split
-                .failed
-                .get_or_insert_with(|| "the exchange between workers stopped".into());
+            split.stopped();
         }
     }
 
@@ -295,19 +321,10 @@ where
             return;
         };
         loop {
-            match split.end.incoming.try_recv() {
-                Ok(message) => {
-                    if let Err(error) = split.take(message) {
-                        return run.fail(Error::Internal(error));
-                    }
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => break,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    split
-                        .failed
-                        .get_or_insert_with(|| "the exchange between workers stopped".into());
-                    break;
-                }
+            match split.next(Some(std::time::Duration::ZERO)) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(error) => return run.fail(Error::Internal(error)),
             }
         }
         let upto = split.job;
@@ -334,20 +351,8 @@ where
             {
                 return;
             }
-            match split
-                .end
-                .incoming
-                .recv_timeout(std::time::Duration::from_millis(50))
-            {
-                Ok(message) => {
-                    if let Err(error) = split.take(message) {
-                        return run.fail(Error::Internal(error));
-                    }
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    split.failed = Some("the exchange between workers stopped".into());
-                }
+            if let Err(error) = split.next(Some(std::time::Duration::from_millis(50))) {
+                return run.fail(Error::Internal(error));
             }
             let upto = split.job;
             self.emit_arrived(upto, run);
@@ -404,12 +409,7 @@ where
         };
         let _ = split.end.out.send(Outgoing::Done);
         while !split.closed && split.failed.is_none() {
-            match split.end.incoming.recv() {
-                Ok(message) => split.take(message).map_err(Error::Internal)?,
-                Err(_) => {
-                    split.failed = Some("the exchange between workers stopped".into());
-                }
-            }
+            split.next(None).map_err(Error::Internal)?;
         }
         if let Some(why) = split.failed.take() {
             return Err(Error::Peer(format!(
