@@ -19,6 +19,18 @@ Pre-processing on the PyTorch side is tandem's (for EfficientNet-Lite the upstre
 center crop of size / (size + 32) of the shorter side, TensorFlow's legacy bilinear resize,
 (x - 127) / 128; WordPiece, mean pooling and L2 normalisation for MiniLM), done with PIL and
 NumPy, the way a Python service would.
+
+MTCNN ("MTCNN cascade", tandem's `Mtcnn` handler) is facenet-pytorch 2.6.0's P-Net, R-Net and
+O-Net with its weights ($TANDEM_HOME/facenet-pytorch-2.6.0/facenet_pytorch/data/*.pt) and its
+`detect_face` cascade with `MTCNN()`'s defaults (minimum face 20, thresholds 0.6 / 0.7 / 0.7,
+factor 0.709), written out here in plain PyTorch because facenet-pytorch imports torchvision:
+torchvision's `nms` is replaced by a torch/NumPy one (a few per cent of the time) and, as in
+tandem, a box whose crop lies outside the image is dropped with it. End to end is PIL decoding
+to RGB (tandem's `prepare`) and detection, model only the detection on decoded images (the
+whole cascade: pyramid, the three networks, NMS, crops, landmarks, as tandem's `infer`). The
+images of a batch go through the cascade one after another, as in tandem. It finds the faces of
+models/tests/reference/mtcnn_cascade.json (tandem's test reference) within 1e-3 pixels. No ONNX
+Runtime figure for MTCNN (the cascade is Python control flow around three small networks).
 """
 
 import argparse
@@ -132,6 +144,223 @@ def encode(tok, sentences):
     return ids, mask
 
 
+# MTCNN: facenet-pytorch 2.6.0's three networks and its `detect_face` cascade with the defaults of
+# its `MTCNN` (tandem's MtcnnConfig), in plain PyTorch: facenet-pytorch itself imports torchvision
+# (for `batched_nms` and image transforms), which this script does without.
+MTCNN_WEIGHTS = HOME / "facenet-pytorch-2.6.0" / "facenet_pytorch" / "data"
+MTCNN_MIN_FACE, MTCNN_THRESHOLDS, MTCNN_FACTOR = 20, (0.6, 0.7, 0.7), 0.709
+
+
+class PNet(torch.nn.Module):
+    """facenet_pytorch/models/mtcnn.py's PNet (the layer names are its state dict's)."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        return self.conv4_2(x), torch.softmax(self.conv4_1(x), 1)  # boxes, probabilities
+
+
+class RNet(torch.nn.Module):
+    """facenet_pytorch/models/mtcnn.py's RNet."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+        self.dense5_1, self.dense5_2 = nn.Linear(128, 2), nn.Linear(128, 4)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x)).permute(0, 3, 2, 1).contiguous()
+        x = self.prelu4(self.dense4(x.view(x.shape[0], -1)))
+        return self.dense5_2(x), torch.softmax(self.dense5_1(x), 1)  # boxes, probabilities
+
+
+class ONet(torch.nn.Module):
+    """facenet_pytorch/models/mtcnn.py's ONet."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+        self.dense6_1, self.dense6_2 = nn.Linear(256, 2), nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x)).permute(0, 3, 2, 1).contiguous()
+        x = self.prelu5(self.dense5(x.view(x.shape[0], -1)))
+        # boxes, landmarks (x1..x5, y1..y5), probabilities
+        return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), 1)
+
+
+def mtcnn_nets():
+    nets = []
+    for cls, name in [(PNet, "pnet"), (RNet, "rnet"), (ONet, "onet")]:
+        net = cls()
+        net.load_state_dict(torch.load(MTCNN_WEIGHTS / f"{name}.pt"))
+        nets.append(net.eval())
+    return nets
+
+
+def nms(boxes, scores, threshold):
+    """torchvision.ops.nms (what facenet-pytorch calls): the indices kept, by decreasing score;
+    a box whose IoU (areas without +1) with a kept box is > threshold is dropped. The IoU matrix
+    in torch, the greedy pass over its rows in NumPy."""
+    if len(boxes) == 0:
+        return torch.empty(0, dtype=torch.long)
+    order = torch.argsort(scores, descending=True, stable=True)
+    b = boxes[order]
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    wh = (torch.minimum(b[:, None, 2:4], b[None, :, 2:4])
+          - torch.maximum(b[:, None, :2], b[None, :, :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    over = (inter / (area[:, None] + area[None, :] - inter) > threshold).numpy()
+    suppressed, keep = np.zeros(len(b), bool), []
+    for i in range(len(b)):
+        if not suppressed[i]:
+            keep.append(i)
+            suppressed |= over[i]
+    return order[keep]
+
+
+def nms_min(boxes, scores, threshold):
+    """facenet-pytorch's nms_numpy(..., 'Min') (its last NMS): overlap over the smaller box,
+    areas with +1, kept where <= threshold."""
+    b, s = boxes.numpy(), scores.numpy()
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    order, keep = np.argsort(-s, kind="stable"), []
+    while len(order):
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]) + 1)
+        h = np.maximum(0.0, np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]) + 1)
+        order = rest[w * h / np.minimum(area[i], area[rest]) <= threshold]
+    return torch.as_tensor(np.array(keep, dtype=np.int64))
+
+
+def rerec(b):
+    """A square of the longer side around each box's centre."""
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    side = torch.maximum(w, h)
+    x1, y1 = b[:, 0] + w * 0.5 - side * 0.5, b[:, 1] + h * 0.5 - side * 0.5
+    return torch.stack([x1, y1, x1 + side, y1 + side, b[:, 4]], 1)
+
+
+def bbreg(b, reg):
+    w, h = b[:, 2] - b[:, 0] + 1, b[:, 3] - b[:, 1] + 1
+    return torch.stack([b[:, 0] + reg[:, 0] * w, b[:, 1] + reg[:, 1] * h,
+                        b[:, 2] + reg[:, 2] * w, b[:, 3] + reg[:, 3] * h, b[:, 4]], 1)
+
+
+def mtcnn_crops(img, boxes, size):
+    """facenet-pytorch's `pad` and crops: each box truncated, clamped into the image, the part
+    inside area-resized to size x size and normalised. A box whose crop is empty is dropped with
+    it (upstream drops the crop and keeps the box; tandem drops both): (kept indices, crops)."""
+    _, _, h, w = img.shape
+    kept, data = [], []
+    for k, (x, y, ex, ey) in enumerate(boxes[:, :4].trunc().int().tolist()):
+        x, y, ex, ey = max(x, 1), max(y, 1), min(ex, w), min(ey, h)
+        if ey > y - 1 and ex > x - 1:
+            kept.append(k)
+            data.append(torch.nn.functional.interpolate(img[:, :, y - 1:ey, x - 1:ex],
+                                                        size=(size, size), mode="area"))
+    if not kept:
+        return torch.empty(0, dtype=torch.long), None
+    return torch.tensor(kept), (torch.cat(data) - 127.5) * 0.0078125
+
+
+def mtcnn_detect(nets, image):
+    """facenet-pytorch 2.6.0's `detect_face` on one decoded RGB image (uint8 [h, w, 3]), with
+    MTCNN()'s defaults: (boxes [k, 5] x1, y1, x2, y2, probability, landmarks [k, 5, 2]), by
+    decreasing probability (detect_face's order, as tandem's Detector::detect). Float32 as
+    upstream (tandem does the box arithmetic in float64)."""
+    pnet, rnet, onet = nets
+    img = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float()
+    h, w = img.shape[2:]
+    scales, scale, minl = [], 12.0 / MTCNN_MIN_FACE, min(h, w) * 12.0 / MTCNN_MIN_FACE
+    while minl >= 12:
+        scales.append(scale)
+        scale, minl = scale * MTCNN_FACTOR, minl * MTCNN_FACTOR
+    t1, t2, t3 = MTCNN_THRESHOLDS
+    none = torch.zeros(0, 5), torch.zeros(0, 5, 2)
+
+    # P-Net over the pyramid: cells >= t1 as boxes (generateBoundingBox), NMS 0.5 per scale.
+    picked = []
+    for scale in scales:
+        x = torch.nn.functional.interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)),
+                                            mode="area")
+        reg, probs = pnet((x - 127.5) * 0.0078125)
+        mask = probs[0, 1] >= t1
+        cells = mask.nonzero().float().flip(1)
+        boxes = torch.cat([((2 * cells + 1) / scale).floor(), ((2 * cells + 12) / scale).floor(),
+                           probs[0, 1][mask].unsqueeze(1), reg[0][:, mask].T], 1)
+        picked.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
+    boxes = torch.cat(picked)
+    boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+    regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    boxes = rerec(torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
+                               boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh,
+                               boxes[:, 4]], 1))
+
+    # R-Net on 24x24 crops: > t2, NMS 0.7, regression, squared.
+    kept, data = mtcnn_crops(img, boxes, 24)
+    if data is None:
+        return none
+    reg, probs = rnet(data)
+    score = probs[:, 1]
+    ok = score > t2
+    boxes = torch.cat([boxes[kept][ok, :4], score[ok, None]], 1)
+    reg = reg[ok]
+    pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
+    boxes = rerec(bbreg(boxes[pick], reg[pick]))
+
+    # O-Net on 48x48 crops: > t3, landmarks, regression, NMS 0.7 'Min'.
+    kept, data = mtcnn_crops(img, boxes, 48)
+    if data is None:
+        return none
+    reg, marks, probs = onet(data)
+    score = probs[:, 1]
+    ok = score > t3
+    boxes = torch.cat([boxes[kept][ok, :4], score[ok, None]], 1)
+    reg, marks = reg[ok], marks[ok]
+    wi, hi = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
+    points = torch.stack([wi[:, None] * marks[:, :5] + boxes[:, 0:1] - 1,
+                          hi[:, None] * marks[:, 5:] + boxes[:, 1:2] - 1], 2)
+    boxes = bbreg(boxes, reg)
+    pick = nms_min(boxes[:, :4], boxes[:, 4], 0.7)
+    return boxes[pick], points[pick]
+
+
+def decode_rgb(path):
+    """tandem's Mtcnn::prepare: the photo decoded to RGB (grayscale expanded), uint8 [h, w, 3]."""
+    return np.array(Image.open(path).convert("RGB"))
+
+
 def cycle(items, batch, start):
     return [items[(start + i) % len(items)] for i in range(batch)]
 
@@ -167,6 +396,30 @@ def pytorch_figures(seconds):
         out[("all-MiniLM-L6-v2", batch)] = (items_per_second(batch, seconds, end_to_end),
                                              items_per_second(batch, seconds,
                                                               lambda: embed(ids, mask)))
+    # MTCNN: one image after another through the whole cascade, as tandem's Mtcnn::infer runs a
+    # batch (and as facenet-pytorch must for photos of different sizes): a batch of 16 is 16
+    # detections, no batched forward pass. A detection's cost depends on the photo (about 5x
+    # between chelsea and motorcycle_left), and model only times one fixed batch: here the one
+    # starting at the first photo, in tandem's bench the one after its end-to-end run, so at
+    # batch 1 the two model-only figures may be of different photos.
+    nets = mtcnn_nets()
+    for batch in BATCHES:
+        counter = [0]
+
+        def end_to_end():
+            paths = cycle(PHOTOS, batch, counter[0])
+            counter[0] += batch
+            for image in [decode_rgb(p) for p in paths]:
+                mtcnn_detect(nets, image)
+
+        def model_only(images):
+            for image in images:
+                mtcnn_detect(nets, image)
+
+        images = [decode_rgb(p) for p in cycle(PHOTOS, batch, 0)]
+        out[("MTCNN cascade", batch)] = (items_per_second(batch, seconds, end_to_end),
+                                          items_per_second(batch, seconds,
+                                                           lambda: model_only(images)))
     return out
 
 
