@@ -25,7 +25,7 @@ use super::batcher::{Batcher, Formed};
 use super::front::{lock_metrics, lock_pending, Intake, Item, Msg, Piece};
 use super::hot_swap::Watch;
 use super::reorder::{Release, Reorder};
-use super::replica::{ids, Event, Job, Replica, Spawn, State};
+use super::replica::{ids, infer, Event, Job, Replica, Runner, Spawn, State};
 use super::{DeviceRequest, ModelHandler, PredictionResult, SharedHandler};
 use crate::context::{Pos, RunContext};
 use crate::metrics::{InferenceMetrics, MetricsCell};
@@ -265,7 +265,11 @@ impl<H: SharedHandler> Dispatcher<H> {
                 batch,
                 swap,
             };
-            if let Err(cb::SendError(job)) = replica.jobs.send(job) {
+            let job = match &replica.runner {
+                Runner::Thread(jobs) => jobs.send(job).map(|()| None),
+                Runner::Inline(_) => Ok(Some(job)),
+            };
+            if let Err(cb::SendError(job)) = job {
                 // The replica's thread has gone (it cannot panic: `infer` is guarded). Put the
                 // batch back for another replica.
                 replica.state = State::Gone;
@@ -297,7 +301,33 @@ impl<H: SharedHandler> Dispatcher<H> {
                     model_id,
                 },
             );
+            if let Ok(Some(job)) = job {
+                self.run_inline(r, job, run);
+            }
         }
+    }
+
+    /// Runs a batch on the dispatcher's own thread (see [`Runner::Inline`]) and sends its
+    /// results on at once.
+    fn run_inline(&mut self, r: usize, job: Job<H>, run: &RunContext) {
+        let replica = &mut self.replicas[r];
+        let Runner::Inline(slot) = &mut replica.runner else {
+            return;
+        };
+        let Some(mut model) = job.swap.or_else(|| slot.take()) else {
+            return;
+        };
+        let (result, took) = infer(&*self.handler, &mut model, job.batch);
+        *slot = Some(model);
+        let done = Event::Done {
+            replica: r,
+            incarnation: replica.incarnation,
+            seq: job.seq,
+            result,
+            took,
+        };
+        self.on_event(done, run);
+        self.emit();
     }
 
     /// Sends on what the reorder buffer releases: results in batch order, end-of-source notices

@@ -73,9 +73,19 @@ pub(crate) fn ids(ids: &[String]) -> Ids {
     ids.iter().map(|id| Arc::from(id.as_str())).collect()
 }
 
-/// The dispatcher's handle on one replica thread.
+/// Where a replica runs its batches.
+pub(crate) enum Runner<H: SharedHandler> {
+    /// On a thread of its own, fed through this channel.
+    Thread(cb::Sender<Job<H>>),
+    /// On the dispatcher's thread, which holds the model (`None` only while it runs a batch):
+    /// a lone replica with no timeout, where a thread of its own would add two hand-offs per
+    /// batch and nothing else (the dispatcher has no other batch to hand out meanwhile).
+    Inline(Option<H::Model>),
+}
+
+/// The dispatcher's handle on one replica.
 pub(crate) struct Replica<H: SharedHandler> {
-    pub jobs: cb::Sender<Job<H>>,
+    pub runner: Runner<H>,
     pub lost: Arc<AtomicBool>,
     pub incarnation: u64,
     pub state: State,
@@ -122,7 +132,7 @@ impl<H: SharedHandler> Spawn<'_, H> {
             .spawn(move || thread.run(model, rx))
             .map_err(|e| format!("cannot start a thread for replica {index}: {e}"))?;
         Ok(Replica {
-            jobs,
+            runner: Runner::Thread(jobs),
             lost,
             incarnation,
             state,
@@ -131,6 +141,30 @@ impl<H: SharedHandler> Spawn<'_, H> {
             next: None,
         })
     }
+
+    /// Replica `0`, run on the dispatcher's thread with `model` (see [`Runner::Inline`]).
+    pub fn inline(&self, model: H::Model, ids: Ids) -> Replica<H> {
+        Replica {
+            runner: Runner::Inline(Some(model)),
+            lost: Arc::new(AtomicBool::new(false)),
+            incarnation: 0,
+            state: State::Idle,
+            busy: Duration::ZERO,
+            ids,
+            next: None,
+        }
+    }
+}
+
+/// Runs `infer` on a batch, a panic being an error like any other; how long it took.
+pub(crate) fn infer<H: SharedHandler>(
+    handler: &H,
+    model: &mut H::Model,
+    batch: Vec<H::Prepared>,
+) -> (Result<Vec<H::Inference>, String>, Duration) {
+    let started = Instant::now();
+    let result = guard(|| handler.infer(model, batch)).and_then(|r| r);
+    (result, started.elapsed())
 }
 
 struct Thread<H: SharedHandler> {
@@ -173,10 +207,7 @@ impl<H: SharedHandler> Thread<H> {
             if let Some(new) = job.swap {
                 model = new;
             }
-            let started = Instant::now();
-            let batch = job.batch;
-            let result = guard(|| self.handler.infer(&mut model, batch)).and_then(|r| r);
-            let took = started.elapsed();
+            let (result, took) = infer(&*self.handler, &mut model, job.batch);
             if self.lost.load(Relaxed) {
                 return;
             }

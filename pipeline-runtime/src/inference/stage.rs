@@ -66,7 +66,14 @@ pub(crate) fn start<H: SharedHandler>(
         }
         device_name = loaded.device;
         model_id = loaded.ids.join(", ");
-        replicas.push(spawn.replica(index, 0, Some(loaded.model), ids(&loaded.ids))?);
+        let ids = ids(&loaded.ids);
+        replicas.push(if count == 1 && serving.timeout.is_none() {
+            // Nothing to hand out while the lone replica runs, and no batch to give up: the
+            // dispatcher runs the model itself, two hand-offs per batch fewer.
+            spawn.inline(loaded.model, ids)
+        } else {
+            spawn.replica(index, 0, Some(loaded.model), ids)?
+        });
     }
     let metrics: MetricsCell = Arc::new(std::sync::Mutex::new(InferenceMetrics {
         stage: id,
