@@ -65,6 +65,31 @@ fn max_wait_runs_a_partial_batch_while_the_source_is_blocked() {
 }
 
 #[test]
+fn max_wait_runs_a_partial_batch_that_follows_full_ones_while_the_source_is_blocked() {
+    // The front tells the dispatcher of a new partial batch only when its timer is not already
+    // set: after full batches the timer set for the first one must still find the last.
+    let model = Scale::new(100);
+    let seen = model.batches.clone();
+    let ran_while_blocked = Arc::new(AtomicUsize::new(0));
+    let flag = ran_while_blocked.clone();
+    // Two full batches and one input, then the source blocks until the model has run all three.
+    let input = (0..6).inspect(move |&i| {
+        if i == 5 && wait_for(Duration::from_secs(10), || seen.lock().unwrap().len() == 3) {
+            flag.store(1, SeqCst);
+        }
+    });
+    let model = model.max_batch(2).max_wait(Duration::from_millis(20));
+    let (args, _) = run_tuned(input, model);
+    assert_eq!(
+        ran_while_blocked.load(SeqCst),
+        1,
+        "the partial batch after the full ones waited for the source"
+    );
+    assert_eq!(args.model.inner().sizes(), [2, 2, 1, 1]);
+    assert_eq!(args.out.take().len(), 6);
+}
+
+#[test]
 fn min_batch_holds_a_partial_batch_until_it_has_enough() {
     let model = Scale::new(10);
     // Three inputs, a pause far longer than max_wait, three more.

@@ -16,10 +16,74 @@
 //!
 //! `cargo bench -p tandem-models --bench inference` (`TANDEM_BENCH_RUNS` rounds, default 10;
 //! `TANDEM_BENCH_MODEL_BATCH` the model's batch size, default 32; `TANDEM_BENCH_DEVICE=gpu|cpu|auto`,
-//! default cpu). `cargo test --benches` runs a quick check.
+//! default cpu; `TANDEM_BENCH_ALLOC=mimalloc` runs both variants on mimalloc instead of the
+//! system's allocator). `cargo test --benches` runs a quick check.
 
 #[path = "../../benches/common/mod.rs"]
 mod common;
+
+/// The allocator both variants run on, chosen once, before the first allocation, by
+/// `TANDEM_BENCH_ALLOC` (read with `getenv`, which does not allocate): the system's (glibc) by
+/// default, or mimalloc. A pipeline frees on one thread what another allocated (the input parsed
+/// by the source, freed after the writer wrote it), which glibc's per-thread caches handle poorly
+/// and mimalloc well; the bare loop allocates and frees on one thread.
+struct Chosen;
+
+static MIMALLOC: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+impl Chosen {
+    fn mimalloc() -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        match MIMALLOC.load(Relaxed) {
+            0 => {
+                // SAFETY: `getenv` with a NUL-terminated name; its result is read before any
+                // thread could change the environment (the first allocation of the process).
+                let chosen = unsafe {
+                    let value = libc::getenv(c"TANDEM_BENCH_ALLOC".as_ptr());
+                    !value.is_null() && std::ffi::CStr::from_ptr(value) == c"mimalloc"
+                };
+                MIMALLOC.store(if chosen { 2 } else { 1 }, Relaxed);
+                chosen
+            }
+            chosen => chosen == 2,
+        }
+    }
+}
+
+// SAFETY: every call goes to the one allocator chosen before the first allocation.
+unsafe impl std::alloc::GlobalAlloc for Chosen {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if Self::mimalloc() {
+            mimalloc::MiMalloc.alloc(layout)
+        } else {
+            std::alloc::System.alloc(layout)
+        }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        if Self::mimalloc() {
+            mimalloc::MiMalloc.dealloc(ptr, layout)
+        } else {
+            std::alloc::System.dealloc(ptr, layout)
+        }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if Self::mimalloc() {
+            mimalloc::MiMalloc.alloc_zeroed(layout)
+        } else {
+            std::alloc::System.alloc_zeroed(layout)
+        }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        if Self::mimalloc() {
+            mimalloc::MiMalloc.realloc(ptr, layout, size)
+        } else {
+            std::alloc::System.realloc(ptr, layout, size)
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Chosen = Chosen;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -205,6 +269,12 @@ fn write_input(path: &Path, rows: usize, width: usize) {
 
 fn main() {
     let (full, runs) = common::bench_mode(10);
+    let allocator = if Chosen::mimalloc() {
+        "mimalloc"
+    } else {
+        "the system's (glibc)"
+    };
+    println!("allocator: {allocator}");
     let choice = match std::env::var("TANDEM_BENCH_DEVICE").as_deref() {
         Ok("gpu") => DeviceChoice::Gpu,
         Ok("auto") => DeviceChoice::Auto,

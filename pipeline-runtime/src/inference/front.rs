@@ -46,6 +46,12 @@ pub(crate) struct Pending<H: SharedHandler> {
     /// Pieces made from this buffer (counted under its lock): while the dispatcher has received
     /// fewer, a piece is on its way and the buffer's inputs must wait behind it.
     pub sent: u64,
+    /// Whether the dispatcher keeps a timer for this buffer: set by the front when it says
+    /// [`Msg::Started`], cleared by the dispatcher when it finds the buffer empty or takes it.
+    /// While set, a new partial batch needs no message of its own (the timer, on firing, looks
+    /// at the buffer's first input and waits again if that is not yet due): one message, and
+    /// one wake-up of the dispatcher, per `max_wait` rather than per batch.
+    pub armed: bool,
     max: usize,
 }
 
@@ -55,12 +61,14 @@ impl<H: SharedHandler> Pending<H> {
             since: Instant::now(),
             items: Vec::with_capacity(max),
             sent: 0,
+            armed: false,
             max,
         }))
     }
 
     /// Takes what waits, if anything does (the dispatcher, by its timer).
     pub fn take(&mut self) -> Option<Piece<H>> {
+        self.armed = false;
         if self.items.is_empty() {
             return None;
         }
@@ -71,9 +79,13 @@ impl<H: SharedHandler> Pending<H> {
         })
     }
 
-    /// Takes what waits to send it down the channel (the front), counting the piece.
+    /// Takes what waits to send it down the channel (the front), counting the piece; the
+    /// dispatcher's timer, if armed, stays armed for the next partial batch.
     fn take_to_send(&mut self) -> Option<Piece<H>> {
-        let piece = self.take()?;
+        let armed = self.armed;
+        let piece = self.take();
+        self.armed = armed;
+        let piece = piece?;
         self.sent += 1;
         Some(piece)
     }
@@ -146,7 +158,8 @@ impl<H: SharedHandler> Push<H::Input> for Front<H> {
                 p.items.push((pos, item, prepared));
                 let msg = if p.items.len() >= self.max {
                     p.take_to_send().map(Msg::Piece)
-                } else if first {
+                } else if first && !p.armed {
+                    p.armed = true;
                     Some(Msg::Started(p.since))
                 } else {
                     None
@@ -235,6 +248,7 @@ impl<H: SharedHandler> Intake<H> {
             return None;
         }
         if p.items.is_empty() {
+            p.armed = false;
             return None;
         }
         let due = p.since + max_wait;
