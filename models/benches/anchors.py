@@ -7,6 +7,9 @@ the same run as tandem so the ratios compare like with like.
     cargo bench -p tandem-models --bench models --no-run        # build first, off the clock
     .venv/bin/python models/benches/anchors.py                   # tandem, then PyTorch, then ORT
 
+`--matmul` times MiniLM's matrix products alone, flex (tandem's bench with
+`TANDEM_BENCH_ONLY=matmul`) against `torch.matmul`, in GFLOP/s.
+
 Not part of CI. It runs tandem's bench (`--tandem-command`, or `--no-tandem` to skip), then
 times each model in PyTorch end to end (decode + resize + model, or tokenize + model) and model
 only, then ONNX Runtime model only (the PyTorch module exported with `torch.onnx.export`), each
@@ -399,9 +402,8 @@ def pytorch_figures(seconds):
     # MTCNN: one image after another through the whole cascade, as tandem's Mtcnn::infer runs a
     # batch (and as facenet-pytorch must for photos of different sizes): a batch of 16 is 16
     # detections, no batched forward pass. A detection's cost depends on the photo (about 5x
-    # between chelsea and motorcycle_left), and model only times one fixed batch: here the one
-    # starting at the first photo, in tandem's bench the one after its end-to-end run, so at
-    # batch 1 the two model-only figures may be of different photos.
+    # between chelsea and motorcycle_left), and model only times one fixed batch: on both sides
+    # the one starting at the first photo (astronaut at batch 1).
     nets = mtcnn_nets()
     for batch in BATCHES:
         counter = [0]
@@ -562,6 +564,33 @@ def tandem_figures(command, seconds):
     return out
 
 
+# MiniLM's matrix products (see `matmuls` in models/benches/models.rs): batch 16 padded to 19
+# tokens (304 rows), and the first sentence alone (8 tokens).
+MATMULS = [(304, 384, 384), (304, 384, 1536), (304, 1536, 384), (8, 384, 384), (8, 384, 1536)]
+MATMUL_LINE = re.compile(r"^matmul (?P<m>\d+)x(?P<k>\d+)x(?P<n>\d+): (?P<gflops>[\d.]+) GFLOP/s")
+
+
+def matmul_table(command, seconds):
+    """flex's matmul (tandem's bench, `TANDEM_BENCH_ONLY=matmul`) against `torch.matmul` on the
+    same shapes, GFLOP/s, in one run."""
+    env = dict(os.environ, TANDEM_BENCH_SECONDS=str(seconds), TANDEM_BENCH_ONLY="matmul")
+    text = subprocess.run(command, shell=True, env=env, check=True, capture_output=True,
+                          text=True).stdout
+    tandem = {}
+    for line in text.splitlines():
+        m = MATMUL_LINE.match(line.strip())
+        if m:
+            tandem[(int(m["m"]), int(m["k"]), int(m["n"]))] = float(m["gflops"])
+    print("| m x k x n | tandem (flex) GFLOP/s | PyTorch GFLOP/s | tandem / PyTorch |")
+    print("|---|---|---|---|")
+    for m, k, n in MATMULS:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        runs = items_per_second(1, seconds, lambda: torch.matmul(a, b))
+        torch_gflops = runs * 2 * m * k * n / 1e9
+        ours = tandem.get((m, k, n), 0.0)
+        print(f"| {m} x {k} x {n} | {ours:.1f} | {torch_gflops:.1f} | {ours / torch_gflops:.2f}x |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -571,8 +600,13 @@ def main():
     parser.add_argument("--no-tandem", action="store_true")
     parser.add_argument("--captioning-only", action="store_true",
                         help="BLIP and CLIP only (TANDEM_CAPTION_REFERENCE names their folder)")
+    parser.add_argument("--matmul", action="store_true",
+                        help="MiniLM's matrix products alone: flex against torch.matmul")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.matmul:
+        matmul_table(args.tandem_command, args.seconds)
+        return
     if args.captioning_only:
         os.environ["TANDEM_BENCH_ONLY"] = "LIP"  # BLIP and CLIP, not MiniLM
     tandem = {} if args.no_tandem else tandem_figures(args.tandem_command, args.seconds)

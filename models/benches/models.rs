@@ -13,6 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use burn::tensor::{Distribution, Tensor};
+
 use tandem::inference::{DeviceChoice, HandlerExt, ModelHandler};
 use tandem_models::blip::BlipCaptioner;
 use tandem_models::clip::{ClipQuery, ClipRanker};
@@ -75,12 +77,12 @@ where
         .load(DeviceChoice::Cpu.into())
         .expect("the model loads")
         .model;
-    let mut next = 0;
-    let mut prepare_batch = || -> Vec<H::Prepared> {
+    let next = std::cell::Cell::new(0);
+    let prepare_batch = || -> Vec<H::Prepared> {
         (0..batch)
             .map(|_| {
-                let input = &inputs[next % inputs.len()];
-                next += 1;
+                let input = &inputs[next.get() % inputs.len()];
+                next.set(next.get() + 1);
                 handler.prepare(input).expect("prepares")
             })
             .collect()
@@ -93,6 +95,9 @@ where
         let prepared = prepare_batch();
         infer(&mut model, prepared);
     });
+    // The first `batch` inputs, as the anchors (`anchors.py`) take them: at batch 1 the model's
+    // cost depends on which photo or sentence it is.
+    next.set(0);
     let prepared = prepare_batch();
     let model_only = items_per_second(batch, run, || infer(&mut model, prepared.clone()));
     let prepare_only = items_per_second(batch, run, || {
@@ -151,6 +156,33 @@ fn main() {
         println!("MTCNN cascade, batch {batch}: images {m}");
     }
     captioning(&photos, run, &wanted);
+    matmuls(run, &wanted);
+}
+
+/// MiniLM's matrix products alone, on flex: the attention projections and the feed-forward
+/// layers at batch 16 (16 sentences padded to 19 tokens: 304 rows) and batch 1 (the first
+/// sentence, 8 tokens), in GFLOP/s; `anchors.py` times `torch.matmul` on the same shapes.
+/// `TANDEM_BENCH_ONLY=matmul` for these alone; not part of a plain run's models.
+fn matmuls(run: Duration, wanted: &dyn Fn(&str) -> bool) {
+    if !wanted("matmul") || !std::env::var("TANDEM_BENCH_ONLY").is_ok_and(|o| !o.is_empty()) {
+        return;
+    }
+    let (device, _) = tandem_models::device::select(DeviceChoice::Cpu).expect("the CPU");
+    for [m, k, n] in [
+        [304, 384, 384],
+        [304, 384, 1536],
+        [304, 1536, 384],
+        [8, 384, 384],
+        [8, 384, 1536],
+    ] {
+        let a = Tensor::<2>::random([m, k], Distribution::Default, &device);
+        let b = Tensor::<2>::random([k, n], Distribution::Default, &device);
+        let per_second = items_per_second(1, run, || {
+            std::hint::black_box(a.clone().matmul(b.clone()).into_data());
+        });
+        let gflops = per_second * 2.0 * (m * k * n) as f64 / 1e9;
+        println!("matmul {m}x{k}x{n}: {gflops:.1} GFLOP/s");
+    }
 }
 
 /// BLIP writing 3 candidates per image (beam search and nucleus sampling, 20 new tokens at
