@@ -31,6 +31,7 @@
 //! - `labels`: the ImageNet class names and the most likely classes ([`top_k`]);
 //! - `handler`: [`EfficientNetLite`], the `ModelHandler`.
 
+mod depthwise;
 mod handler;
 mod labels;
 mod model;

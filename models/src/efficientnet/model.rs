@@ -8,6 +8,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::Module;
 use burn::tensor::{Device, Tensor};
 
+use super::depthwise;
+
 use crate::fetch::Asset;
 
 /// BatchNorm epsilon of the TF models (`batch_norm_epsilon=1e-3`).
@@ -221,7 +223,15 @@ impl MbConv {
         if let Some(conv) = &self.expand_conv {
             x = relu6(normed(&self.bn0, conv.forward(x)));
         }
-        x = relu6(normed(&self.bn1, self.depthwise_conv.forward(x)));
+        x = match (&self.bn1, &self.depthwise_conv.bias) {
+            // Folded, on the CPU: the convolution, its bias and ReLU6 in one pass.
+            (None, Some(bias)) if depthwise::applies(&x, &self.depthwise_conv.weight.val()) => {
+                let (weight, stride) =
+                    (self.depthwise_conv.weight.val(), self.depthwise_conv.stride);
+                depthwise::depthwise_relu6(x, &weight, &bias.val(), stride[0])
+            }
+            _ => relu6(normed(&self.bn1, self.depthwise_conv.forward(x))),
+        };
         x = normed(&self.bn2, self.project_conv.forward(x));
         if self.skip {
             x = x + input;
