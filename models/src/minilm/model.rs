@@ -4,8 +4,10 @@
 use burn::config::Config;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::Module;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
+
+use super::gelu::gelu;
 
 // all-MiniLM-L6-v2's hyperparameters (its `config.json`): [`MiniLmConfig`]'s defaults.
 pub const VOCAB: usize = 30522;
