@@ -27,6 +27,7 @@ pub mod device;
 pub mod efficientnet;
 mod error;
 pub mod fetch;
+mod gelu;
 pub mod hub;
 pub mod image_io;
 pub mod minilm;

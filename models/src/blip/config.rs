@@ -34,9 +34,9 @@ impl Activation {
         self,
         x: burn::tensor::Tensor<D>,
     ) -> burn::tensor::Tensor<D> {
-        use burn::tensor::activation::{gelu, gelu_approximate, relu};
+        use burn::tensor::activation::{gelu_approximate, relu};
         match self {
-            Self::Gelu => gelu(x),
+            Self::Gelu => crate::gelu::gelu(x),
             Self::GeluTanh => gelu_approximate(x),
             Self::Relu => relu(x),
         }

@@ -8,7 +8,7 @@ use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::prelude::Module;
-use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -627,7 +627,7 @@ impl Mlp {
         let x = if self.quick_gelu {
             x.clone() * sigmoid(x.mul_scalar(1.702))
         } else {
-            gelu(x)
+            crate::gelu::gelu(x)
         };
         self.fc2.forward(x)
     }

@@ -21,7 +21,6 @@
 //! - `tokenizer`: the preprocessing ([`load_tokenizer`], [`tokenize`]);
 //! - `handler`: [`embed`] (pads a batch, runs the model) and [`MiniLm`], the `ModelHandler`.
 
-mod gelu;
 mod handler;
 mod model;
 mod tokenizer;

@@ -7,7 +7,7 @@ use burn::prelude::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::gelu::gelu;
+use crate::gelu::gelu;
 
 // all-MiniLM-L6-v2's hyperparameters (its `config.json`): [`MiniLmConfig`]'s defaults.
 pub const VOCAB: usize = 30522;
