@@ -35,6 +35,7 @@
 mod cascade;
 mod handler;
 mod model;
+mod pool;
 mod preprocessing;
 mod stages;
 mod weights;

@@ -7,6 +7,8 @@ use burn::prelude::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
+use super::pool::max_pool;
+
 /// The side of R-Net's input crops.
 pub const RNET_SIZE: usize = 24;
 /// The side of O-Net's input crops.
@@ -82,7 +84,7 @@ impl PNet {
     /// For normalised images `[n, 3, h, w]` (h, w >= 12).
     pub fn forward(&self, x: Tensor<4>) -> PNetOutput {
         let x = self.prelu1.forward(self.conv1.forward(x));
-        let x = self.pool1.forward(x);
+        let x = max_pool(&self.pool1, x);
         let x = self.prelu2.forward(self.conv2.forward(x));
         let x = self.prelu3.forward(self.conv3.forward(x));
         PNetOutput {
@@ -140,9 +142,9 @@ impl RNet {
     /// For normalised crops `[n, 3, 24, 24]`.
     pub fn forward(&self, x: Tensor<4>) -> RNetOutput {
         let x = self.prelu1.forward(self.conv1.forward(x));
-        let x = self.pool1.forward(x);
+        let x = max_pool(&self.pool1, x);
         let x = self.prelu2.forward(self.conv2.forward(x));
-        let x = self.pool2.forward(x);
+        let x = max_pool(&self.pool2, x);
         let x = self.prelu3.forward(self.conv3.forward(x));
         let x = self.prelu4.forward(self.dense4.forward(flatten_whc(x)));
         RNetOutput {
@@ -210,11 +212,11 @@ impl ONet {
     /// For normalised crops `[n, 3, 48, 48]`.
     pub fn forward(&self, x: Tensor<4>) -> ONetOutput {
         let x = self.prelu1.forward(self.conv1.forward(x));
-        let x = self.pool1.forward(x);
+        let x = max_pool(&self.pool1, x);
         let x = self.prelu2.forward(self.conv2.forward(x));
-        let x = self.pool2.forward(x);
+        let x = max_pool(&self.pool2, x);
         let x = self.prelu3.forward(self.conv3.forward(x));
-        let x = self.pool3.forward(x);
+        let x = max_pool(&self.pool3, x);
         let x = self.prelu4.forward(self.conv4.forward(x));
         let x = self.prelu5.forward(self.dense5.forward(flatten_whc(x)));
         ONetOutput {
