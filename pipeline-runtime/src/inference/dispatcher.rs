@@ -12,6 +12,9 @@
 //!                            put results back in order    ──▶  segment after the stage
 //! ```
 //!
+//! A lone replica without a timeout has no thread of its own: the dispatcher runs its batches
+//! itself (`Runner::Inline`), two hand-offs per batch fewer.
+//!
 //! Backpressure: the dispatcher reads no more input while as many batches wait as there are
 //! replicas, so the bounded channel from the front fills and the segment in front waits.
 

@@ -9,7 +9,8 @@
 //! How the stage runs (see `dispatcher`): the segment in front of it pre-processes each input
 //! ([`ModelHandler::prepare`]) on its own thread; a dispatcher thread cuts batches (full at
 //! `max_batch`, or after `max_wait` once `min_batch` are there) and hands each to the least busy
-//! of the model's replicas, each a thread of its own holding a loaded model; results go on in
+//! of the model's replicas, each a thread of its own holding a loaded model (a lone replica
+//! without a timeout runs on the dispatcher's thread: see `replica::Runner`); results go on in
 //! input order to the segment after the stage. So the next batch is prepared and cut while the
 //! current one runs on the device.
 
