@@ -314,14 +314,13 @@ impl<H: SharedHandler> Dispatcher<H> {
     /// results on at once.
     fn run_inline(&mut self, r: usize, job: Job<H>, run: &RunContext) {
         let replica = &mut self.replicas[r];
-        let Runner::Inline(slot) = &mut replica.runner else {
-            return;
+        let Runner::Inline(model) = &mut replica.runner else {
+            unreachable!("run_inline is given jobs of inline replicas only");
         };
-        let Some(mut model) = job.swap.or_else(|| slot.take()) else {
-            return;
-        };
-        let (result, took) = infer(&*self.handler, &mut model, job.batch);
-        *slot = Some(model);
+        if let Some(new) = job.swap {
+            *model = new;
+        }
+        let (result, took) = infer(&*self.handler, model, job.batch);
         let done = Event::Done {
             replica: r,
             incarnation: replica.incarnation,

@@ -77,10 +77,10 @@ pub(crate) fn ids(ids: &[String]) -> Ids {
 pub(crate) enum Runner<H: SharedHandler> {
     /// On a thread of its own, fed through this channel.
     Thread(cb::Sender<Job<H>>),
-    /// On the dispatcher's thread, which holds the model (`None` only while it runs a batch):
-    /// a lone replica with no timeout, where a thread of its own would add two hand-offs per
-    /// batch and nothing else (the dispatcher has no other batch to hand out meanwhile).
-    Inline(Option<H::Model>),
+    /// On the dispatcher's thread, which holds the model: a lone replica with no timeout, where
+    /// a thread of its own would add two hand-offs per batch and nothing else (the dispatcher
+    /// has no other batch to hand out meanwhile).
+    Inline(H::Model),
 }
 
 /// The dispatcher's handle on one replica.
@@ -145,7 +145,7 @@ impl<H: SharedHandler> Spawn<'_, H> {
     /// Replica `0`, run on the dispatcher's thread with `model` (see [`Runner::Inline`]).
     pub fn inline(&self, model: H::Model, ids: Ids) -> Replica<H> {
         Replica {
-            runner: Runner::Inline(Some(model)),
+            runner: Runner::Inline(model),
             lost: Arc::new(AtomicBool::new(false)),
             incarnation: 0,
             state: State::Idle,
