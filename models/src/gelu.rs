@@ -10,6 +10,8 @@
 use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
+use crate::simd::widest;
+
 /// `x * (1 + erf(x / sqrt 2)) / 2` for `x` on flex; Burn's `gelu` elsewhere (wgpu).
 pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
@@ -24,32 +26,9 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_data(data, &device)
 }
 
-/// One chunk, with the widest vector instructions the CPU has.
-fn run(values: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { gelu_avx512(values) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { gelu_avx2(values) };
-        }
-    }
-    gelu_in_place(values);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gelu_avx512(values: &mut [f32]) {
-    gelu_in_place(values);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gelu_avx2(values: &mut [f32]) {
-    gelu_in_place(values);
+widest! {
+    /// One chunk, with the widest vector instructions the CPU has.
+    fn run(values: &mut [f32]) => gelu_in_place
 }
 
 #[inline(always)]

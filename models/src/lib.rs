@@ -33,6 +33,7 @@ pub mod image_io;
 pub mod minilm;
 pub mod mtcnn;
 pub mod resize;
+mod simd;
 pub mod tiny;
 pub mod weights;
 

@@ -5,13 +5,15 @@
 //!
 //! It works on the tensors' own buffers (flex hands a uniquely owned, contiguous tensor's data
 //! over without copying, and takes a `Vec` back the same way): one output plane per channel and
-//! image, the planes on rayon's threads, each output row accumulated tap by tap over contiguous
-//! slices so the compiler vectorizes it; compiled for AVX-512 and AVX2 as well as the baseline,
-//! picked at run time. Results differ from flex's in the order of the sums only (the parity
+//! image, the planes on rayon's threads, each row's interior in blocks of 16, 8 and 4 outputs
+//! summed over every tap in registers and stored once; compiled for AVX-512 and AVX2 as well as
+//! the baseline, picked at run time (`crate::simd`). Results differ from flex's in the order of the sums only (the parity
 //! tests keep their tolerances).
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
+
+use crate::simd::widest;
 
 /// The shape of one depthwise layer on one input size: square kernel, same stride both ways,
 /// TensorFlow "same" padding (half of the total before, rounded down, the rest after).
@@ -111,32 +113,9 @@ fn f32s(data: &TensorData) -> &[f32] {
         .expect("f32 tensors on flex (checked by `applies`)")
 }
 
-/// One channel of one image, with the widest vector instructions the CPU has.
-fn run_plane(g: &Geometry, input: &[f32], taps: &[f32], bias: f32, output: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { plane_avx512(g, input, taps, bias, output) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { plane_avx2(g, input, taps, bias, output) };
-        }
-    }
-    plane(g, input, taps, bias, output);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn plane_avx512(g: &Geometry, input: &[f32], taps: &[f32], bias: f32, output: &mut [f32]) {
-    plane(g, input, taps, bias, output);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn plane_avx2(g: &Geometry, input: &[f32], taps: &[f32], bias: f32, output: &mut [f32]) {
-    plane(g, input, taps, bias, output);
+widest! {
+    /// One channel of one image, with the widest vector instructions the CPU has.
+    fn run_plane(g: &Geometry, input: &[f32], taps: &[f32], bias: f32, output: &mut [f32]) => plane
 }
 
 /// The kernel sizes and strides of EfficientNet-Lite get their own code (the taps unrolled).
