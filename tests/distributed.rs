@@ -683,3 +683,121 @@ fn two_workers_writing_the_same_file_are_refused() {
     assert!(error.contains("numbers.jsonl"), "{error}");
     assert!(!path.exists());
 }
+
+/// A model's inputs and results on several workers.
+type Modelled<H> = (H, Collector<PredictionResult<i64, i64>>);
+
+pipeline! {
+    /// A model behind a slow step: each worker's inputs reach the model one at a time, as live
+    /// traffic does, so its batches fill from every worker's partial batches. Negative numbers
+    /// fail to prepare.
+    Trickle(args: Modelled<common::Scale>) {
+        read(Memory::new(-30i64..570))
+            -> map(|n: i64| { std::thread::sleep(Duration::from_millis(1)); n })
+            -> run_inference(args.0.clone())
+            -> write(args.1.clone());
+    }
+}
+
+/// On several workers of one process, a `run_inference` stage loads its model once (not once
+/// per worker) and cuts its batches from every worker's inputs; each worker's results, dead
+/// letters and counts stay its own, and the job's add up.
+#[test]
+fn a_model_is_loaded_once_per_process_and_batches_across_its_workers() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut model = common::Scale::new(64);
+    model.fail_on = Some(301);
+    let args: Modelled<common::Scale> = (model.clone(), Collector::new());
+    let config = RunConfig {
+        cluster: Cluster::threads(3),
+        dead_letters: DeadLetterTarget::Memory,
+        ..RunConfig::default()
+    };
+    let summary = tandem::job::run_pipeline::<Trickle>(&args, &config).unwrap();
+    assert_eq!(model.loads.load(SeqCst), 1, "one load for the 3 workers");
+    assert!(summary.totals().balanced(), "{summary}");
+    assert_eq!(summary.totals().read, 600);
+    let batches = model.batches.lock().unwrap().clone();
+    let failed = batches.iter().find(|b| b.contains(&301)).unwrap().clone();
+    let mut served: Vec<i64> = args
+        .1
+        .take()
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.inference, 3 * r.example);
+            r.example
+        })
+        .collect();
+    served.sort();
+    let expected: Vec<i64> = (0..570).filter(|n| !failed.contains(n)).collect();
+    assert_eq!(
+        served, expected,
+        "every input served once but the failed batch's"
+    );
+    assert_eq!(summary.dead_letters.len(), 30 + failed.len());
+    // Worker w reads the numbers n with (n + 30) % 3 == w: some batch holds several workers'.
+    let workers = |batch: &Vec<i64>| {
+        let mut seen: Vec<i64> = batch.iter().map(|n| (n + 30) % 3).collect();
+        seen.sort();
+        seen.dedup();
+        seen.len()
+    };
+    assert!(
+        batches.iter().any(|b| workers(b) > 1),
+        "no batch holds more than one worker's inputs: {:?}",
+        batches.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    // One metrics cell for the stage, whichever worker loaded the model.
+    let inference = &summary.inference;
+    assert_eq!(inference.len(), 1, "{inference:?}");
+    assert_eq!(inference[0].inferences as usize, 570 - failed.len());
+}
+
+pipeline! {
+    /// An endless input through a model that the test makes fail for good.
+    Endless(args: Modelled<tandem::inference::Tuned<common::Scale>>) {
+        read(Memory::new(0i64..))
+            -> run_inference(args.0.clone())
+            -> write(args.1.clone());
+    }
+}
+
+/// The worker running a shared model's stage fails (its model has no replica left): every
+/// other worker of the process stops too, with an error naming the cause, though its input
+/// never ends, and nothing is committed.
+#[test]
+fn a_shared_model_that_fails_stops_every_worker() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("scale.txt");
+    std::fs::write(&weights, "3").unwrap();
+    let mut model = common::Scale::new(16);
+    model.weights = Some(weights.clone());
+    // The batch holding 40 hangs past the timeout; its replacement cannot load (the weights
+    // are gone by then): no replica is left.
+    model.slow = Some((40, Duration::from_secs(3)));
+    let loads = model.loads.clone();
+    let remover = std::thread::spawn(move || {
+        assert!(common::wait_for(Duration::from_secs(20), || loads
+            .load(SeqCst)
+            >= 1));
+        std::fs::remove_file(&weights).unwrap();
+    });
+    let args = (model.timeout(Duration::from_millis(100)), Collector::new());
+    let config = RunConfig {
+        cluster: Cluster::threads(2),
+        dead_letters: DeadLetterTarget::Memory,
+        ..RunConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let error = tandem::job::run_pipeline::<Endless>(&args, &config)
+        .unwrap_err()
+        .to_string();
+    remover.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(error.contains("no replica left"), "{error}");
+}

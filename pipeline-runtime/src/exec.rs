@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,9 @@ pub use crate::context::StopSignal;
 use crate::context::{Pos, RunContext};
 use crate::deadletter::DeadLetterTarget;
 use crate::graph::{Graph, StageKind};
-use crate::inference::{DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler};
+use crate::inference::{
+    DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler, SharedStages,
+};
 use crate::io::{Commit, Record, Share, Sink, Source};
 use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
 use crate::push::{Barrier, BarrierCount, Ended, Flow, Push, Signal};
@@ -101,8 +104,13 @@ type Segment<'scope> = Box<dyn FnOnce() -> Result<()> + Send + 'scope>;
 /// run before anything is read.
 pub struct Executor<'scope, 'env: 'scope> {
     shared: &'env RunContext,
+    /// The same run context, for a shared `run_inference` stage's lanes (see `inference`).
+    context: Arc<RunContext>,
     config: &'env RunConfig,
     share: Share,
+    /// In a split run: the `run_inference` stages shared by this process's workers, and this
+    /// worker's index among them.
+    stages: Option<(Arc<SharedStages>, usize)>,
     segments: Vec<Segment<'scope>>,
     _scope: std::marker::PhantomData<&'scope Scope<'scope, 'env>>,
 }
@@ -185,38 +193,58 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         T: Send + 'scope,
         H: SharedHandler<Input = T>,
     {
-        let name = handler.name();
         let device =
             DeviceRequest::new(self.config.device).with_software_gpu(self.config.software_gpu);
-        let stage = crate::inference::start(id, handler, device, self.config.channel_capacity)
-            .map_err(|error| {
-                Error::Config(format!(
-                    "cannot load model `{name}` (--device {device}): {error}"
-                ))
-            })?;
-        {
-            let m = stage.metrics.lock().unwrap_or_else(|e| e.into_inner());
-            tracing::info!(
-                "stage {id}: model `{}` ({}) loaded on {} in {:.2?}, {} replica{}",
-                m.name,
-                m.model_id,
-                m.device,
-                m.load_time,
-                m.replicas,
-                if m.replicas == 1 { "" } else { "s" }
-            );
-        }
+        let capacity = self.config.channel_capacity;
+        let start = move |lanes: usize| {
+            let name = handler.name();
+            let stage =
+                crate::inference::start(id, handler, device, capacity, lanes).map_err(|error| {
+                    Error::Config(format!(
+                        "cannot load model `{name}` (--device {device}): {error}"
+                    ))
+                })?;
+            {
+                let m = stage.metrics.lock().unwrap_or_else(|e| e.into_inner());
+                tracing::info!(
+                    "stage {id}: model `{}` ({}) loaded on {} in {:.2?}, {} replica{}{}",
+                    m.name,
+                    m.model_id,
+                    m.device,
+                    m.load_time,
+                    m.replicas,
+                    if m.replicas == 1 { "" } else { "s" },
+                    if lanes > 1 {
+                        format!(", shared by this process's {lanes} workers")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Ok((stage.lanes, stage.dispatcher))
+        };
+        // A split run's workers share the stage: the model is loaded once per process.
+        let (lane, dispatcher) = match &self.stages {
+            Some((stages, local)) if stages.workers() > 1 => stages.lane(id, *local, start)?,
+            _ => {
+                let (mut lanes, dispatcher) = start(1)?;
+                (lanes.remove(0), Some(dispatcher))
+            }
+        };
+        let _ = lane.context.set(self.context.clone());
         self.shared
             .inference
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(stage.metrics);
-        for gauge in stage.queues {
+            .push(lane.metrics);
+        for gauge in lane.queues {
             self.shared.add_queue(gauge);
         }
-        let (shared, dispatcher) = (self.shared, stage.dispatcher);
-        self.segments.push(Box::new(move || dispatcher.run(shared)));
-        Ok((stage.front, stage.results))
+        if let Some(dispatcher) = dispatcher {
+            let shared = self.shared;
+            self.segments.push(Box::new(move || dispatcher.run(shared)));
+        }
+        Ok((lane.front, lane.results))
     }
 
     /// Opens a sink (before anything runs) and returns the stage that writes to it.
@@ -417,9 +445,25 @@ pub struct Finished {
     pub summary: Summary,
     commits: Vec<Box<dyn Commit>>,
     acks: Vec<Box<dyn Commit>>,
+    /// The figures of the `run_inference` stages, still counting where a stage is shared with
+    /// other workers (see [`Finished::refresh_inference`]).
+    inference: Vec<crate::metrics::MetricsCell>,
 }
 
 impl Finished {
+    /// Takes the `run_inference` figures again: a stage shared by a process's workers goes on
+    /// with the others' inputs after this worker's share has ended, so a split run takes them
+    /// once every worker has ended.
+    pub fn refresh_inference(&mut self) {
+        let mut all: Vec<_> = self
+            .inference
+            .iter()
+            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        all.sort_by_key(|m| m.stage);
+        self.summary.inference = all;
+    }
+
     /// Renames the outputs into place, then acknowledges the rest of the input.
     pub fn commit(mut self) -> Result<Summary> {
         self.commit_outputs()?;
@@ -444,15 +488,25 @@ impl Finished {
     }
 }
 
+/// What a worker of a split run shares with the other workers (see `distributed`).
+pub struct Split {
+    /// The ends of the exchange by key of each `combine_per_key` (see `exchange`).
+    pub exchanges: crate::exchange::Exchanges,
+    /// The `run_inference` stages shared by this process's workers, and this worker's index
+    /// among them.
+    pub stages: Arc<SharedStages>,
+    pub local: usize,
+}
+
 /// Runs `share` of a pipeline's input to the end and returns it uncommitted. `lost` is asked
 /// while the run goes on whether it must fail (another process of a split run stopped): then
-/// the run stops reading and fails with that error. `exchange`: in a split run, the ends of the
-/// exchange by key of each `combine_per_key` (see `exchange`).
+/// the run stops reading and fails with that error. `split`: in a split run, what this worker
+/// shares with the others.
 pub fn run_share<P: Pipeline>(
     args: &P::Args,
     config: &RunConfig,
     share: Share,
-    exchange: Option<crate::exchange::Exchanges>,
+    split: Option<Split>,
     lost: &mut dyn FnMut() -> Option<Error>,
 ) -> Result<Finished> {
     let graph = P::graph();
@@ -472,6 +526,10 @@ pub fn run_share<P: Pipeline>(
     if !share.is_whole() {
         shared.split = Some((share.index, config.cluster.process));
     }
+    let (exchange, stages) = match split {
+        Some(split) => (Some(split.exchanges), Some((split.stages, split.local))),
+        None => (None, None),
+    };
     if exchange.as_ref().is_some_and(|e| e.stages() > 0) {
         // The results of this worker's input may be written by other workers' sinks: its input
         // is acknowledged only once every process has committed (see `distributed`).
@@ -482,17 +540,24 @@ pub fn run_share<P: Pipeline>(
         );
     }
     shared.exchange = exchange;
+    let shared = Arc::new(shared);
     let started = Instant::now();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
         let mut ex = Executor {
             shared: &shared,
+            context: shared.clone(),
             config,
             share,
+            stages: stages.clone(),
             segments: Vec::new(),
             _scope: std::marker::PhantomData,
         };
-        P::build(args, &mut ex)?;
+        let built = P::build(args, &mut ex);
+        if let Some((stages, local)) = &stages {
+            stages.built(*local);
+        }
+        built?;
         let segments = ex.segments.len();
         tracing::info!(
             "running {}: {} stages in {segments} segment{}",
@@ -600,10 +665,16 @@ pub fn run_share<P: Pipeline>(
         return Err(unbalanced(&summary));
     }
     let commits = std::mem::take(&mut *shared.commits.lock().unwrap_or_else(|e| e.into_inner()));
+    let inference = shared
+        .inference
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     Ok(Finished {
         summary,
         commits,
         acks: shared.checkpoints.remaining(),
+        inference,
     })
 }
 

@@ -46,8 +46,9 @@ pub use self::operator::{run_in_operator, WorkerId, WorkerTask};
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::exchange::Exchanges;
-use crate::exec::{run_share, unbalanced, Finished, Pipeline, RunConfig};
+use crate::exec::{run_share, unbalanced, Finished, Pipeline, RunConfig, Split};
 use crate::graph::StageKind;
+use crate::inference::SharedStages;
 use crate::io::Share;
 use crate::panic;
 use crate::summary::Summary;
@@ -177,6 +178,8 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
         shares.push((share, local, exchanges, ends));
     }
     let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
+    // The process's workers share its `run_inference` stages: each model is loaded once.
+    let stages = std::sync::Arc::new(SharedStages::new(cluster.workers));
     let first = cluster.process * cluster.workers;
     let guards =
         timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
@@ -193,9 +196,14 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
         let handles: Vec<_> = shares
             .into_iter()
             .map(|(share, local, exchanges, ends)| {
+                let split = Split {
+                    exchanges,
+                    stages: stages.clone(),
+                    local,
+                };
                 scope.spawn(move || {
                     panic::quiet_thread();
-                    run_worker::<P>(args, config, share, local, exchanges, ends)
+                    run_worker::<P>(args, config, share, split, ends)
                 })
             })
             .collect();
@@ -348,8 +356,7 @@ fn run_worker<P: Pipeline>(
     args: &P::Args,
     config: &RunConfig,
     share: Share,
-    local: usize,
-    exchanges: Exchanges,
+    split: Split,
     ends: ShareEnds,
 ) -> Result<Summary> {
     let ShareEnds {
@@ -359,7 +366,7 @@ fn run_worker<P: Pipeline>(
     } = ends;
     // One metrics endpoint and one progress line per process.
     let mut own = config.clone();
-    if local != 0 {
+    if split.local != 0 {
         own.metrics_addr = None;
         own.progress = false;
     }
@@ -373,7 +380,7 @@ fn run_worker<P: Pipeline>(
             _ => None,
         }
     };
-    let finished = run_share::<P>(args, &own, share, Some(exchanges), &mut watch);
+    let finished = run_share::<P>(args, &own, share, Some(split), &mut watch);
     if let Some(error) = lost_error() {
         return Err(error);
     }
@@ -398,6 +405,9 @@ fn run_worker<P: Pipeline>(
     if let Some(failed) = reports.iter().find(|r| r.error.is_some()) {
         return Err(peer_failed(failed));
     }
+    // Every worker has ended: the figures of the model stages this process's workers share are
+    // complete now.
+    finished.refresh_inference();
     // The job's summary: every worker's counts.
     let summary = &mut finished.summary;
     for stage in &mut summary.stages {

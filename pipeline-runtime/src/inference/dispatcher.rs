@@ -15,17 +15,25 @@
 //! A lone replica without a timeout has no thread of its own: the dispatcher runs its batches
 //! itself (`Runner::Inline`), two hand-offs per batch fewer.
 //!
+//! Lanes: in a run split across several workers of one process, the workers share the stage
+//! (its models are loaded once per process, see `shared`): each worker's front feeds a lane of
+//! its own (its channel, its partial batch, its reorder buffer, its results channel, its run
+//! context for dead letters), and batches are cut across the lanes. Batches are numbered once
+//! for all lanes and every lane's reorder buffer learns of every batch (with no results for the
+//! lanes that had none in it), so each lane's results and signals keep their order. A run on one
+//! worker has one lane.
+//!
 //! Backpressure: the dispatcher reads no more input while as many batches wait as there are
-//! replicas, so the bounded channel from the front fills and the segment in front waits.
+//! replicas, so the bounded channels from the fronts fill and the segments in front wait.
 
 use std::collections::HashMap;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel as cb;
 
 use super::batcher::{Batcher, Formed};
-use super::front::{lock_metrics, lock_pending, Intake, Item, Msg, Piece};
+use super::front::{lock_metrics, lock_pending, Intake, Msg, Piece};
 use super::hot_swap::Watch;
 use super::reorder::{Release, Reorder};
 use super::replica::{ids, infer, Event, Job, Replica, Runner, Spawn, State};
@@ -39,10 +47,18 @@ use crate::push::Signal;
 pub(super) type Out<H> =
     PredictionResult<<H as ModelHandler>::Input, <H as ModelHandler>::Inference>;
 
+/// An input waiting in the batcher: its lane, position, the input and what `prepare` made of it.
+pub(super) type Entry<H> = (
+    usize,
+    Pos,
+    <H as ModelHandler>::Input,
+    <H as ModelHandler>::Prepared,
+);
+
 /// A batch on a replica.
 pub(super) struct InFlight<H: SharedHandler> {
     replica: usize,
-    examples: Vec<(Pos, H::Input)>,
+    examples: Vec<(usize, Pos, H::Input)>,
     dispatched: Instant,
     model_id: Arc<str>,
 }
@@ -50,21 +66,49 @@ pub(super) struct InFlight<H: SharedHandler> {
 /// The largest group index a handler may use (a keyed handler uses one per key).
 const MAX_GROUPS: usize = 1 << 16;
 
-/// The thread between the front and the replicas: see the module's documentation.
+/// How often a dispatcher shared by several workers looks whether its own worker's run failed
+/// (see [`Dispatcher::stop_lanes`]).
+const LANE_POLL: Duration = Duration::from_millis(20);
+
+/// The run context of the worker a lane serves, set when that worker takes the lane; unset, the
+/// lane's dead letters go to the dispatcher's own run context.
+pub(crate) type LaneContext = Arc<OnceLock<Arc<RunContext>>>;
+
+/// One worker's way through a shared stage: see the module's documentation.
+pub(crate) struct Lane<H: SharedHandler> {
+    pub(super) intake: Intake<H>,
+    pub(super) reorder: Reorder<(Pos, Out<H>)>,
+    pub(super) out: Option<Sender<Out<H>>>,
+    pub(super) context: LaneContext,
+    /// Inputs accepted from this lane and not yet finished (sent on or dead-lettered).
+    pub(super) outstanding: usize,
+}
+
+impl<H: SharedHandler> Lane<H> {
+    fn run<'a>(&'a self, own: &'a RunContext) -> &'a RunContext {
+        self.context.get().map_or(own, |c| &**c)
+    }
+
+    /// Whether everything this lane will ever send has gone: its input ended and nothing of it
+    /// is left in the stage.
+    fn finished(&self) -> bool {
+        self.intake.input.is_none() && self.outstanding == 0 && self.reorder.is_empty()
+    }
+}
+
+/// The thread between the fronts and the replicas: see the module's documentation.
 pub(crate) struct Dispatcher<H: SharedHandler> {
     pub(super) id: u32,
     pub(super) handler: Arc<H>,
     pub(super) name: Arc<str>,
     pub(super) device: DeviceRequest,
     pub(super) timeout: Option<Duration>,
-    pub(super) intake: Intake<H>,
-    pub(super) batcher: Batcher<Item<H>>,
+    pub(super) lanes: Vec<Lane<H>>,
+    pub(super) batcher: Batcher<Entry<H>>,
     pub(super) events_tx: cb::Sender<Event<H>>,
     pub(super) events: cb::Receiver<Event<H>>,
     pub(super) replicas: Vec<Replica<H>>,
     pub(super) inflight: HashMap<u64, InFlight<H>>,
-    pub(super) reorder: Reorder<(Pos, Out<H>)>,
-    pub(super) out: Option<Sender<Out<H>>>,
     pub(super) metrics: MetricsCell,
     pub(super) watch: Option<Watch>,
     /// Set when no replica is left: every element is dead-lettered with this reason.
@@ -74,56 +118,110 @@ pub(crate) struct Dispatcher<H: SharedHandler> {
 impl<H: SharedHandler> Dispatcher<H> {
     pub(crate) fn run(mut self, run: &RunContext) -> crate::Result<()> {
         crate::panic::quiet_thread();
+        let shared = self.lanes.len() > 1;
+        let mut stopped = false;
         loop {
             self.dispatch(run);
             self.emit();
-            let idle =
-                self.intake.input.is_none() && self.batcher.is_empty() && self.inflight.is_empty();
+            let idle = self.lanes.iter().all(|l| l.intake.input.is_none())
+                && self.batcher.is_empty()
+                && self.inflight.is_empty();
             if idle {
                 break;
             }
+            if shared && !stopped && run.aborted() {
+                stopped = true;
+                self.stop_lanes(run);
+            }
             let now = Instant::now();
-            let wait = self.next_wake().map_or(Duration::from_secs(3600), |at| {
+            let mut wait = self.next_wake().map_or(Duration::from_secs(3600), |at| {
                 at.saturating_duration_since(now)
             });
+            if shared && !stopped {
+                wait = wait.min(LANE_POLL);
+            }
             let live = self
                 .replicas
                 .iter()
                 .filter(|r| r.state != State::Gone)
                 .count();
-            let input = match &self.intake.input {
-                Some(input) if self.batcher.waiting() < live.max(1) => input.clone(),
-                _ => cb::never(),
+            // The inputs to read from (none while enough batches wait: backpressure), cloned so
+            // that handling a message may change the lanes.
+            let inputs: Vec<(usize, cb::Receiver<Msg<H>>)> = if self.batcher.waiting() < live.max(1)
+            {
+                self.lanes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(at, l)| l.intake.input.clone().map(|input| (at, input)))
+                    .collect()
+            } else {
+                Vec::new()
             };
             let events = self.events.clone();
-            cb::select! {
-                recv(input) -> msg => {
+            let got = {
+                let mut select = cb::Select::new();
+                for (_, input) in &inputs {
+                    select.recv(input);
+                }
+                let on_events = select.recv(&events);
+                match select.select_timeout(wait) {
+                    Err(_) => None,
+                    Ok(op) if op.index() == on_events => op.recv(&events).ok().map(Err),
+                    Ok(op) => {
+                        let (lane, input) = &inputs[op.index()];
+                        Some(Ok((*lane, op.recv(input), input.len())))
+                    }
+                }
+            };
+            match got {
+                None => {}
+                Some(Err(event)) => self.on_event(event, run),
+                Some(Ok((lane, msg, queued))) => {
+                    let intake = &mut self.lanes[lane].intake;
                     if msg.is_ok() {
-                        self.intake.gauge.sample(input.len());
+                        intake.gauge.sample(queued);
                     }
                     match msg {
                         Ok(Msg::Piece(piece)) => {
-                            self.intake.received_piece();
-                            self.accept(piece, run);
+                            intake.received_piece();
+                            self.accept(lane, piece, run);
                         }
-                        Ok(Msg::Signal(signal)) => self.signal(signal),
+                        Ok(Msg::Signal(signal)) => self.signal(lane, signal),
                         Ok(Msg::Started(since)) => {
-                            self.intake.due_at(since + self.batcher.batching().max_wait);
+                            intake.due_at(since + self.batcher.batching().max_wait);
                         }
-                        Err(_) => self.close_input(run),
-                    }
-                },
-                recv(events) -> event => {
-                    if let Ok(event) = event {
-                        self.on_event(event, run);
+                        Err(_) => self.close_input(lane, run),
                     }
                 }
-                default(wait) => {}
             }
             self.on_timers(run);
         }
         // Dropping the replicas' senders ends their threads.
         Ok(())
+    }
+
+    /// The worker running this shared dispatcher failed: the other workers' runs must stop too
+    /// (their lanes would otherwise keep the dispatcher, and so this worker, waiting for their
+    /// input to end). Each fails with an error naming this stage and the cause.
+    #[cold]
+    fn stop_lanes(&self, run: &RunContext) {
+        let why = run
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or_else(|| "it was stopped".to_owned(), ToString::to_string);
+        let (worker, _) = run.split.unwrap_or_default();
+        for lane in &self.lanes {
+            let own = lane.run(run);
+            if !std::ptr::eq(own, run) {
+                own.fail(crate::Error::Peer(format!(
+                    "worker {worker}, which runs model `{}` for this process's workers, failed, \
+                     so no worker commits its outputs: {why}",
+                    self.name
+                )));
+            }
+        }
     }
 
     fn metrics(&self) -> MutexGuard<'_, InferenceMetrics> {
@@ -141,11 +239,14 @@ impl<H: SharedHandler> Dispatcher<H> {
             .into_iter()
             .chain(timeouts)
             .chain(watch)
-            .chain(self.intake.due)
+            .chain(self.lanes.iter().filter_map(|l| l.intake.due))
             .min()
     }
 
-    fn accept(&mut self, piece: Piece<H>, run: &RunContext) {
+    fn accept(&mut self, at: usize, piece: Piece<H>, run: &RunContext) {
+        let lane = &mut self.lanes[at];
+        let context = lane.context.get().cloned();
+        let run = context.as_deref().unwrap_or(run);
         for (pos, input, prepared) in piece.items {
             if let Some(why) = &self.fatal {
                 run.dead_letter(self.id, pos, why.clone(), None);
@@ -163,34 +264,56 @@ impl<H: SharedHandler> Dispatcher<H> {
                     continue;
                 }
             };
-            self.batcher.add(group, (pos, input, prepared), piece.since);
+            lane.outstanding += 1;
+            self.batcher
+                .add(group, (at, pos, input, prepared), piece.since);
         }
     }
 
     /// A signal (a source has ended, a checkpoint barrier). Every input before it came before
     /// it, so cutting every group puts them all in batches numbered below `next_seq`: the signal
     /// leaves once those have, and so after all their results.
-    fn signal(&mut self, signal: Signal) {
+    fn signal(&mut self, lane: usize, signal: Signal) {
         self.batcher.cut_all();
-        self.reorder.signal(self.batcher.next_seq(), signal);
+        self.lanes[lane]
+            .reorder
+            .signal(self.batcher.next_seq(), signal);
     }
 
-    /// The input has ended: every partial batch runs now, whatever its size.
-    fn close_input(&mut self, run: &RunContext) {
-        self.intake.input = None;
-        self.intake.due = None;
-        let piece = lock_pending(&self.intake.pending).take();
+    /// A lane's input has ended: its partial batch joins the batcher. Once every lane's input
+    /// has ended, every partial batch runs now, whatever its size; before, the other lanes'
+    /// inputs may still fill it (its timer cuts it at `max_wait` otherwise).
+    fn close_input(&mut self, at: usize, run: &RunContext) {
+        let intake = &mut self.lanes[at].intake;
+        intake.input = None;
+        intake.due = None;
+        let piece = lock_pending(&intake.pending).take();
         if let Some(piece) = piece {
-            self.accept(piece, run);
+            self.accept(at, piece, run);
         }
-        self.batcher.cut_all();
+        if self.lanes.iter().all(|l| l.intake.input.is_none()) {
+            self.batcher.cut_all();
+        }
     }
 
     fn on_timers(&mut self, run: &RunContext) {
         let now = Instant::now();
         let max_wait = self.batcher.batching().max_wait;
-        if let Some(piece) = self.intake.take_due(now, max_wait) {
-            self.accept(piece, run);
+        let mut taken = false;
+        for at in 0..self.lanes.len() {
+            if let Some(piece) = self.lanes[at].intake.take_due(now, max_wait) {
+                self.accept(at, piece, run);
+                taken = true;
+            }
+        }
+        if taken && self.lanes.len() > 1 {
+            // A lane's partial batch is due: the others' partial batches go with it now, in
+            // one batch, rather than each in a smaller one of its own at its own time.
+            for at in 0..self.lanes.len() {
+                if let Some(piece) = self.lanes[at].intake.take_now() {
+                    self.accept(at, piece, run);
+                }
+            }
         }
         self.batcher.cut_due(now);
         if let Some(limit) = self.timeout {
@@ -222,14 +345,40 @@ impl<H: SharedHandler> Dispatcher<H> {
         }
     }
 
+    /// Batch `seq` has ended: `results` go to their lanes' reorder buffers, and every other lane
+    /// learns that the batch had nothing of it.
+    fn complete(&mut self, seq: u64, results: Vec<(usize, Pos, Out<H>)>) {
+        if let [lane] = self.lanes.as_mut_slice() {
+            lane.outstanding -= results.len();
+            let results = results.into_iter().map(|(_, pos, r)| (pos, r)).collect();
+            lane.reorder.complete(seq, results);
+            return;
+        }
+        let mut split: Vec<Vec<(Pos, Out<H>)>> = self.lanes.iter().map(|_| Vec::new()).collect();
+        for (lane, pos, result) in results {
+            split[lane].push((pos, result));
+        }
+        for (lane, results) in self.lanes.iter_mut().zip(split) {
+            lane.outstanding -= results.len();
+            lane.reorder.complete(seq, results);
+        }
+    }
+
+    /// Dead-letters an element of a batch that did not run (in its lane's run context).
+    fn dead(&mut self, (lane, pos): (usize, Pos), why: String, run: &RunContext) {
+        let lane = &mut self.lanes[lane];
+        lane.outstanding -= 1;
+        lane.run(run).dead_letter(self.id, pos, why, None);
+    }
+
     /// Hands waiting batches to idle replicas, the least busy first.
     fn dispatch(&mut self, run: &RunContext) {
-        if let Some(why) = &self.fatal {
+        if let Some(why) = self.fatal.clone() {
             for formed in self.batcher.drain() {
-                for (pos, _, _) in formed.items {
-                    run.dead_letter(self.id, pos, why.clone(), None);
+                for (lane, pos, _, _) in formed.items {
+                    self.dead((lane, pos), why.clone(), run);
                 }
-                self.reorder.complete(formed.seq, Vec::new());
+                self.complete(formed.seq, Vec::new());
             }
             return;
         }
@@ -248,8 +397,8 @@ impl<H: SharedHandler> Dispatcher<H> {
             let size = formed.items.len();
             let mut examples = Vec::with_capacity(size);
             let mut batch = Vec::with_capacity(size);
-            for (pos, input, prepared) in formed.items {
-                examples.push((pos, input));
+            for (lane, pos, input, prepared) in formed.items {
+                examples.push((lane, pos, input));
                 batch.push(prepared);
             }
             let replica = &mut self.replicas[r];
@@ -279,7 +428,7 @@ impl<H: SharedHandler> Dispatcher<H> {
                 let items = examples
                     .into_iter()
                     .zip(job.batch)
-                    .map(|((pos, input), prepared)| (pos, input, prepared))
+                    .map(|((lane, pos, input), prepared)| (lane, pos, input, prepared))
                     .collect();
                 self.batcher.put_back(Formed { items, ..formed });
                 self.check_alive("a replica's thread ended", run);
@@ -332,18 +481,24 @@ impl<H: SharedHandler> Dispatcher<H> {
         self.emit();
     }
 
-    /// Sends on what the reorder buffer releases: results in batch order, end-of-source notices
-    /// after the results before them.
+    /// Sends on what the reorder buffers release: results in batch order, signals after the
+    /// results before them; a lane that has finished closes its results channel, so the segment
+    /// after it on its worker ends without waiting for the other lanes.
     fn emit(&mut self) {
-        while let Some(release) = self.reorder.next() {
-            // Fails only when the segment after the stage has gone: the run is failing.
-            let Some(out) = &self.out else { continue };
-            let sent = match release {
-                Release::Batch(results) => out.send(results),
-                Release::Signal(signal) => out.send_signal(signal),
-            };
-            if !sent {
-                self.out = None;
+        for lane in &mut self.lanes {
+            while let Some(release) = lane.reorder.next() {
+                // Fails only when the segment after the stage has gone: the run is failing.
+                let Some(out) = &lane.out else { continue };
+                let sent = match release {
+                    Release::Batch(results) => out.send(results),
+                    Release::Signal(signal) => out.send_signal(signal),
+                };
+                if !sent {
+                    lane.out = None;
+                }
+            }
+            if lane.out.is_some() && lane.finished() {
+                lane.out = None;
             }
         }
     }
@@ -435,7 +590,7 @@ impl<H: SharedHandler> Dispatcher<H> {
         }
     }
 
-    /// A replica finished a batch: its results go to the reorder buffer, or its elements to the
+    /// A replica finished a batch: its results go to the reorder buffers, or its elements to the
     /// dead letters.
     fn batch_done(
         &mut self,
@@ -453,17 +608,17 @@ impl<H: SharedHandler> Dispatcher<H> {
                     .examples
                     .into_iter()
                     .zip(outputs)
-                    .map(|((pos, example), inference)| {
+                    .map(|((lane, pos, example), inference)| {
                         let model_id = model_id.clone();
                         let result = PredictionResult {
                             example,
                             inference,
                             model_id,
                         };
-                        (pos, result)
+                        (lane, pos, result)
                     })
                     .collect();
-                self.reorder.complete(seq, results);
+                self.complete(seq, results);
                 let mut m = self.metrics();
                 m.inferences += size as u64;
                 m.busy += took;
@@ -486,10 +641,10 @@ impl<H: SharedHandler> Dispatcher<H> {
             "model `{}` failed on this element's batch of {size}: {failure}",
             flight.model_id
         );
-        for (pos, _) in flight.examples {
-            run.dead_letter(self.id, pos, why.clone(), None);
+        for (lane, pos, _) in flight.examples {
+            self.dead((lane, pos), why.clone(), run);
         }
-        self.reorder.complete(seq, Vec::new());
+        self.complete(seq, Vec::new());
     }
 
     /// Gives up a batch that took too long and replaces the replica stuck with it.
@@ -502,10 +657,10 @@ impl<H: SharedHandler> Dispatcher<H> {
             "model `{}` did not answer within the timeout of {limit:?} (batch of {size}); the batch was given up",
             flight.model_id
         );
-        for (pos, _) in flight.examples {
-            run.dead_letter(self.id, pos, why.clone(), None);
+        for (lane, pos, _) in flight.examples {
+            self.dead((lane, pos), why.clone(), run);
         }
-        self.reorder.complete(seq, Vec::new());
+        self.complete(seq, Vec::new());
         {
             let mut m = self.metrics();
             m.timeouts += 1;

@@ -234,6 +234,17 @@ impl<H: SharedHandler> Intake<H> {
         self.due = Some(self.due.map_or(due, |d| d.min(due)));
     }
 
+    /// The front's partial batch now, due or not (another lane's is due: see
+    /// `Dispatcher::on_timers`), unless a full piece made before it is still in the channel.
+    pub(crate) fn take_now(&mut self) -> Option<Piece<H>> {
+        let mut p = lock_pending(&self.pending);
+        if p.sent != self.received || p.items.is_empty() {
+            return None;
+        }
+        self.due = None;
+        p.take()
+    }
+
     /// The front's partial batch, once it is due.
     pub(crate) fn take_due(&mut self, now: Instant, max_wait: Duration) -> Option<Piece<H>> {
         if self.due.is_none_or(|due| due > now) {

@@ -12,7 +12,8 @@
 //! of the model's replicas, each a thread of its own holding a loaded model (a lone replica
 //! without a timeout runs on the dispatcher's thread: see `replica::Runner`); results go on in
 //! input order to the segment after the stage. So the next batch is prepared and cut while the
-//! current one runs on the device.
+//! current one runs on the device. In a run split across several workers of a process, the
+//! workers share one dispatcher and its models (`shared`): a model is loaded once per process.
 
 mod batcher;
 mod dispatcher;
@@ -21,6 +22,7 @@ mod hot_swap;
 mod keyed;
 mod reorder;
 mod replica;
+mod shared;
 mod stage;
 mod tuned;
 
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::metrics::{Histogram, InferenceMetrics};
 pub use front::Front;
 pub use keyed::{keyed, Keyed};
+pub use shared::SharedStages;
 pub(crate) use stage::start;
 pub use tuned::{HandlerExt, Tuned};
 

@@ -45,6 +45,11 @@ impl<R> Reorder<R> {
         self.ended.push_back((before, signal));
     }
 
+    /// Whether nothing waits to leave (no finished batch, no signal).
+    pub fn is_empty(&self) -> bool {
+        self.finished.is_empty() && self.ended.is_empty()
+    }
+
     /// The next thing that may leave, in order; `None` while the next batch is still running.
     pub fn next(&mut self) -> Option<Release<R>> {
         loop {

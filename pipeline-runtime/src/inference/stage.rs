@@ -1,5 +1,6 @@
 //! Setting a `run_inference` stage up: load the model once per replica (before the pipeline
-//! reads anything), then make the front, the dispatcher and the channels between them.
+//! reads anything), then make the fronts (one per lane), the dispatcher and the channels between
+//! them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Instant;
 use crossbeam_channel as cb;
 
 use super::batcher::Batcher;
-use super::dispatcher::{Dispatcher, Out};
+use super::dispatcher::{Dispatcher, Lane, LaneContext, Out};
 use super::front::{Intake, Pending};
 use super::hot_swap::Watch;
 use super::reorder::Reorder;
@@ -19,23 +20,34 @@ use crate::ops::Receiver;
 use crate::push::StageCell;
 use crate::queue::QueueGauge;
 
-/// A stage set up by [`start`]: its front, its results, and the dispatcher to run.
-pub(crate) struct Started<H: SharedHandler> {
+/// One worker's ends of a stage set up by [`start`]: its front, its results, its queues, and
+/// where its run context goes (see `dispatcher`'s lanes).
+pub(crate) struct LaneEnds<H: SharedHandler> {
     pub front: Front<H>,
     pub results: Receiver<Out<H>>,
-    pub dispatcher: Dispatcher<H>,
-    pub metrics: MetricsCell,
     /// The intake and the results queue.
     pub queues: Vec<Arc<QueueGauge>>,
+    pub context: LaneContext,
+    /// The stage's figures (one cell for every lane).
+    pub metrics: MetricsCell,
 }
 
-/// Loads the model (once per replica) and sets the stage up; nothing runs until the dispatcher
-/// is started. A model that cannot load is an error here, before the pipeline reads anything.
+/// A stage set up by [`start`]: a lane per worker, the dispatcher to run, and its figures.
+pub(crate) struct Started<H: SharedHandler> {
+    pub lanes: Vec<LaneEnds<H>>,
+    pub dispatcher: Dispatcher<H>,
+    pub metrics: MetricsCell,
+}
+
+/// Loads the model (once per replica) and sets the stage up with `lanes` lanes (one per worker
+/// sharing it); nothing runs until the dispatcher is started. A model that cannot load is an
+/// error here, before the pipeline reads anything.
 pub(crate) fn start<H: SharedHandler>(
     id: u32,
     handler: H,
     device: DeviceRequest,
     capacity: usize,
+    lanes: usize,
 ) -> Result<Started<H>, String> {
     let handler = Arc::new(handler);
     let name = handler.name();
@@ -84,51 +96,66 @@ pub(crate) fn start<H: SharedHandler>(
         load_time: started.elapsed(),
         ..InferenceMetrics::default()
     }));
-    let (input_tx, input) = cb::bounded(capacity.max(2));
-    let intake = QueueGauge::new(id, "intake", capacity.max(2));
-    let results_gauge = QueueGauge::new(id, "results", capacity);
-    let pending = Pending::new(batching.max_batch);
-    let (out, results) = crate::ops::channel(capacity, results_gauge.clone(), 1);
     let name: Arc<str> = Arc::from(name);
-    Ok(Started {
-        front: Front {
-            cell: StageCell::new(id),
-            handler: handler.clone(),
-            name: name.clone(),
-            pending: pending.clone(),
-            max: batching.max_batch,
-            prepare_failures: 0,
+    let mut ends = Vec::with_capacity(lanes);
+    let mut inner = Vec::with_capacity(lanes);
+    for _ in 0..lanes.max(1) {
+        let (input_tx, input) = cb::bounded(capacity.max(2));
+        let intake = QueueGauge::new(id, "intake", capacity.max(2));
+        let results_gauge = QueueGauge::new(id, "results", capacity);
+        let pending = Pending::new(batching.max_batch);
+        let (out, results) = crate::ops::channel(capacity, results_gauge.clone(), 1);
+        let context = LaneContext::default();
+        ends.push(LaneEnds {
+            front: Front {
+                cell: StageCell::new(id),
+                handler: handler.clone(),
+                name: name.clone(),
+                pending: pending.clone(),
+                max: batching.max_batch,
+                prepare_failures: 0,
+                metrics: metrics.clone(),
+                tx: Some(input_tx),
+                intake: intake.clone(),
+            },
+            results,
+            queues: vec![intake.clone(), results_gauge],
+            context: context.clone(),
             metrics: metrics.clone(),
-            tx: Some(input_tx),
-            intake: intake.clone(),
-        },
-        results,
+        });
+        inner.push(Lane {
+            intake: Intake {
+                input: Some(input),
+                gauge: intake,
+                pending,
+                due: None,
+                received: 0,
+                deferred: false,
+            },
+            reorder: Reorder::default(),
+            out: Some(out),
+            context,
+            outstanding: 0,
+        });
+    }
+    Ok(Started {
+        lanes: ends,
         dispatcher: Dispatcher {
             id,
             handler,
             name,
             device,
             timeout: serving.timeout,
-            intake: Intake {
-                input: Some(input),
-                gauge: intake.clone(),
-                pending,
-                due: None,
-                received: 0,
-                deferred: false,
-            },
+            lanes: inner,
             batcher,
             events_tx,
             events,
             replicas,
             inflight: HashMap::new(),
-            reorder: Reorder::default(),
-            out: Some(out),
             metrics: metrics.clone(),
             watch,
             fatal: None,
         },
         metrics,
-        queues: vec![intake, results_gauge],
     })
 }
