@@ -801,3 +801,101 @@ fn a_shared_model_that_fails_stops_every_worker() {
     );
     assert!(error.contains("no replica left"), "{error}");
 }
+
+/// Holds elements until opened (or for a minute at most, so a failed test cannot hold its run).
+#[derive(Clone, Default)]
+struct Gate(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Gate {
+    fn pass<T>(&self, item: T) -> T {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !self.0.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        item
+    }
+}
+
+pipeline! {
+    /// A model whose results wait at a gate, so the test can look at the metrics mid-run.
+    Gated(args: (common::Scale, Gate, Collector<PredictionResult<i64, i64>>)) {
+        read(Memory::new(0i64..100))
+            -> run_inference(args.0.clone())
+            -> map(|r: PredictionResult<i64, i64>| args.1.pass(r))
+            -> write(args.2.clone());
+    }
+}
+
+/// `GET /metrics` at `addr`: the body, or why not.
+fn scrape(addr: std::net::SocketAddr) -> std::result::Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default())
+}
+
+/// The value of the first series of `text` whose line starts with `prefix`.
+fn series(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A split run's metrics endpoint (one per process, served by its first worker) shows the whole
+/// process: every worker's reads added up, each worker's queues labelled with the worker, and
+/// the shared model stage once.
+#[test]
+fn the_metrics_endpoint_shows_every_worker_of_the_process() {
+    let addr: std::net::SocketAddr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let gate = Gate::default();
+    let args = (common::Scale::new(8), gate.clone(), Collector::new());
+    let config = RunConfig {
+        cluster: Cluster::threads(2),
+        metrics_addr: Some(addr),
+        ..RunConfig::default()
+    };
+    let run = std::thread::scope(|scope| {
+        let run = scope.spawn(|| tandem::job::run_pipeline::<Gated>(&args, &config));
+        // Both workers read their 50 numbers and the model answers them, while the gate holds
+        // the results.
+        let mut text = String::new();
+        let read = "tandem_stage_input_total{pipeline=\"Gated\",stage=\"read";
+        let answered = "tandem_inference_total{";
+        let done = common::wait_for(Duration::from_secs(20), || {
+            text = scrape(addr).unwrap_or_default();
+            series(&text, read) == Some(100.0) && series(&text, answered) == Some(100.0)
+        });
+        gate.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            done,
+            "the endpoint never showed both workers' reads:\n{text}"
+        );
+        assert_eq!(text.matches(answered).count(), 1, "{text}");
+        for worker in 0..2 {
+            assert!(
+                text.contains(&format!("queue=\"intake\",worker=\"{worker}\"")),
+                "{text}"
+            );
+        }
+        run.join().unwrap()
+    });
+    let summary = run.unwrap();
+    assert_eq!(summary.totals().written, 100);
+}

@@ -274,7 +274,13 @@ impl RunContext {
             &self
                 .queues()
                 .into_iter()
-                .map(|q| (self.graph.stages[q.stage as usize].label.to_owned(), q))
+                .map(|q| {
+                    (
+                        self.graph.stages[q.stage as usize].label.to_owned(),
+                        None,
+                        q,
+                    )
+                })
                 .collect::<Vec<_>>(),
         )
     }

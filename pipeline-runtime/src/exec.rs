@@ -14,10 +14,9 @@ pub use crate::context::StopSignal;
 use crate::context::{Pos, RunContext};
 use crate::deadletter::DeadLetterTarget;
 use crate::graph::{Graph, StageKind};
-use crate::inference::{
-    DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler, SharedStages,
-};
+use crate::inference::{DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler};
 use crate::io::{Commit, Record, Share, Sink, Source};
+use crate::local::LocalWorkers;
 use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
 use crate::push::{Barrier, BarrierCount, Ended, Flow, Push, Signal};
 use crate::queue::{QueueGauge, QueueSummary};
@@ -110,7 +109,7 @@ pub struct Executor<'scope, 'env: 'scope> {
     share: Share,
     /// In a split run: the `run_inference` stages shared by this process's workers, and this
     /// worker's index among them.
-    stages: Option<(Arc<SharedStages>, usize)>,
+    stages: Option<(Arc<LocalWorkers>, usize)>,
     segments: Vec<Segment<'scope>>,
     _scope: std::marker::PhantomData<&'scope Scope<'scope, 'env>>,
 }
@@ -494,7 +493,7 @@ pub struct Split {
     pub exchanges: crate::exchange::Exchanges,
     /// The `run_inference` stages shared by this process's workers, and this worker's index
     /// among them.
-    pub stages: Arc<SharedStages>,
+    pub stages: Arc<LocalWorkers>,
     pub local: usize,
 }
 
@@ -541,6 +540,20 @@ pub fn run_share<P: Pipeline>(
     }
     shared.exchange = exchange;
     let shared = Arc::new(shared);
+    if let Some((workers, local)) = &stages {
+        workers.joined(*local, shared.clone());
+    }
+    // The metrics endpoint and the progress line show the whole process (drawn by its first
+    // worker in a split run).
+    let process = stages.as_ref().map(|(workers, _)| workers.clone());
+    let prometheus = || match &process {
+        Some(workers) => workers.prometheus(),
+        None => shared.prometheus(),
+    };
+    let progress = || match &process {
+        Some(workers) => workers.progress(),
+        None => shared.progress(),
+    };
     let started = Instant::now();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
@@ -584,12 +597,12 @@ pub fn run_share<P: Pipeline>(
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("metrics at http://{addr}/metrics");
             }
-            let (shared, done) = (&shared, &done);
-            scope.spawn(move || crate::serve::serve(listener, &|| shared.prometheus(), done))
+            let (prometheus, done) = (&prometheus, &done);
+            scope.spawn(move || crate::serve::serve(listener, prometheus, done))
         });
         let progress = config.progress.then(|| {
-            let (shared, done) = (&shared, &done);
-            scope.spawn(move || show_progress(P::NAME, shared, done))
+            let (progress, done) = (&progress, &done);
+            scope.spawn(move || show_progress(P::NAME, progress, done))
         });
         if !share.is_whole() {
             // A split run also watches the other processes while its segments run: every 20 ms,
@@ -685,7 +698,7 @@ pub fn unbalanced(summary: &Summary) -> Error {
     ))
 }
 
-fn show_progress(name: &str, shared: &RunContext, done: &AtomicBool) {
+fn show_progress(name: &str, progress: &(dyn Fn() -> (u64, u64) + Sync), done: &AtomicBool) {
     // Short runs finish before the bar would be worth drawing.
     let start = Instant::now();
     let mut bar = None;
@@ -703,7 +716,7 @@ fn show_progress(name: &str, shared: &RunContext, done: &AtomicBool) {
             bar.set_prefix(name.to_owned());
             bar
         });
-        let (read, written) = shared.progress();
+        let (read, written) = progress();
         let rate = read as f64 / start.elapsed().as_secs_f64();
         bar.set_message(format!(
             "read {read}, written {written} ({rate:.0} records/s)"

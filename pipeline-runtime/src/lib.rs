@@ -52,6 +52,7 @@ pub mod distributed;
 pub mod exchange;
 pub mod exec;
 pub mod job;
+pub mod local;
 mod serve;
 pub mod summary;
 

@@ -156,7 +156,11 @@ pub(crate) fn render_prometheus(
     pipeline: &str,
     stages: &[(String, u64, u64)],
     models: &[InferenceMetrics],
-    queues: &[(String, std::sync::Arc<crate::queue::QueueGauge>)],
+    queues: &[(
+        String,
+        Option<usize>,
+        std::sync::Arc<crate::queue::QueueGauge>,
+    )],
 ) -> String {
     let mut out = String::new();
     let p = escape(pipeline);
@@ -183,10 +187,12 @@ pub(crate) fn render_prometheus(
     ];
     for (name, help, get) in gauges {
         family(&mut out, name, "gauge", help);
-        for (label, q) in queues {
+        for (label, worker, q) in queues {
+            // In a split run, each worker has its own queues.
+            let worker = worker.map_or(String::new(), |w| format!(",worker=\"{w}\""));
             let _ = writeln!(
                 out,
-                "{name}{{pipeline=\"{p}\",stage=\"{}\",queue=\"{}\"}} {}",
+                "{name}{{pipeline=\"{p}\",stage=\"{}\",queue=\"{}\"{worker}}} {}",
                 escape(label),
                 q.queue,
                 get(q)
@@ -377,7 +383,7 @@ mod tests {
             "P",
             &[("read".into(), 7, 1)],
             &[m],
-            &[("merge(a, b)".into(), gauge)],
+            &[("merge(a, b)".into(), None, gauge)],
         );
         assert!(text.contains(
             "tandem_queue_batches{pipeline=\"P\",stage=\"merge(a, b)\",queue=\"input\"} 1\n"

@@ -48,8 +48,8 @@ use crate::error::{Error, Result};
 use crate::exchange::Exchanges;
 use crate::exec::{run_share, unbalanced, Finished, Pipeline, RunConfig, Split};
 use crate::graph::StageKind;
-use crate::inference::SharedStages;
 use crate::io::Share;
+use crate::local::LocalWorkers;
 use crate::panic;
 use crate::summary::Summary;
 
@@ -179,7 +179,7 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
     }
     let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
     // The process's workers share its `run_inference` stages: each model is loaded once.
-    let stages = std::sync::Arc::new(SharedStages::new(cluster.workers));
+    let stages = std::sync::Arc::new(LocalWorkers::new(cluster.workers));
     let first = cluster.process * cluster.workers;
     let guards =
         timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {

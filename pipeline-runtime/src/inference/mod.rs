@@ -13,7 +13,7 @@
 //! without a timeout runs on the dispatcher's thread: see `replica::Runner`); results go on in
 //! input order to the segment after the stage. So the next batch is prepared and cut while the
 //! current one runs on the device. In a run split across several workers of a process, the
-//! workers share one dispatcher and its models (`shared`): a model is loaded once per process.
+//! workers share one dispatcher and its models (`crate::local`): a model is loaded once per process.
 
 mod batcher;
 mod dispatcher;
@@ -22,7 +22,6 @@ mod hot_swap;
 mod keyed;
 mod reorder;
 mod replica;
-mod shared;
 mod stage;
 mod tuned;
 
@@ -35,7 +34,6 @@ use serde::{Deserialize, Serialize};
 pub use crate::metrics::{Histogram, InferenceMetrics};
 pub use front::Front;
 pub use keyed::{keyed, Keyed};
-pub use shared::SharedStages;
 pub(crate) use stage::start;
 pub use tuned::{HandlerExt, Tuned};
 
