@@ -290,41 +290,64 @@ fn ten_thousand_messages_flow_into_another_topic_and_the_group_commits_their_end
     );
 }
 
-/// Split across 2 workers, a Kafka source is read whole by the first (with a group member per
-/// worker, the rebalance while they joined left a partition's offsets uncommitted at the end:
-/// not split yet): every message is answered once and the group commits the ends.
+/// Split across workers, each worker reads its own partitions (partition `p` by worker
+/// `p % workers`, assigned directly, not by the group's rebalancing): every message is answered
+/// once, a bad payload in each partition is dead-lettered by the worker that owns it, and the
+/// group commits every partition's end. With more workers than partitions, the workers dealt
+/// none end their share at once and the run still ends.
 #[test]
-fn on_two_workers_the_first_reads_the_whole_topic() {
-    let cluster = Cluster::start();
-    cluster.topic("requests", 2);
-    cluster.topic("answers", 2);
-    const N: u64 = 2_000;
-    cluster.produce(
-        "requests",
-        (1..=N).map(|id| ((id % 2) as i32, Some(request(id)))),
-    );
-    let args = Urls {
-        input: cluster.url("requests?group=split"),
-        output: cluster.url("answers"),
-    };
-    let config = RunConfig {
-        cluster: tandem::cluster::Cluster::threads(2),
-        ..RunConfig::default()
-    };
-    let summary = tandem::job::run_pipeline::<Answers>(&args, &config).unwrap();
-    let totals = summary.totals();
-    assert_eq!((totals.read, totals.written, totals.dead), (N, N, 0));
-    let mut ids: Vec<u64> = answers_by_input(&cluster.messages("answers"))
-        .into_iter()
-        .map(|(_, answer)| answer.id)
-        .collect();
-    ids.sort();
-    assert_eq!(ids, (1..=N).collect::<Vec<_>>());
-    let ends = cluster.ends("requests");
-    assert_eq!(
-        cluster.committed("split", "requests"),
-        ends.into_iter().map(Some).collect::<Vec<_>>()
-    );
+fn on_several_workers_each_reads_its_own_partitions() {
+    for (workers, group) in [(2usize, "split-2"), (5, "split-5")] {
+        let cluster = Cluster::start();
+        cluster.topic("requests", 4);
+        cluster.topic("answers", 2);
+        const N: u64 = 2_000;
+        // Partition p holds the ids with id % 4 == p, and one bad payload first.
+        let bad = (0..4).map(|p| (p, Some(b"not json".to_vec())));
+        let good = (1..=N).map(|id| ((id % 4) as i32, Some(request(id))));
+        cluster.produce("requests", bad.chain(good));
+        let args = Urls {
+            input: cluster.url(&format!("requests?group={group}")),
+            output: cluster.url("answers"),
+        };
+        let config = RunConfig {
+            cluster: tandem::cluster::Cluster::threads(workers),
+            dead_letters: DeadLetterTarget::Memory,
+            ..RunConfig::default()
+        };
+        let summary = tandem::job::run_pipeline::<Answers>(&args, &config).unwrap();
+        let totals = summary.totals();
+        assert_eq!(
+            (totals.read, totals.written, totals.dead),
+            (N + 4, N, 4),
+            "{workers} workers"
+        );
+        let mut ids: Vec<u64> = answers_by_input(&cluster.messages("answers"))
+            .into_iter()
+            .map(|(_, answer)| answer.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, (1..=N).collect::<Vec<_>>(), "{workers} workers");
+        // Each partition's bad payload (offset 0) was read by the worker owning the partition.
+        let mut owners: Vec<(i32, usize)> = summary
+            .dead_letters
+            .iter()
+            .map(|d| {
+                let (partition, offset) = Kafka::partition_offset(d.position);
+                assert_eq!(offset, 0, "{d}");
+                (partition, d.worker.expect("a split run names the worker"))
+            })
+            .collect();
+        owners.sort();
+        let expected: Vec<(i32, usize)> = (0..4).map(|p| (p, p as usize % workers)).collect();
+        assert_eq!(owners, expected, "{workers} workers");
+        let ends = cluster.ends("requests");
+        assert_eq!(
+            cluster.committed(group, "requests"),
+            ends.into_iter().map(Some).collect::<Vec<_>>(),
+            "{workers} workers"
+        );
+    }
 }
 
 struct CollectArgs {

@@ -18,7 +18,7 @@ use super::context::{shown, ConsumerLogs};
 use super::records::{decode_value, position};
 use super::retry::{rebalancing, transient, Outage};
 use super::{DEFAULT_MAX_MESSAGE_BYTES, METADATA_TIMEOUT, POLL, PROBE_TIMEOUT};
-use crate::io::{Commit, Record, Source, DEFAULT_RETRY_FOR};
+use crate::io::{Commit, Record, Share, Source, DEFAULT_RETRY_FOR};
 
 type Consumer_ = BaseConsumer<ConsumerLogs>;
 
@@ -61,6 +61,13 @@ pub struct KafkaReader<T> {
     /// Whether the consumer reported an error since the cluster was last checked during an
     /// outage: then a check that succeeds does not end the outage.
     errors_since_check: bool,
+    /// In a split run: this worker's share. The topic's partitions are dealt to the workers
+    /// (partition `p` to worker `p % peers`), each assigned to its consumer directly rather than
+    /// by the group's rebalancing (see [`Source::split`]).
+    share: Share,
+    /// In a split run: whether this worker's partitions have been assigned (they are once the
+    /// cluster has said how many the topic has).
+    assigned: bool,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -80,6 +87,8 @@ impl<T> KafkaReader<T> {
             last_arrival: None,
             outage: None,
             errors_since_check: false,
+            share: Share::WHOLE,
+            assigned: false,
             _item: PhantomData,
         }
     }
@@ -236,6 +245,45 @@ impl<T> KafkaReader<T> {
         Ok(())
     }
 
+    /// In a split run: assigns this worker its partitions of the topic, once the cluster says how
+    /// many there are (`Ok(false)` while it does not answer). Each resumes at the group's
+    /// committed offset (or where `.from_start()` says, without one).
+    fn assign(&mut self, consumer: &Consumer_, topic: &str) -> crate::Result<bool> {
+        let partitions = match consumer.fetch_metadata(Some(topic), PROBE_TIMEOUT) {
+            Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() => t.partitions().len(),
+                _ => return Ok(false),
+            },
+            Err(_) => return Ok(false),
+        };
+        let Share { index, peers } = self.share;
+        let mut list = TopicPartitionList::new();
+        let mut mine = Vec::new();
+        for partition in (0..partitions as i32).filter(|p| *p as usize % peers == index) {
+            list.add_partition_offset(topic, partition, Offset::Stored)
+                .map_err(|e| crate::Error::Internal(shown(&e)))?;
+            mine.push(partition);
+        }
+        consumer.assign(&list).map_err(|e| {
+            self.read_error(format!("cannot assign partitions {mine:?}: {}", shown(&e)))
+        })?;
+        if mine.is_empty() {
+            tracing::warn!(
+                "{}: the topic has {partitions} partition{}, fewer than the run's {peers} workers: worker {index} reads none",
+                self.what(),
+                if partitions == 1 { "" } else { "s" }
+            );
+        } else {
+            tracing::info!(
+                "{}: worker {index} of {peers} reads partitions {mine:?} of {partitions}",
+                self.what()
+            );
+        }
+        self.assigned = true;
+        self.last_arrival = Some(Instant::now());
+        Ok(!mine.is_empty())
+    }
+
     /// An error from a poll: fatal ones fail the run, the others may be an outage.
     fn poll_failed(&mut self, error: KafkaError) -> crate::Result<()> {
         let code = error.rdkafka_error_code();
@@ -297,6 +345,18 @@ impl<T: DeserializeOwned + Send> Source for KafkaReader<T> {
         self.what()
     }
 
+    /// Deals the topic's partitions to the workers: partition `p` to worker `p % peers`, over
+    /// every process. Each worker's consumer is assigned its partitions directly instead of
+    /// joining the group's rebalancing: members joining one after the other would move
+    /// partitions between them while they read, and what one had read from a partition it lost
+    /// would be read again by the next owner. Offsets are still committed in the group. The
+    /// assignment is fixed for the run (partitions added while it runs are not read), and a
+    /// worker dealt no partition (fewer partitions than workers) ends its share at once.
+    fn split(&mut self, share: Share) -> bool {
+        self.share = share;
+        true
+    }
+
     /// Checks the URL and the properties, asks the cluster once whether the topic exists (a
     /// cluster that does not answer yet is waited for while reading, where a stop request can end
     /// the wait), and subscribes.
@@ -331,9 +391,11 @@ impl<T: DeserializeOwned + Send> Source for KafkaReader<T> {
                 self.errors_since_check = false;
             }
         }
-        consumer
-            .subscribe(&[&address.topic])
-            .map_err(|e| crate::Error::Config(format!("cannot read {what}: {}", shown(&e))))?;
+        if self.share.is_whole() {
+            consumer
+                .subscribe(&[&address.topic])
+                .map_err(|e| crate::Error::Config(format!("cannot read {what}: {}", shown(&e))))?;
+        }
         self.consumer = Some(Arc::new(consumer));
         Ok(())
     }
@@ -344,6 +406,15 @@ impl<T: DeserializeOwned + Send> Source for KafkaReader<T> {
         };
         let topic = address.topic.clone();
         self.check_cluster(&consumer, &topic)?;
+        // In a split run, this worker's partitions first: none for it (the run goes on without
+        // it), or no answer yet.
+        if !self.share.is_whole()
+            && !self.assigned
+            && self.outage.is_none()
+            && !self.assign(&consumer, &topic)?
+        {
+            return Ok(!self.assigned);
+        }
         if self.last_arrival.is_none() && consumer.context().joined() {
             self.last_arrival = Some(Instant::now());
         }
