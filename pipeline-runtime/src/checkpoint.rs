@@ -18,10 +18,20 @@
 //!
 //! A sink that can only make its output durable at the end of the run (files, committed by
 //! rename) says so, and then nothing is acknowledged before the run has ended well.
+//!
+//! Split across workers with a `combine_per_key`, a worker's windows are emitted and written by
+//! the workers owning their keys, so its own epoch being complete does not make the results of
+//! its input durable: such a run's epochs are job-wide ([`Checkpoints::gate`], [`Durable`]).
+//! Each worker says how far its emitted windows are durable — the job's watermark when its
+//! `combine_per_key` stages released the barrier of its latest complete epoch (they emit every
+//! window the job's watermark has closed before releasing a barrier) — and the job's durable
+//! watermark is the least over every worker of every process. A worker's epoch is acknowledged
+//! once it is complete and the job's durable watermark has passed the end of every window that
+//! held its input of the epoch.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::io::Commit;
@@ -55,9 +65,27 @@ pub struct Checkpoints {
     latest: AtomicU64,
     /// Whether some source acknowledges its input: without one, no epoch starts.
     wanted: std::sync::atomic::AtomicBool,
-    /// Acknowledge nothing before the end of the run (see [`Checkpoints::hold`]).
-    held: std::sync::atomic::AtomicBool,
+    /// Job-wide epochs (see [`Checkpoints::gate`]).
+    gate: std::sync::OnceLock<Arc<Durable>>,
     state: Mutex<State>,
+}
+
+/// How far the windows of a split run are durable, in event time (see the module's
+/// documentation): this worker's figure, published for the others, and the job's, the least
+/// over every worker (kept up to date by the worker's timely coordinator).
+#[derive(Debug)]
+pub struct Durable {
+    pub own: AtomicI64,
+    pub job: AtomicI64,
+}
+
+impl Default for Durable {
+    fn default() -> Self {
+        Self {
+            own: AtomicI64::new(i64::MIN),
+            job: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 struct State {
@@ -71,6 +99,13 @@ struct State {
     /// Acknowledgements of each epoch's input, run once it is complete.
     acks: BTreeMap<u64, Vec<Box<dyn Commit>>>,
     completed: u64,
+    /// Job-wide epochs: per epoch, the end of the last window holding this worker's input of it
+    /// (the job's durable watermark must reach it) ...
+    needs: BTreeMap<u64, i64>,
+    /// ... the job's watermark when every `combine_per_key` released its barrier (the least) ...
+    released: BTreeMap<u64, i64>,
+    /// ... and the acknowledgements of complete epochs waiting for the job.
+    ready: BTreeMap<u64, Vec<Box<dyn Commit>>>,
 }
 
 impl Checkpoints {
@@ -80,7 +115,7 @@ impl Checkpoints {
             policy,
             latest: AtomicU64::new(0),
             wanted: std::sync::atomic::AtomicBool::new(false),
-            held: std::sync::atomic::AtomicBool::new(false),
+            gate: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 started: Instant::now(),
                 read: 0,
@@ -88,6 +123,9 @@ impl Checkpoints {
                 durable: true,
                 acks: BTreeMap::new(),
                 completed: 0,
+                needs: BTreeMap::new(),
+                released: BTreeMap::new(),
+                ready: BTreeMap::new(),
             }),
         }
     }
@@ -122,11 +160,50 @@ impl Checkpoints {
         self.latest.load(Relaxed)
     }
 
-    /// No epoch's input is acknowledged before the end of the run ([`Checkpoints::remaining`]):
-    /// for a split run whose windows are combined on other workers, where this worker's sinks
-    /// being durable does not make the results of its input durable.
-    pub fn hold(&self) {
-        self.held.store(true, Relaxed);
+    /// Makes the epochs job-wide: for a split run whose windows are combined on other workers,
+    /// where this worker's sinks being durable does not make the results of its input durable
+    /// (see the module's documentation). `durable` is shared with the worker's coordinator.
+    pub fn gate(&self, durable: Arc<Durable>) {
+        let _ = self.gate.set(durable);
+    }
+
+    /// A `combine_per_key` received barrier `epoch` when the windows holding the input before it
+    /// end at or before `horizon`.
+    pub fn need(&self, epoch: u64, horizon: i64) {
+        if self.gate.get().is_some() {
+            let mut state = self.state();
+            let need = state.needs.entry(epoch).or_insert(i64::MIN);
+            *need = (*need).max(horizon);
+        }
+    }
+
+    /// A `combine_per_key` released barrier `epoch` with the job's watermark at `job`: every
+    /// window it owns ending at or before `job` has been emitted before the barrier.
+    pub fn released(&self, epoch: u64, job: i64) {
+        if self.gate.get().is_some() {
+            let mut state = self.state();
+            let at = state.released.entry(epoch).or_insert(i64::MAX);
+            *at = (*at).min(job);
+        }
+    }
+
+    /// Job-wide epochs: the acknowledgements of complete epochs whose windows the job has made
+    /// durable since the last call, in epoch order.
+    pub fn take_gated(&self) -> Vec<Box<dyn Commit>> {
+        let Some(durable) = self.gate.get() else {
+            return Vec::new();
+        };
+        let job = durable.job.load(Relaxed);
+        let mut state = self.state();
+        let mut due = Vec::new();
+        while let Some(&epoch) = state.ready.keys().next() {
+            if state.needs.get(&epoch).is_some_and(|&need| need > job) {
+                break;
+            }
+            due.extend(state.ready.remove(&epoch).into_iter().flatten());
+            state.needs.remove(&epoch);
+        }
+        due
     }
 
     /// Registers what acknowledges a source's input read before its barrier of `epoch`.
@@ -157,7 +234,7 @@ impl Checkpoints {
     }
 
     fn take_due(&self, state: &mut State) -> Vec<Box<dyn Commit>> {
-        if !state.durable || self.held.load(Relaxed) {
+        if !state.durable {
             return Vec::new();
         }
         // The final epoch is acknowledged only after the run's commit.
@@ -173,7 +250,18 @@ impl Checkpoints {
         state.completed = complete;
         let later = state.acks.split_off(&(complete + 1));
         let due = std::mem::replace(&mut state.acks, later);
-        due.into_values().flatten().collect()
+        let Some(durable) = self.gate.get() else {
+            return due.into_values().flatten().collect();
+        };
+        // Job-wide: what this worker emitted before its barriers up to `complete` is durable;
+        // its own acknowledgements wait for the job (`take_gated`).
+        let later = state.released.split_off(&(complete + 1));
+        let done = std::mem::replace(&mut state.released, later);
+        if let Some(&job) = done.values().next_back() {
+            durable.own.fetch_max(job, Relaxed);
+        }
+        state.ready.extend(due);
+        Vec::new()
     }
 
     /// The latest complete epoch (0: none yet).
@@ -183,10 +271,10 @@ impl Checkpoints {
 
     /// Every acknowledgement not run yet, for the end of a run that ended well.
     pub fn remaining(&self) -> Vec<Box<dyn Commit>> {
-        std::mem::take(&mut self.state().acks)
-            .into_values()
-            .flatten()
-            .collect()
+        let mut state = self.state();
+        let mut all = std::mem::take(&mut state.ready);
+        all.extend(std::mem::take(&mut state.acks));
+        all.into_values().flatten().collect()
     }
 }
 
@@ -248,6 +336,49 @@ mod tests {
         assert!(log.lock().unwrap().is_empty());
         run(c.remaining());
         assert_eq!(*log.lock().unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn job_wide_epochs_wait_for_the_jobs_durable_watermark() {
+        let log = Arc::new(StdMutex::new(Vec::new()));
+        let c = Checkpoints::new(CheckpointPolicy::default(), [1]);
+        let durable = Arc::new(Durable::default());
+        c.gate(durable.clone());
+        for epoch in 1..=2 {
+            c.register(epoch, Some(Box::new(Note(log.clone(), epoch))));
+        }
+        // Epoch 1's input is in windows ending by 100; its barrier left the combine when the
+        // job's watermark was at 150.
+        c.need(1, 100);
+        c.released(1, 150);
+        c.need(2, 200);
+        run(c.reached(1, 1, true));
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "complete here, not job-wide"
+        );
+        assert_eq!(durable.own.load(Relaxed), 150);
+        run(c.take_gated());
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "the job has made nothing durable"
+        );
+        durable.job.store(150, Relaxed);
+        run(c.take_gated());
+        assert_eq!(*log.lock().unwrap(), vec![1]);
+        c.released(2, 180);
+        run(c.reached(1, 2, true));
+        assert_eq!(durable.own.load(Relaxed), 180);
+        durable.job.store(180, Relaxed);
+        run(c.take_gated());
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![1],
+            "epoch 2's windows end at 200"
+        );
+        durable.job.store(250, Relaxed);
+        run(c.take_gated());
+        assert_eq!(*log.lock().unwrap(), vec![1, 2]);
     }
 
     #[test]

@@ -307,6 +307,13 @@ impl RunContext {
         self.acknowledge(due);
     }
 
+    /// Job-wide epochs (a split run with `combine_per_key`): runs the acknowledgements that the
+    /// job's durable watermark has released since the last call (see `checkpoint`).
+    pub(crate) fn poll_checkpoints(&self) {
+        let due = self.checkpoints.take_gated();
+        self.acknowledge(due);
+    }
+
     /// Runs the acknowledgements of complete epochs, after making the dead letters of those
     /// epochs durable. A failing run acknowledges nothing more.
     fn acknowledge(&self, due: Vec<Box<dyn Commit>>) {

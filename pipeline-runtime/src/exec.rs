@@ -495,6 +495,9 @@ pub struct Split {
     /// among them.
     pub stages: Arc<LocalWorkers>,
     pub local: usize,
+    /// How far this worker's and the job's windows are durable (job-wide checkpoints of a run
+    /// with `combine_per_key`), shared with the worker's timely coordinator.
+    pub durable: Arc<crate::checkpoint::Durable>,
 }
 
 /// Runs `share` of a pipeline's input to the end and returns it uncommitted. `lost` is asked
@@ -525,18 +528,19 @@ pub fn run_share<P: Pipeline>(
     if !share.is_whole() {
         shared.split = Some((share.index, config.cluster.process));
     }
-    let (exchange, stages) = match split {
-        Some(split) => (Some(split.exchanges), Some((split.stages, split.local))),
-        None => (None, None),
+    let (exchange, stages, durable) = match split {
+        Some(split) => (
+            Some(split.exchanges),
+            Some((split.stages, split.local)),
+            Some(split.durable),
+        ),
+        None => (None, None, None),
     };
-    if exchange.as_ref().is_some_and(|e| e.stages() > 0) {
-        // The results of this worker's input may be written by other workers' sinks: its input
-        // is acknowledged only once every process has committed (see `distributed`).
-        shared.checkpoints.hold();
-        tracing::info!(
-            "split run with combine_per_key: the input is acknowledged at the end of the run, \
-             once every process has committed"
-        );
+    let gated = exchange.as_ref().is_some_and(|e| e.stages() > 0);
+    if let Some(durable) = durable.filter(|_| gated) {
+        // The results of this worker's input may be written by other workers' sinks: its
+        // epochs are acknowledged once the job has made their windows durable (`checkpoint`).
+        shared.checkpoints.gate(durable);
     }
     shared.exchange = exchange;
     let shared = Arc::new(shared);
@@ -616,6 +620,9 @@ pub fn run_share<P: Pipeline>(
                 }
                 if let Some(error) = lost() {
                     shared.fail(error);
+                }
+                if gated {
+                    shared.poll_checkpoints();
                 }
             }
         }

@@ -22,6 +22,10 @@
 //! decision, a second round tells every worker that every part was committed, so that a process
 //! returns only once the job's outputs are all in place.
 //!
+//! The coordinators also carry the job-wide checkpoints of a run with `combine_per_key`: each
+//! worker's durable watermark to every other, and the least of them back to its share (see
+//! `checkpoint`). The workers of a process share their `run_inference` stages (`crate::local`).
+//!
 //! The fused segments run on threads of their own beside the timely workers, not as timely
 //! operators; [`run_in_operator`] is that other shape (one operator per fused segment), measured
 //! in `benches/timely_worker.rs`.
@@ -31,8 +35,10 @@ mod network;
 mod operator;
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use timely::dataflow::operators::vec::Broadcast;
@@ -43,6 +49,7 @@ use self::exchange::{StageEnds, Transport};
 use self::network::connect;
 pub use self::network::timely_config;
 pub use self::operator::{run_in_operator, WorkerId, WorkerTask};
+use crate::checkpoint::Durable;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::exchange::Exchanges;
@@ -114,6 +121,11 @@ fn lost_error() -> Option<Error> {
 /// decided) whether each worker committed its part of the outputs.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Message {
+    /// How far a worker's emitted windows are durable (job-wide checkpoints, see `checkpoint`).
+    Durable {
+        worker: usize,
+        watermark: i64,
+    },
     Report(Report),
     Committed {
         worker: usize,
@@ -158,6 +170,7 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
         mpsc::Receiver<std::result::Result<(), String>>,
         mpsc::Sender<Update>,
         Vec<StageEnds>,
+        Arc<Durable>,
     );
     let mut coordinators: Vec<Option<Ends>> = Vec::new();
     let mut shares = Vec::new();
@@ -167,7 +180,14 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
         let (commit_tx, commit_rx) = mpsc::channel();
         let (update_tx, update_rx) = mpsc::channel();
         let (share_ends, coordinator_ends) = exchange::channels(&combines);
-        coordinators.push(Some((report_rx, commit_rx, update_tx, coordinator_ends)));
+        let durable = Arc::new(Durable::default());
+        coordinators.push(Some((
+            report_rx,
+            commit_rx,
+            update_tx,
+            coordinator_ends,
+            durable.clone(),
+        )));
         let share = cluster.share(local);
         let exchanges = Exchanges::new(total, share.index, share_ends);
         let ends = ShareEnds {
@@ -175,7 +195,7 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
             commits: commit_tx,
             updates: update_rx,
         };
-        shares.push((share, local, exchanges, ends));
+        shares.push((share, local, exchanges, ends, durable));
     }
     let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
     // The process's workers share its `run_inference` stages: each model is loaded once.
@@ -187,19 +207,20 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
             let ends = coordinators.lock().unwrap_or_else(|e| e.into_inner())
                 [worker.index() - first]
                 .take();
-            if let Some((reports, commits, updates, exchange)) = ends {
-                coordinate(worker, reports, commits, updates, exchange);
+            if let Some((reports, commits, updates, exchange, durable)) = ends {
+                coordinate(worker, reports, commits, updates, exchange, &durable);
             }
         })
         .map_err(|e| Error::Config(format!("cannot start the timely workers: {e}")))?;
     let outcomes: Vec<Result<Summary>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|(share, local, exchanges, ends)| {
+            .map(|(share, local, exchanges, ends, durable)| {
                 let split = Split {
                     exchanges,
                     stages: stages.clone(),
                     local,
+                    durable,
                 };
                 scope.spawn(move || {
                     panic::quiet_thread();
@@ -239,9 +260,12 @@ fn coordinate(
     commits: mpsc::Receiver<std::result::Result<(), String>>,
     updates: mpsc::Sender<Update>,
     exchange: Vec<StageEnds>,
+    durable: &Durable,
 ) {
     let mut transport = Transport::build(worker, exchange);
     let received: Rc<RefCell<Vec<Report>>> = Rc::default();
+    // How far each worker's windows are durable (job-wide checkpoints).
+    let durables: Rc<RefCell<BTreeMap<usize, i64>>> = Rc::default();
     // (worker, process, why it did not commit)
     type Commits = Vec<(usize, usize, Option<String>)>;
     let committed: Rc<RefCell<Commits>> = Rc::default();
@@ -249,9 +273,15 @@ fn coordinate(
     let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, stream) = scope.new_input::<Vec<String>>();
         let (reports, commits) = (Rc::clone(&received), Rc::clone(&committed));
+        let durables = Rc::clone(&durables);
         let (probe, _) = stream
             .broadcast()
             .inspect(move |text: &String| match serde_json::from_str(text) {
+                Ok(Message::Durable { worker, watermark }) => {
+                    let mut durables = durables.borrow_mut();
+                    let at = durables.entry(worker).or_insert(i64::MIN);
+                    *at = (*at).max(watermark);
+                }
                 Ok(Message::Report(report)) => reports.borrow_mut().push(report),
                 Ok(Message::Committed {
                     worker,
@@ -275,7 +305,31 @@ fn coordinate(
         }
         passed = received.len();
     };
+    let text = |m: &Message| serde_json::to_string(m).expect("a message serializes");
+    let peers = worker.peers();
+    let mut told = i64::MIN;
     let own = loop {
+        // This worker's durable watermark to the others when it moved; the job's (the least
+        // over every worker) back to the share.
+        let mine = durable.own.load(Relaxed);
+        if mine > told {
+            told = mine;
+            input.send(text(&Message::Durable {
+                worker: worker.index(),
+                watermark: mine,
+            }));
+            // An input holds what it is sent until its buffer fills or its time moves on.
+            input.flush();
+        }
+        {
+            let durables = durables.borrow();
+            let job = if durables.len() == peers {
+                durables.values().copied().min().unwrap_or(i64::MIN)
+            } else {
+                i64::MIN
+            };
+            durable.job.store(job, Relaxed);
+        }
         // A short wait on the share's channel (which does not wake timely's parked worker),
         // then timely's messages without waiting.
         match reports.recv_timeout(Duration::from_millis(2)) {
@@ -303,7 +357,6 @@ fn coordinate(
     // Whatever the share did not close (it failed) no longer holds the others back.
     transport.close();
     let (me, process) = (own.worker, own.process);
-    let text = |m: &Message| serde_json::to_string(m).expect("a report serializes");
     input.send(text(&Message::Report(own)));
     input.advance_to(1);
     while probe.less_than(&1) {

@@ -101,6 +101,9 @@ struct Split<K, A> {
     told: i64,
     /// The ends of the windows shipped that the job's watermark has not passed yet.
     ahead: std::collections::VecDeque<i64>,
+    /// The end of the last window shipped (for job-wide checkpoints: what the job must have
+    /// made durable before this worker's input so far is acknowledged).
+    shipped: i64,
     /// Accumulators of the keys this worker owns, by window and key: one per sending worker.
     arrived: BTreeMap<(i64, i64), Arrived<K, A>>,
     /// The job's watermark: every worker has shipped the windows ending at or before it.
@@ -190,6 +193,7 @@ where
                     preaggregate: exchange::preaggregate(),
                     told: i64::MIN,
                     ahead: Default::default(),
+                    shipped: i64::MIN,
                     arrived: BTreeMap::new(),
                     job: i64::MIN,
                     closed: false,
@@ -213,6 +217,9 @@ where
                 break;
             }
             self.held.pop_front();
+            if self.split.is_some() {
+                run.checkpoints.released(epoch, job);
+            }
             self.next
                 .signal(Signal::Barrier(crate::push::Barrier { epoch }), run);
         }
@@ -275,6 +282,7 @@ where
             if split.ahead.back().is_none_or(|&last| last < end) {
                 split.ahead.push_back(end);
             }
+            split.shipped = split.shipped.max(end);
             for (key, (acc, pos)) in panes {
                 if let Err(error) = split.packer.add(window, &key, &acc, pos) {
                     return run.fail(Error::Internal(format!(
@@ -462,6 +470,7 @@ where
                 acc
             }) {
                 Ok(acc) => {
+                    split.shipped = split.shipped.max(window.end);
                     if let Err(error) = split.packer.add(window, &k, &acc, pos) {
                         run.fail(Error::Internal(error));
                     }
@@ -534,6 +543,12 @@ where
                     .open
                     .last_key_value()
                     .map_or(i64::MIN, |(&(end, _), _)| end);
+                if let Some(split) = &self.split {
+                    // Split: the input before the barrier is in the windows open here or
+                    // already shipped to their owners.
+                    run.checkpoints
+                        .need(barrier.epoch, horizon.max(split.shipped));
+                }
                 self.held.push_back((barrier.epoch, horizon));
                 return self.release(run);
             }
