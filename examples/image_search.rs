@@ -151,6 +151,11 @@ fn report_to(path: &Path) -> impl FnOnce(Vec<Embedded>) -> Result<(), String> + 
 }
 
 fn report(embedded: Vec<Embedded>, path: &Path) -> Result<(), String> {
+    if embedded.is_empty() {
+        // A worker of a split run (`--workers`) that read nothing: the images and the query
+        // are read whole by the first worker, which ranks them all.
+        return Ok(());
+    }
     let (query, ranking) = rank(embedded)?;
     let mut lines = String::new();
     for r in &ranking {

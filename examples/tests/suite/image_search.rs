@@ -76,3 +76,43 @@ fn something_to_drink_finds_the_coffee_photo_through_its_cup_caption() {
     assert_eq!(lines[0].image, fetch::COFFEE.path().unwrap());
     assert_eq!(lines[0].caption, "a photo of a cup");
 }
+
+/// On 3 workers of one process: the image folder and the query are read whole by the first
+/// worker (they cannot be split), the others read nothing and write no ranking of their own
+/// (they used to fail the run, finding no query): the same ranking as on one worker, and one
+/// figure per model stage (the workers share each model).
+#[test]
+fn three_workers_rank_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = search("coffee", dir.path());
+    let split = tempfile::tempdir().unwrap();
+    let args = SearchArgs {
+        query: "coffee".into(),
+        images: Vec::new(),
+        labels: 5,
+        ranking: split.path().join("ranking.jsonl"),
+    };
+    let config = tandem::RunConfig {
+        device: tandem::inference::DeviceChoice::Cpu,
+        cluster: tandem::cluster::Cluster::threads(3),
+        ..tandem::RunConfig::default()
+    };
+    let summary =
+        tandem::job::run_pipeline::<ImageSearch>(&args, &config).unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.totals().balanced(), "{summary}");
+    let models: Vec<(u32, usize)> = summary
+        .inference
+        .iter()
+        .map(|m| (m.stage, m.replicas))
+        .collect();
+    assert_eq!(models.len(), 2, "one figure per model stage: {models:?}");
+    let text = std::fs::read_to_string(&args.ranking).unwrap();
+    let images: Vec<PathBuf> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Line>(l).unwrap().image)
+        .collect();
+    assert_eq!(
+        images,
+        one.iter().map(|l| l.image.clone()).collect::<Vec<_>>()
+    );
+}
