@@ -271,30 +271,26 @@ fn a_killed_process_stops_the_others_within_seconds() {
     assert_untouched(&before);
 }
 
-/// Starts `processes` processes of the `backpressure_live` binary (Redis events -> a slow model
-/// -> Redis scores, exactly once) on `hostfile`.
-fn start_scorers(
-    server: &redis_server::RedisServer,
+/// Starts `processes` processes of example `binary` on `hostfile`, reading `--events events`,
+/// writing `output` (its option and stream), with `extra` options; each with its own dead-letter
+/// file.
+fn start_live(
+    binary: &str,
+    events: String,
+    output: (&str, String),
+    extra: &[&str],
     hostfile: &Path,
     processes: usize,
 ) -> common::Children {
     let children = (0..processes)
         .map(|i| {
-            Command::new(common::example_binary("backpressure_live"))
-                .args([
-                    "--events",
-                    &server.url("events?group=scorers&consumer=scorer"),
-                    "--scores",
-                    &server.url("scores"),
-                    "--model-ms",
-                    "10",
-                    "--until-idle",
-                    "1000",
-                    "--checkpoint-interval",
-                    "50ms",
-                    "-q",
-                    "--dead-letters",
-                ])
+            Command::new(common::example_binary(binary))
+                .arg("--events")
+                .arg(&events)
+                .arg(output.0)
+                .arg(&output.1)
+                .args(extra)
+                .args(["-q", "--dead-letters"])
                 .arg(hostfile.with_file_name(format!("bad-{i}.jsonl")))
                 .args([
                     "--processes",
@@ -314,6 +310,38 @@ fn start_scorers(
     common::Children(children)
 }
 
+/// Adds an entry to the `events` stream for each id, its `data` field `event(id)`.
+fn add_events(
+    conn: &mut redis::Connection,
+    ids: impl Iterator<Item = u64>,
+    event: impl Fn(u64) -> serde_json::Value,
+) {
+    for chunk in ids.collect::<Vec<_>>().chunks(500) {
+        let mut pipe = redis::pipe();
+        for &id in chunk {
+            pipe.cmd("XADD")
+                .arg("events")
+                .arg("*")
+                .arg("data")
+                .arg(event(id).to_string())
+                .ignore();
+        }
+        pipe.query::<()>(conn).unwrap();
+    }
+}
+
+/// Waits for every process of `run` (2 minutes at most) and checks that each succeeded.
+fn wait_for_success(mut run: common::Children, what: &str) {
+    for (i, child) in run.0.drain(..).enumerate() {
+        let output = common::wait(child, Duration::from_secs(120));
+        assert!(
+            output.status.success(),
+            "{what}, process {i}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 fn xlen(conn: &mut redis::Connection, stream: &str) -> u64 {
     redis::cmd("XLEN").arg(stream).query(conn).unwrap()
 }
@@ -325,50 +353,44 @@ fn after_a_killed_process_a_rerun_serves_every_request_once() {
     const N: u64 = 3000;
     let server = redis_server::RedisServer::start();
     let mut conn = server.client();
-    for chunk in (1..=N).collect::<Vec<_>>().chunks(500) {
-        let mut pipe = redis::pipe();
-        for &id in chunk {
-            let event = serde_json::json!({ "id": id, "features": vec![0.5f32; 16] });
-            pipe.cmd("XADD")
-                .arg("events")
-                .arg("*")
-                .arg("data")
-                .arg(event.to_string())
-                .ignore();
-        }
-        pipe.query::<()>(&mut conn).unwrap();
-    }
+    add_events(
+        &mut conn,
+        1..=N,
+        |id| serde_json::json!({ "id": id, "features": vec![0.5f32; 16] }),
+    );
     let dir = tempfile::tempdir().unwrap();
     let hostfile = common::hostfile(dir.path(), 2);
 
-    let first = start_scorers(&server, &hostfile, 2);
+    // `backpressure_live`: Redis events -> a slow model -> Redis scores, exactly once.
+    let start = || {
+        start_live(
+            "backpressure_live",
+            server.url("events?group=scorers&consumer=scorer"),
+            ("--scores", server.url("scores")),
+            &[
+                "--model-ms",
+                "10",
+                "--until-idle",
+                "1000",
+                "--checkpoint-interval",
+                "50ms",
+            ],
+            &hostfile,
+            2,
+        )
+    };
+    let first = start();
     common::kill_the_second_when(first, || xlen(&mut conn, "scores") >= 300);
     assert!(
         xlen(&mut conn, "scores") < N,
         "the first run was not stopped mid-way"
     );
 
-    let mut second = start_scorers(&server, &hostfile, 2);
-    for (i, child) in second.0.drain(..).enumerate() {
-        let output = common::wait(child, Duration::from_secs(120));
-        assert!(
-            output.status.success(),
-            "rerun, process {i}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg("scores")
-        .arg("-")
-        .arg("+")
-        .query(&mut conn)
-        .unwrap();
-    let mut ids: Vec<u64> = entries
+    let second = start();
+    wait_for_success(second, "rerun");
+    let mut ids: Vec<u64> = redis_server::stream_data::<serde_json::Value>(&mut conn, "scores")
         .iter()
-        .map(|(_, fields)| {
-            let score: serde_json::Value = serde_json::from_str(&fields[0].1).unwrap();
-            score["id"].as_u64().unwrap()
-        })
+        .map(|score| score["id"].as_u64().unwrap())
         .collect();
     ids.sort();
     assert_eq!(
@@ -383,53 +405,6 @@ fn after_a_killed_process_a_rerun_serves_every_request_once() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(pending[0], redis::Value::Int(0), "entries left pending");
-}
-
-/// Starts `processes` processes of the `live_counts` binary (Redis events -> windows of 100 ms
-/// -> counts per key -> Redis) on `hostfile`, each event taking `work_us` microseconds.
-fn start_counters(
-    server: &redis_server::RedisServer,
-    hostfile: &Path,
-    processes: usize,
-) -> common::Children {
-    let children = (0..processes)
-        .map(|i| {
-            Command::new(common::example_binary("live_counts"))
-                .args([
-                    "--events",
-                    &server.url("events?group=counters&consumer=counter"),
-                    "--counts",
-                    &server.url("counts"),
-                    "--window-ms",
-                    "100",
-                    "--work-us",
-                    "500",
-                    "--until-idle",
-                    "1000",
-                    "--checkpoint-interval",
-                    "20ms",
-                    "--batch-size",
-                    "50",
-                    "-q",
-                    "--dead-letters",
-                ])
-                .arg(hostfile.with_file_name(format!("bad-{i}.jsonl")))
-                .args([
-                    "--processes",
-                    &processes.to_string(),
-                    "--process",
-                    &i.to_string(),
-                ])
-                .arg("--hostfile")
-                .arg(hostfile)
-                .env_remove("TANDEM_WORKERS")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    common::Children(children)
 }
 
 /// (entries the group has handed out, entries acknowledged) of `stream`'s first group.
@@ -459,47 +434,48 @@ fn windows_over_processes_lose_nothing_when_one_is_killed() {
     const N: u64 = 4000;
     let server = redis_server::RedisServer::start();
     let mut conn = server.client();
-    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
-        let mut pipe = redis::pipe();
-        for &id in chunk {
-            let event = serde_json::json!({ "id": id, "key": id % 5, "time": id });
-            pipe.cmd("XADD")
-                .arg("events")
-                .arg("*")
-                .arg("data")
-                .arg(event.to_string())
-                .ignore();
-        }
-        pipe.query::<()>(&mut conn).unwrap();
-    }
+    add_events(
+        &mut conn,
+        0..N,
+        |id| serde_json::json!({ "id": id, "key": id % 5, "time": id }),
+    );
     let dir = tempfile::tempdir().unwrap();
     let hostfile = common::hostfile(dir.path(), 2);
 
-    let first = start_counters(&server, &hostfile, 2);
+    // `live_counts`: Redis events -> windows of 100 ms -> counts per key -> Redis, each event
+    // taking half a millisecond.
+    let start = || {
+        start_live(
+            "live_counts",
+            server.url("events?group=counters&consumer=counter"),
+            ("--counts", server.url("counts")),
+            &[
+                "--window-ms",
+                "100",
+                "--work-us",
+                "500",
+                "--until-idle",
+                "1000",
+                "--checkpoint-interval",
+                "20ms",
+                "--batch-size",
+                "50",
+            ],
+            &hostfile,
+            2,
+        )
+    };
+    let first = start();
     common::kill_the_second_when(first, || {
         handed_out_and_acknowledged(&mut conn, "events").1 >= 400
     });
     let (_, acknowledged) = handed_out_and_acknowledged(&mut conn, "events");
     assert!(acknowledged < N, "the first run was not stopped mid-way");
 
-    let mut second = start_counters(&server, &hostfile, 2);
-    for (i, child) in second.0.drain(..).enumerate() {
-        let output = common::wait(child, Duration::from_secs(120));
-        assert!(
-            output.status.success(),
-            "rerun, process {i}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg("counts")
-        .arg("-")
-        .arg("+")
-        .query(&mut conn)
-        .unwrap();
+    let second = start();
+    wait_for_success(second, "rerun");
     let mut most: BTreeMap<(i64, u64), u64> = BTreeMap::new();
-    for (_, fields) in &entries {
-        let count: serde_json::Value = serde_json::from_str(&fields[0].1).unwrap();
+    for count in redis_server::stream_data::<serde_json::Value>(&mut conn, "counts") {
         let at = (
             count["window"]["start"].as_i64().unwrap(),
             count["key"].as_u64().unwrap(),

@@ -21,7 +21,7 @@ use tandem::prelude::*;
 
 use common::wait_for;
 use ids::Ids;
-use redis_server::RedisServer;
+use redis_server::{stream_data as contents, RedisServer};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Request {
@@ -92,24 +92,6 @@ fn group_exists(conn: &mut Connection, stream: &str, group: &str) -> bool {
 
 fn xlen(conn: &mut Connection, stream: &str) -> u64 {
     redis::cmd("XLEN").arg(stream).query(conn).unwrap()
-}
-
-/// The `data` of every entry of `stream`, in order.
-fn contents<T: serde::de::DeserializeOwned>(conn: &mut Connection, stream: &str) -> Vec<T> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query(conn)
-        .unwrap();
-    entries
-        .into_iter()
-        .map(|(id, fields)| {
-            assert_eq!(fields.len(), 1, "entry {id}: {fields:?}");
-            assert_eq!(fields[0].0, "data");
-            serde_json::from_str(&fields[0].1).unwrap()
-        })
-        .collect()
 }
 
 /// Asks the run to stop when dropped: a failed assertion while an unbounded run goes on must not

@@ -156,3 +156,24 @@ fn answers_ping(port: u16) -> bool {
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
+
+/// The `data` field of every entry of `stream`, parsed as JSON (each entry has that one field).
+pub fn stream_data<T: serde::de::DeserializeOwned>(
+    conn: &mut redis::Connection,
+    stream: &str,
+) -> Vec<T> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query(conn)
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(id, fields)| {
+            assert_eq!(fields.len(), 1, "entry {id}: {fields:?}");
+            assert_eq!(fields[0].0, "data");
+            serde_json::from_str(&fields[0].1).unwrap()
+        })
+        .collect()
+}
