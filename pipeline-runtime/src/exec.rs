@@ -107,9 +107,9 @@ pub struct Executor<'scope, 'env: 'scope> {
     context: Arc<RunContext>,
     config: &'env RunConfig,
     share: Share,
-    /// In a split run: the `run_inference` stages shared by this process's workers, and this
-    /// worker's index among them.
-    stages: Option<(Arc<LocalWorkers>, usize)>,
+    /// In a split run: what this process's workers share (their `run_inference` stages, their
+    /// run contexts), and this worker's index among them.
+    workers: Option<(Arc<LocalWorkers>, usize)>,
     segments: Vec<Segment<'scope>>,
     _scope: std::marker::PhantomData<&'scope Scope<'scope, 'env>>,
 }
@@ -223,8 +223,8 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
             Ok((stage.lanes, stage.dispatcher))
         };
         // A split run's workers share the stage: the model is loaded once per process.
-        let (lane, dispatcher) = match &self.stages {
-            Some((stages, local)) if stages.workers() > 1 => stages.lane(id, *local, start)?,
+        let (lane, dispatcher) = match &self.workers {
+            Some((workers, local)) if workers.workers() > 1 => workers.lane(id, *local, start)?,
             _ => {
                 let (mut lanes, dispatcher) = start(1)?;
                 (lanes.remove(0), Some(dispatcher))
@@ -491,9 +491,9 @@ impl Finished {
 pub struct Split {
     /// The ends of the exchange by key of each `combine_per_key` (see `exchange`).
     pub exchanges: crate::exchange::Exchanges,
-    /// The `run_inference` stages shared by this process's workers, and this worker's index
-    /// among them.
-    pub stages: Arc<LocalWorkers>,
+    /// What this process's workers share (their `run_inference` stages, their run contexts),
+    /// and this worker's index among them.
+    pub workers: Arc<LocalWorkers>,
     pub local: usize,
     /// How far this worker's and the job's windows are durable (job-wide checkpoints of a run
     /// with `combine_per_key`), shared with the worker's timely coordinator.
@@ -528,10 +528,10 @@ pub fn run_share<P: Pipeline>(
     if !share.is_whole() {
         shared.split = Some((share.index, config.cluster.process));
     }
-    let (exchange, stages, durable) = match split {
+    let (exchange, workers, durable) = match split {
         Some(split) => (
             Some(split.exchanges),
-            Some((split.stages, split.local)),
+            Some((split.workers, split.local)),
             Some(split.durable),
         ),
         None => (None, None, None),
@@ -544,12 +544,12 @@ pub fn run_share<P: Pipeline>(
     }
     shared.exchange = exchange;
     let shared = Arc::new(shared);
-    if let Some((workers, local)) = &stages {
+    if let Some((workers, local)) = &workers {
         workers.joined(*local, shared.clone());
     }
     // The metrics endpoint and the progress line show the whole process (drawn by its first
     // worker in a split run).
-    let process = stages.as_ref().map(|(workers, _)| workers.clone());
+    let process = workers.as_ref().map(|(workers, _)| workers.clone());
     let prometheus = || match &process {
         Some(workers) => workers.prometheus(),
         None => shared.prometheus(),
@@ -566,13 +566,13 @@ pub fn run_share<P: Pipeline>(
             context: shared.clone(),
             config,
             share,
-            stages: stages.clone(),
+            workers: workers.clone(),
             segments: Vec::new(),
             _scope: std::marker::PhantomData,
         };
         let built = P::build(args, &mut ex);
-        if let Some((stages, local)) = &stages {
-            stages.built(*local);
+        if let Some((workers, local)) = &workers {
+            workers.built(*local);
         }
         built?;
         let segments = ex.segments.len();

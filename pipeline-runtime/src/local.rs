@@ -2,9 +2,10 @@
 //! run contexts.
 //!
 //! Stages: each model is loaded once per process, not once per worker, and its batches are cut
-//! from every worker's input (see `inference::dispatcher`'s lanes). The first worker to build a stage loads its model and sets it up with a lane per worker; it
-//! keeps its own lane and the dispatcher (which runs among its segments), and leaves the others'
-//! lanes here for them to take when they build the same stage. A worker that has built its
+//! from every worker's input (see `inference::dispatcher`'s lanes). The first worker to build a
+//! stage loads its model and sets it up with a lane per worker; it keeps its own lane and the
+//! dispatcher (which runs among its segments), and leaves the others' lanes here for them to take
+//! when they build the same stage. A worker that has built its
 //! pipeline without taking a lane (its build failed first) drops it, so the dispatcher does not
 //! wait for input that will never come.
 //!
