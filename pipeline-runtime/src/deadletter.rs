@@ -25,7 +25,9 @@ pub struct DeadLetter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
     /// In a run split across workers (`--workers`, `--processes`): the worker whose share held
-    /// the element, counted over all processes, and its process.
+    /// the element, counted over all processes, and its process. After a `combine_per_key`, the
+    /// element is a window's result, made by the worker owning its key: that worker is named,
+    /// and `position` is that of the last element folded in, which another worker may have read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
