@@ -104,8 +104,11 @@ struct State {
     needs: BTreeMap<u64, i64>,
     /// ... the job's watermark when every `combine_per_key` released its barrier (the least) ...
     released: BTreeMap<u64, i64>,
-    /// ... and the acknowledgements of complete epochs waiting for the job.
+    /// ... the acknowledgements of complete epochs waiting for the job ...
     ready: BTreeMap<u64, Vec<Box<dyn Commit>>>,
+    /// ... and this worker's new durable watermark, to publish once its dead letters are
+    /// flushed ([`Checkpoints::take_own`]).
+    own: Option<i64>,
 }
 
 impl Checkpoints {
@@ -126,6 +129,7 @@ impl Checkpoints {
                 needs: BTreeMap::new(),
                 released: BTreeMap::new(),
                 ready: BTreeMap::new(),
+                own: None,
             }),
         }
     }
@@ -250,18 +254,33 @@ impl Checkpoints {
         state.completed = complete;
         let later = state.acks.split_off(&(complete + 1));
         let due = std::mem::replace(&mut state.acks, later);
-        let Some(durable) = self.gate.get() else {
+        if self.gate.get().is_none() {
             return due.into_values().flatten().collect();
-        };
-        // Job-wide: what this worker emitted before its barriers up to `complete` is durable;
-        // its own acknowledgements wait for the job (`take_gated`).
+        }
+        // Job-wide: what this worker emitted before its barriers up to `complete` is durable
+        // (published by `take_own`/`publish_own`); its own acknowledgements wait for the job
+        // (`take_gated`).
         let later = state.released.split_off(&(complete + 1));
         let done = std::mem::replace(&mut state.released, later);
         if let Some(&job) = done.values().next_back() {
-            durable.own.fetch_max(job, Relaxed);
+            state.own = Some(state.own.map_or(job, |own| own.max(job)));
         }
         state.ready.extend(due);
         Vec::new()
+    }
+
+    /// Job-wide epochs: this worker's durable watermark if it moved since the last call. The
+    /// caller makes the dead letters written so far durable first (windows emitted here may have
+    /// failed here, for another worker's input), then publishes it ([`Checkpoints::publish_own`]).
+    pub fn take_own(&self) -> Option<i64> {
+        self.state().own.take()
+    }
+
+    /// Publishes this worker's durable watermark to the others (through its coordinator).
+    pub fn publish_own(&self, own: i64) {
+        if let Some(durable) = self.gate.get() {
+            durable.own.fetch_max(own, Relaxed);
+        }
     }
 
     /// The latest complete epoch (0: none yet).
@@ -357,6 +376,12 @@ mod tests {
             log.lock().unwrap().is_empty(),
             "complete here, not job-wide"
         );
+        assert_eq!(
+            durable.own.load(Relaxed),
+            i64::MIN,
+            "published only after the dead letters"
+        );
+        c.publish_own(c.take_own().unwrap());
         assert_eq!(durable.own.load(Relaxed), 150);
         run(c.take_gated());
         assert!(
@@ -368,6 +393,7 @@ mod tests {
         assert_eq!(*log.lock().unwrap(), vec![1]);
         c.released(2, 180);
         run(c.reached(1, 2, true));
+        c.publish_own(c.take_own().unwrap());
         assert_eq!(durable.own.load(Relaxed), 180);
         durable.job.store(180, Relaxed);
         run(c.take_gated());

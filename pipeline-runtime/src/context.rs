@@ -298,13 +298,32 @@ impl RunContext {
     /// durable); acknowledges the sources' input of the epochs that are complete now.
     pub(crate) fn checkpoint_reached(&self, terminal: u32, epoch: u64, durable: bool) {
         let due = self.checkpoints.reached(terminal, epoch, durable);
+        self.publish_durable();
         self.acknowledge(due);
     }
 
     /// A sink or drop has finished: it will receive no more barriers.
     pub(crate) fn terminal_finished(&self, terminal: u32) {
         let due = self.checkpoints.finished(terminal);
+        self.publish_durable();
         self.acknowledge(due);
+    }
+
+    /// Job-wide epochs: tells the other workers how far this worker's emitted windows are
+    /// durable, once its dead letters so far are too (they may hold other workers' input that
+    /// failed here). A failing run publishes nothing more.
+    fn publish_durable(&self) {
+        let Some(own) = self.checkpoints.take_own() else {
+            return;
+        };
+        if self.aborted() {
+            return;
+        }
+        let flushed = self.dead.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        match flushed {
+            Ok(()) => self.checkpoints.publish_own(own),
+            Err(error) => self.fail(error),
+        }
     }
 
     /// Job-wide epochs (a split run with `combine_per_key`): runs the acknowledgements that the
