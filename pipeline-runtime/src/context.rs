@@ -254,35 +254,7 @@ impl RunContext {
 
     /// The Prometheus text of the run so far.
     pub(crate) fn prometheus(&self) -> String {
-        let stages: Vec<(String, u64, u64)> = self
-            .graph
-            .stages
-            .iter()
-            .zip(self.stats.0.iter())
-            .map(|(info, stats)| {
-                (
-                    info.label.to_owned(),
-                    stats.input.load(Relaxed),
-                    stats.dead.load(Relaxed),
-                )
-            })
-            .collect();
-        render_prometheus(
-            self.graph.name,
-            &stages,
-            &self.inference_metrics(),
-            &self
-                .queues()
-                .into_iter()
-                .map(|q| {
-                    (
-                        self.graph.stages[q.stage as usize].label.to_owned(),
-                        None,
-                        q,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        )
+        prometheus_of(&[self])
     }
 
     pub(crate) fn add_commit(&self, commit: Option<Box<dyn Commit>>) {
@@ -363,4 +335,57 @@ impl RunContext {
         }
         (read, written)
     }
+}
+
+/// The Prometheus text of one run, or of the workers of a split run's process (`contexts`, all
+/// of one pipeline): every context's stage counts added up, each one's queues (labelled with its
+/// worker in a split run), and each model stage once (the workers of a process share it).
+pub(crate) fn prometheus_of(contexts: &[&RunContext]) -> String {
+    let Some(first) = contexts.first() else {
+        return String::new();
+    };
+    let graph = first.graph;
+    let stages: Vec<(String, u64, u64)> = graph
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(id, info)| {
+            let sum = |get: fn(&StageStats) -> u64| -> u64 {
+                contexts.iter().map(|c| get(&c.stats.0[id])).sum()
+            };
+            (
+                info.label.to_owned(),
+                sum(|s| s.input.load(Relaxed)),
+                sum(|s| s.dead.load(Relaxed)),
+            )
+        })
+        .collect();
+    let mut cells: Vec<MetricsCell> = Vec::new();
+    for context in contexts {
+        for cell in context
+            .inference
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if !cells.iter().any(|c| Arc::ptr_eq(c, cell)) {
+                cells.push(cell.clone());
+            }
+        }
+    }
+    let mut models: Vec<_> = cells
+        .iter()
+        .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .collect();
+    models.sort_by_key(|m| m.stage);
+    let queues: Vec<_> = contexts
+        .iter()
+        .flat_map(|c| {
+            let worker = c.split.map(|(worker, _)| worker);
+            c.queues()
+                .into_iter()
+                .map(move |q| (graph.stages[q.stage as usize].label.to_owned(), worker, q))
+        })
+        .collect();
+    render_prometheus(graph.name, &stages, &models, &queues)
 }

@@ -14,11 +14,9 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use crate::context::RunContext;
-use crate::metrics::render_prometheus;
+use crate::context::{prometheus_of, RunContext};
 
 /// What the workers of one process share (see the module's documentation).
 pub struct LocalWorkers {
@@ -135,53 +133,8 @@ impl LocalWorkers {
     /// the process's: the workers share it).
     pub(crate) fn prometheus(&self) -> String {
         let contexts = self.contexts();
-        let Some(first) = contexts.first() else {
-            return String::new();
-        };
-        let graph = first.graph;
-        let stages: Vec<(String, u64, u64)> = graph
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(id, info)| {
-                let sum = |get: fn(&crate::context::StageStats) -> u64| {
-                    contexts.iter().map(|c| get(&c.stats.0[id])).sum()
-                };
-                (
-                    info.label.to_owned(),
-                    sum(|s| s.input.load(Relaxed)),
-                    sum(|s| s.dead.load(Relaxed)),
-                )
-            })
-            .collect();
-        let mut cells = Vec::new();
-        for context in &contexts {
-            for cell in context
-                .inference
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-            {
-                if !cells.iter().any(|c| Arc::ptr_eq(c, cell)) {
-                    cells.push(cell.clone());
-                }
-            }
-        }
-        let mut models: Vec<_> = cells
-            .iter()
-            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .collect();
-        models.sort_by_key(|m| m.stage);
-        let queues: Vec<_> = contexts
-            .iter()
-            .flat_map(|c| {
-                let worker = c.split.map(|(worker, _)| worker);
-                c.queues()
-                    .into_iter()
-                    .map(move |q| (graph.stages[q.stage as usize].label.to_owned(), worker, q))
-            })
-            .collect();
-        render_prometheus(graph.name, &stages, &models, &queues)
+        let contexts: Vec<&RunContext> = contexts.iter().map(|c| &**c).collect();
+        prometheus_of(&contexts)
     }
 
     /// (records read by sources, elements that reached sinks) so far in the process.

@@ -16,7 +16,7 @@
 //! itself (`Runner::Inline`), two hand-offs per batch fewer.
 //!
 //! Lanes: in a run split across several workers of one process, the workers share the stage
-//! (its models are loaded once per process, see `shared`): each worker's front feeds a lane of
+//! (its models are loaded once per process, see `crate::local`): each worker's front feeds a lane of
 //! its own (its channel, its partial batch, its reorder buffer, its results channel, its run
 //! context for dead letters), and batches are cut across the lanes. Batches are numbered once
 //! for all lanes and every lane's reorder buffer learns of every batch (with no results for the
@@ -244,9 +244,12 @@ impl<H: SharedHandler> Dispatcher<H> {
     }
 
     fn accept(&mut self, at: usize, piece: Piece<H>, run: &RunContext) {
-        let lane = &mut self.lanes[at];
-        let context = lane.context.get().cloned();
-        let run = context.as_deref().unwrap_or(run);
+        let Lane {
+            context,
+            outstanding,
+            ..
+        } = &mut self.lanes[at];
+        let run = context.get().map_or(run, |c| &**c);
         for (pos, input, prepared) in piece.items {
             if let Some(why) = &self.fatal {
                 run.dead_letter(self.id, pos, why.clone(), None);
@@ -264,7 +267,7 @@ impl<H: SharedHandler> Dispatcher<H> {
                     continue;
                 }
             };
-            lane.outstanding += 1;
+            *outstanding += 1;
             self.batcher
                 .add(group, (at, pos, input, prepared), piece.since);
         }
