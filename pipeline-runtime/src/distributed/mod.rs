@@ -199,7 +199,7 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
     }
     let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
     // The process's workers share its `run_inference` stages: each model is loaded once.
-    let workers = std::sync::Arc::new(LocalWorkers::new(cluster.workers));
+    let workers = Arc::new(LocalWorkers::new(cluster.workers));
     let first = cluster.process * cluster.workers;
     let guards =
         timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
