@@ -125,7 +125,8 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
     }
 
     fn open(&mut self) -> crate::Result<()> {
-        let (mut input, lines_before) = self.input.open_share("input file", self.share)?;
+        let (input, lines_before) = self.input.open_share("input file", self.share)?;
+        let mut input: Box<dyn std::io::BufRead + Send> = Box::new(input);
         if lines_before > 0 {
             // A later worker's part: the header line is in the first worker's.
             let header = self.input.first_line("input file")?;

@@ -106,14 +106,11 @@ impl Input {
         &self,
         kind: &'static str,
         share: Share,
-    ) -> crate::Result<(Box<dyn BufRead + Send>, u64)> {
+    ) -> crate::Result<(InputReader, u64)> {
         match self {
             Self::File(p) if !share.is_whole() => {
                 let (range, lines_before) = super::file::line_range(p, kind, share)?;
-                Ok((
-                    Box::new(BufReader::with_capacity(256 * 1024, range)),
-                    lines_before,
-                ))
+                Ok((buffered(Box::new(range)), lines_before))
             }
             _ => Ok((self.open(kind)?, 0)),
         }
@@ -133,10 +130,10 @@ impl Input {
         Ok(line)
     }
 
-    pub fn open(&self, kind: &'static str) -> crate::Result<Box<dyn BufRead + Send>> {
+    pub fn open(&self, kind: &'static str) -> crate::Result<InputReader> {
         Ok(match self {
-            Self::File(p) => Box::new(BufReader::with_capacity(256 * 1024, open_input(p, kind)?)),
-            Self::Stdin => Box::new(BufReader::new(std::io::stdin())),
+            Self::File(p) => buffered(Box::new(open_input(p, kind)?)),
+            Self::Stdin => buffered(Box::new(std::io::stdin())),
             Self::Reader(name, reader) => {
                 let taken = reader.lock().unwrap_or_else(|e| e.into_inner()).take();
                 let reader = taken.ok_or_else(|| {
@@ -144,17 +141,25 @@ impl Input {
                         "the reader `{name}` was read already: a reader source runs once"
                     ))
                 })?;
-                Box::new(BufReader::with_capacity(256 * 1024, reader))
+                buffered(reader)
             }
         })
     }
+}
+
+/// An input's reader: the buffer is concrete, so that taking a line from it is inlined (one
+/// dynamic call per buffer refill, not two per line).
+pub(crate) type InputReader = BufReader<Box<dyn std::io::Read + Send>>;
+
+fn buffered(reader: Box<dyn std::io::Read + Send>) -> InputReader {
+    BufReader::with_capacity(256 * 1024, reader)
 }
 
 /// See [`JsonLines::open`].
 pub struct JsonLinesReader<T> {
     input: Input,
     share: Share,
-    reader: Option<Box<dyn BufRead + Send>>,
+    reader: Option<InputReader>,
     line: u64,
     buf: Vec<u8>,
     max_line_bytes: usize,
@@ -225,84 +230,98 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
             };
             // Fast path: a whole line already in the reader's buffer is parsed in place.
             let available = reader.fill_buf().map_err(|e| fail(self.line, e))?;
-            if let Some(end) =
-                memchr::memchr(b'\n', available).filter(|&end| end <= self.max_line_bytes)
-            {
-                self.line += 1;
-                let line = match available[..end].last() {
-                    Some(b'\r') => &available[..end - 1],
-                    _ => &available[..end],
-                };
-                if parse_line(line, self.line, true, &mut emit) {
-                    emitted += 1;
-                }
-                reader.consume(end + 1);
-                continue;
-            }
-            let read = read_line(reader, &mut self.buf, self.max_line_bytes)
-                .map_err(|e| fail(self.line, e))?;
-            self.line += 1;
-            match read {
-                Line::Eof => return Ok(false),
-                Line::TooLong { len } => {
-                    emit(Record::Bad(
-                        self.line,
-                        BadRecord {
-                            error: format!(
-                                "line is {len} bytes, longer than the limit of {} bytes",
-                                self.max_line_bytes
-                            ),
-                            raw: Some(raw_text(&self.buf[..self.buf.len().min(1024)])),
-                        },
-                    ));
-                    emitted += 1;
-                }
-                Line::Complete { terminated } => {
-                    if parse_line(&self.buf, self.line, terminated, &mut emit) {
-                        emitted += 1;
+            let record =
+                match memchr::memchr(b'\n', available).filter(|&end| end <= self.max_line_bytes) {
+                    Some(end) => {
+                        self.line += 1;
+                        let line = match available[..end].last() {
+                            Some(b'\r') => &available[..end - 1],
+                            _ => &available[..end],
+                        };
+                        let record = parse_line(line, self.line, true);
+                        reader.consume(end + 1);
+                        record
                     }
-                }
+                    None => {
+                        let read = read_line(reader, &mut self.buf, self.max_line_bytes)
+                            .map_err(|e| fail(self.line, e))?;
+                        self.line += 1;
+                        match read {
+                            Line::Eof => return Ok(false),
+                            Line::TooLong { len } => {
+                                Some(too_long(&self.buf, len, self.line, self.max_line_bytes))
+                            }
+                            Line::Complete { terminated } => {
+                                parse_line(&self.buf, self.line, terminated)
+                            }
+                        }
+                    }
+                };
+            // One place hands records on, so that the segment's chain behind `emit` is inlined
+            // here (with a second call site it was not, and each record was copied through
+            // memory on its way in).
+            if let Some(record) = record {
+                emit(record);
+                emitted += 1;
             }
         }
         Ok(true)
     }
 }
 
-/// Parses one line into a record; `false` for a blank line, which holds no record.
+/// Parses one line into a record; `None` for a blank line, which holds no record.
 #[inline(always)]
 fn parse_line<T: DeserializeOwned>(
     line: &[u8],
     number: u64,
     terminated: bool,
-    emit: &mut impl FnMut(Record<T>),
-) -> bool {
+) -> Option<Record<T>> {
     if line.iter().all(u8::is_ascii_whitespace) {
-        return false;
+        return None;
     }
     // A line checked as UTF-8 once is parsed from `&str`: serde_json then skips checking each
     // string it reads, which `from_slice` does (a 1M-line A/B workload spent ~10 % there). A
     // line that is not UTF-8 goes through `from_slice`, for serde_json's error with its place.
     let parsed = match std::str::from_utf8(line) {
-        Ok(text) => serde_json::from_str::<T>(text),
+        Ok(text) => {
+            // `serde_json::from_str` by hand: its `from_trait` is not inlined.
+            let mut de = serde_json::Deserializer::from_str(text);
+            T::deserialize(&mut de).and_then(|item| de.end().map(|()| item))
+        }
         Err(_) => serde_json::from_slice::<T>(line),
     };
-    match parsed {
-        Ok(item) => emit(Record::Good(number, item)),
-        Err(e) => {
-            let mut error = json_error(&e);
-            if !terminated && e.is_eof() {
-                error = format!("truncated last line (the file ends without a newline): {error}");
-            }
-            emit(Record::Bad(
-                number,
-                BadRecord {
-                    error,
-                    raw: Some(raw_text(line)),
-                },
-            ))
-        }
+    Some(match parsed {
+        Ok(item) => Record::Good(number, item),
+        Err(e) => Record::Bad(number, bad_line(line, terminated, &e)),
+    })
+}
+
+/// A line over the limit, as a dead letter (its first KiB).
+#[cold]
+#[inline(never)]
+fn too_long<T>(buf: &[u8], len: usize, number: u64, max: usize) -> Record<T> {
+    Record::Bad(
+        number,
+        BadRecord {
+            error: format!("line is {len} bytes, longer than the limit of {max} bytes"),
+            raw: Some(raw_text(&buf[..buf.len().min(1024)])),
+        },
+    )
+}
+
+/// A line that is not a valid record, as a dead letter: out of line, so that the loop reading
+/// good lines stays small.
+#[cold]
+#[inline(never)]
+fn bad_line(line: &[u8], terminated: bool, e: &serde_json::Error) -> BadRecord {
+    let mut error = json_error(e);
+    if !terminated && e.is_eof() {
+        error = format!("truncated last line (the file ends without a newline): {error}");
     }
-    true
+    BadRecord {
+        error,
+        raw: Some(raw_text(line)),
+    }
 }
 
 /// See [`JsonLines::create`].
