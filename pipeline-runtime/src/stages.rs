@@ -158,14 +158,15 @@ check! {
 }
 
 check! {
-    /// A key usable in `combine_per_key`: results come out in key order within a window, and in
-    /// a run split across workers each key's accumulators travel to the worker owning the key.
+    /// A key usable in `combine_per_key`: a window's elements are folded in a hash map by key,
+    /// results come out in key order within a window, and in a run split across workers each
+    /// key's accumulators travel to the worker owning the key.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot key `combine_per_key`: it must be `Ord`, `Serialize` and `Deserialize` (owned)",
+        message = "`{Self}` cannot key `combine_per_key`: it must be `Ord`, `Hash`, `Serialize` and `Deserialize` (owned)",
         label = "this key function returns `{Self}`",
-        note = "results come out in key order, and on several workers each key travels to the worker that owns it: return an owned key that is `Ord + serde::Serialize + serde::de::DeserializeOwned` (`String` rather than `&str`, an integer, a tuple of them, an enum deriving `Ord, Serialize, Deserialize`)"
+        note = "each window folds its elements in a hash map by key, its results come out in key order, and on several workers each key travels to the worker that owns it: return an owned key that is `Ord + Hash + serde::Serialize + serde::de::DeserializeOwned` (`String` rather than `&str`, an integer, a tuple of them, an enum deriving `Ord, Hash, Serialize, Deserialize`)"
     )]
-    trait CombineKey<> for K where [K: Ord + serde::Serialize + serde::de::DeserializeOwned] {}
+    trait CombineKey<> for K where [K: Ord + std::hash::Hash + serde::Serialize + serde::de::DeserializeOwned] {}
 }
 
 check! {

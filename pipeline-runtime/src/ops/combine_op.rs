@@ -13,7 +13,7 @@ use crate::window::{Combined, Combiner, Window, Windowed};
 
 /// One window's accumulators, by key, each with the position of the last element added (where a
 /// failure downstream of the result points).
-type Panes<K, A> = BTreeMap<K, (A, Pos)>;
+type Panes<K, A> = std::collections::HashMap<K, (A, Pos)>;
 
 /// `combine_per_key(key, combiner)` on a windowed stream: folds each window's elements per key
 /// and emits one [`Combined`] per window and key once the watermark passes the window's end
@@ -176,7 +176,7 @@ impl<K: Ord + DeserializeOwned, A: DeserializeOwned> Split<K, A> {
 impl<T, F, C, N> CombineOp<F, C, T, F::Key, C::Acc, N>
 where
     F: KeyFn<T>,
-    F::Key: Ord + Serialize + DeserializeOwned,
+    F::Key: Ord + std::hash::Hash + Serialize + DeserializeOwned,
     C: Combiner<T>,
     C::Acc: Serialize + DeserializeOwned,
     N: Push<Combined<F::Key, C::Out>>,
@@ -239,9 +239,12 @@ where
         if watermark > self.watermark {
             self.watermark = watermark;
             if self.split.is_some() {
-                self.ship(watermark, run);
-                self.receive(run);
-                self.throttle(run);
+                // What has arrived is taken when a window closes here, and between chunks
+                // (`flush`): not with every element that moves the watermark.
+                if self.ship(watermark, run) {
+                    self.receive(run);
+                    self.throttle(run);
+                }
             } else {
                 self.emit_until(watermark, run);
             }
@@ -257,6 +260,9 @@ where
             }
             let ((end, start), panes) = entry.remove_entry();
             let window = Window { start, end };
+            // Keys in order: a window's results come out sorted by key.
+            let mut panes: Vec<_> = panes.into_iter().collect();
+            panes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (key, (acc, pos)) in panes {
                 self.extract(window, key, acc, pos, run);
             }
@@ -275,11 +281,13 @@ where
     }
 
     /// Split: packs every open window ending at or before `upto` for the workers owning its
-    /// keys, and sends what is packed, if anything, with this worker's watermark.
-    fn ship(&mut self, upto: i64, run: &RunContext) {
+    /// keys, and sends what is packed, if anything, with this worker's watermark. Whether a
+    /// window closed.
+    fn ship(&mut self, upto: i64, run: &RunContext) -> bool {
         let Some(split) = self.split.as_mut() else {
-            return;
+            return false;
         };
+        let mut closed = false;
         let packed = split.packer.records;
         while let Some(entry) = self.open.first_entry() {
             if entry.key().0 > upto {
@@ -287,15 +295,17 @@ where
             }
             let ((end, start), panes) = entry.remove_entry();
             let window = Window { start, end };
+            closed = true;
             if split.ahead.back().is_none_or(|&last| last < end) {
                 split.ahead.push_back(end);
             }
             split.shipped = split.shipped.max(end);
             for (key, (acc, pos)) in panes {
                 if let Err(error) = split.packer.add(window, &key, &acc, pos) {
-                    return run.fail(Error::Internal(format!(
+                    run.fail(Error::Internal(format!(
                         "`combine_per_key` could not ship an accumulator to another worker: {error}"
                     )));
+                    return closed;
                 }
             }
         }
@@ -303,6 +313,7 @@ where
         if split.packer.records != packed {
             self.send(run);
         }
+        closed
     }
 
     /// Split: sends what is packed, with this worker's watermark.
@@ -441,7 +452,7 @@ where
 impl<T, F, C, N> Push<Windowed<T>> for CombineOp<F, C, T, F::Key, C::Acc, N>
 where
     F: KeyFn<T>,
-    F::Key: Ord + Serialize + DeserializeOwned,
+    F::Key: Ord + std::hash::Hash + Serialize + DeserializeOwned,
     C: Combiner<T>,
     C::Acc: Serialize + DeserializeOwned,
     N: Push<Combined<F::Key, C::Out>>,

@@ -2,7 +2,7 @@ use tandem::prelude::*;
 
 /// A key without `Serialize`/`Deserialize`: on several workers it could not travel to the
 /// worker owning it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Arm(u8);
 
 pipeline! {
