@@ -54,6 +54,41 @@ pub enum Incoming {
 pub struct Endpoint {
     pub out: crossbeam_channel::Sender<Outgoing>,
     pub incoming: crossbeam_channel::Receiver<Incoming>,
+    /// Wakes the worker's coordinator when the stage is done.
+    pub waker: Waker,
+}
+
+impl Endpoint {
+    /// Sends `message` towards the other workers; `false` if the coordinator has stopped.
+    /// `Done` wakes the coordinator, so that the end of the run does not wait for its next
+    /// round; shipments wait for it (waking it for each cost more than it saved: measured in
+    /// `benches/combine_exchange.rs`, 2 workers 33 -> 38 ms, against 29 ms waking it at the end).
+    pub(crate) fn ship(&self, message: Outgoing) -> bool {
+        let done = matches!(message, Outgoing::Done);
+        let sent = self.out.send(message).is_ok();
+        if done {
+            self.waker.wake();
+        }
+        sent
+    }
+}
+
+/// Wakes a worker's coordinator (a timely worker, parked between its rounds) when the worker's
+/// share has sent it something, so that it is carried on at once rather than at the next round.
+#[derive(Clone, Debug, Default)]
+pub struct Waker(std::sync::Arc<std::sync::OnceLock<std::thread::Thread>>);
+
+impl Waker {
+    /// Called by the coordinator, on its own thread: the thread to wake.
+    pub fn register(&self) {
+        let _ = self.0.set(std::thread::current());
+    }
+
+    pub fn wake(&self) {
+        if let Some(thread) = self.0.get() {
+            thread.unpark();
+        }
+    }
 }
 
 /// The exchange ends of one worker's share, one per `combine_per_key` stage.

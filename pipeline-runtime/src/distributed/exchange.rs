@@ -17,7 +17,7 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::Input;
 use timely::dataflow::InputHandleVec;
 
-use crate::exchange::{Endpoint, Incoming, Outgoing};
+use crate::exchange::{Endpoint, Incoming, Outgoing, Waker};
 
 /// The coordinator's side of one `combine_per_key`'s exchange in one worker.
 pub(super) struct StageEnds {
@@ -25,8 +25,9 @@ pub(super) struct StageEnds {
     incoming: Sender<Incoming>,
 }
 
-/// The channels of each stage: the share's ends and the coordinator's.
-pub(super) fn channels(stages: &[u32]) -> (Vec<(u32, Endpoint)>, Vec<StageEnds>) {
+/// The channels of each stage: the share's ends (which wake the coordinator through `waker`)
+/// and the coordinator's.
+pub(super) fn channels(stages: &[u32], waker: &Waker) -> (Vec<(u32, Endpoint)>, Vec<StageEnds>) {
     stages
         .iter()
         .map(|&stage| {
@@ -38,6 +39,7 @@ pub(super) fn channels(stages: &[u32]) -> (Vec<(u32, Endpoint)>, Vec<StageEnds>)
                     Endpoint {
                         out: out_tx,
                         incoming: in_rx,
+                        waker: waker.clone(),
                     },
                 ),
                 StageEnds {

@@ -52,7 +52,7 @@ pub use self::operator::{run_in_operator, WorkerId, WorkerTask};
 use crate::checkpoint::Durable;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
-use crate::exchange::Exchanges;
+use crate::exchange::{Exchanges, Waker};
 use crate::exec::{run_share, unbalanced, Finished, Pipeline, RunConfig, Split};
 use crate::graph::StageKind;
 use crate::io::Share;
@@ -165,35 +165,31 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
     panic::install_hook();
     panic::clear_lost_process();
     let (builders, others) = connect(&timely.communication)?;
-    type Ends = (
-        mpsc::Receiver<Report>,
-        mpsc::Receiver<std::result::Result<(), String>>,
-        mpsc::Sender<Update>,
-        Vec<StageEnds>,
-        Arc<Durable>,
-    );
-    let mut coordinators: Vec<Option<Ends>> = Vec::new();
+    let mut coordinators: Vec<Option<CoordinatorEnds>> = Vec::new();
     let mut shares = Vec::new();
     let total = cluster.workers * cluster.processes;
     for local in 0..cluster.workers {
         let (report_tx, report_rx) = mpsc::channel();
         let (commit_tx, commit_rx) = mpsc::channel();
         let (update_tx, update_rx) = mpsc::channel();
-        let (share_ends, coordinator_ends) = exchange::channels(&combines);
+        let waker = Waker::default();
+        let (share_ends, coordinator_ends) = exchange::channels(&combines, &waker);
         let durable = Arc::new(Durable::default());
-        coordinators.push(Some((
-            report_rx,
-            commit_rx,
-            update_tx,
-            coordinator_ends,
-            durable.clone(),
-        )));
+        coordinators.push(Some(CoordinatorEnds {
+            reports: report_rx,
+            commits: commit_rx,
+            updates: update_tx,
+            exchange: coordinator_ends,
+            durable: durable.clone(),
+            waker: waker.clone(),
+        }));
         let share = cluster.share(local);
         let exchanges = Exchanges::new(total, share.index, share_ends);
         let ends = ShareEnds {
             reports: report_tx,
             commits: commit_tx,
             updates: update_rx,
+            waker,
         };
         shares.push((share, local, exchanges, ends, durable));
     }
@@ -207,8 +203,8 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
             let ends = coordinators.lock().unwrap_or_else(|e| e.into_inner())
                 [worker.index() - first]
                 .take();
-            if let Some((reports, commits, updates, exchange, durable)) = ends {
-                coordinate(worker, reports, commits, updates, exchange, &durable);
+            if let Some(ends) = ends {
+                coordinate(worker, ends);
             }
         })
         .map_err(|e| Error::Config(format!("cannot start the timely workers: {e}")))?;
@@ -251,17 +247,35 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
     first.ok_or_else(|| Error::Internal("no worker ran".into()))
 }
 
-/// A timely worker exchanging reports: sends its share's report to every worker, passes failed
-/// reports of others on at once (so the share stops) and every report once all have arrived.
-/// While the share runs, it also carries its `combine_per_key` stages' exchange by key.
-fn coordinate(
-    worker: &mut timely::worker::Worker,
+/// A worker's coordinator's ends of the channels to its share.
+struct CoordinatorEnds {
     reports: mpsc::Receiver<Report>,
     commits: mpsc::Receiver<std::result::Result<(), String>>,
     updates: mpsc::Sender<Update>,
     exchange: Vec<StageEnds>,
-    durable: &Durable,
-) {
+    durable: Arc<Durable>,
+    /// What the share wakes this coordinator with when it sends it something.
+    waker: Waker,
+}
+
+/// A timely worker exchanging reports: sends its share's report to every worker, passes failed
+/// reports of others on at once (so the share stops) and every report once all have arrived.
+/// While the share runs, it also carries its `combine_per_key` stages' exchange by key.
+///
+/// Between rounds it parks in timely (`step_or_park`), woken by timely's messages and by its
+/// share (which unparks it when it sends its report, its commit, or the last shipment of a
+/// `combine_per_key`), at the latest after [`ROUND`].
+fn coordinate(worker: &mut timely::worker::Worker, ends: CoordinatorEnds) {
+    let CoordinatorEnds {
+        reports,
+        commits,
+        updates,
+        exchange,
+        durable,
+        waker,
+    } = ends;
+    waker.register();
+    let durable = &*durable;
     let mut transport = Transport::build(worker, exchange);
     let received: Rc<RefCell<Vec<Report>>> = Rc::default();
     // How far each worker's windows are durable (job-wide checkpoints).
@@ -330,13 +344,11 @@ fn coordinate(
             };
             durable.job.store(job, Relaxed);
         }
-        // A short wait on the share's channel (which does not wake timely's parked worker),
-        // then timely's messages without waiting.
-        match reports.recv_timeout(Duration::from_millis(2)) {
+        match reports.try_recv() {
             Ok(report) => break report,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::TryRecvError::Empty) => {}
             // The share's thread ended without a report (it panicked): the others must not wait.
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(mpsc::TryRecvError::Disconnected) => {
                 break Report {
                     worker: worker.index(),
                     process: usize::MAX,
@@ -350,7 +362,7 @@ fn coordinate(
             }
         }
         transport.send();
-        worker.step_or_park(Some(Duration::ZERO));
+        worker.step_or_park(Some(ROUND));
         transport.deliver();
         pass_failures(&received, &mut transport);
     };
@@ -368,10 +380,10 @@ fn coordinate(
     // The share commits its part (or not: the job failed); every worker learns of every
     // commit, so that no process ends before the job's outputs are all in place.
     let error = loop {
-        match commits.recv_timeout(Duration::from_millis(2)) {
+        match commits.try_recv() {
             Ok(result) => break result.err(),
-            Err(mpsc::RecvTimeoutError::Timeout) => worker.step_or_park(Some(Duration::ZERO)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break Some("it did not commit".into()),
+            Err(mpsc::TryRecvError::Empty) => worker.step_or_park(Some(ROUND)),
+            Err(mpsc::TryRecvError::Disconnected) => break Some("it did not commit".into()),
         };
     };
     input.send(text(&Message::Committed {
@@ -396,11 +408,16 @@ fn coordinate(
     let _ = updates.send(Update::Committed(outcome));
 }
 
+/// The longest a coordinator parks between its rounds (it is woken sooner by timely's messages
+/// and its share's).
+const ROUND: Duration = Duration::from_millis(2);
+
 /// The share thread's ends of the channels to its coordinator.
 struct ShareEnds {
     reports: mpsc::Sender<Report>,
     commits: mpsc::Sender<std::result::Result<(), String>>,
     updates: mpsc::Receiver<Update>,
+    waker: Waker,
 }
 
 /// One worker's share: runs it, reports how it ended to every worker (through its
@@ -416,6 +433,7 @@ fn run_worker<P: Pipeline>(
         reports,
         commits,
         updates,
+        waker,
     } = ends;
     // One metrics endpoint and one progress line per process.
     let mut own = config.clone();
@@ -438,6 +456,7 @@ fn run_worker<P: Pipeline>(
         return Err(error);
     }
     let _ = reports.send(Report::new(share, config.cluster.process, &finished));
+    waker.wake();
     let mut reports = loop {
         match updates.recv_timeout(Duration::from_millis(50)) {
             Ok(Update::All(reports)) => break reports,
@@ -509,6 +528,7 @@ fn run_worker<P: Pipeline>(
     }
     let committed = finished.commit_outputs();
     let _ = commits.send(committed.as_ref().map_err(|e| e.to_string()).copied());
+    waker.wake();
     committed?;
     // Every worker of every process has committed (or one could not) before the run ends, and
     // before any input is acknowledged: the results of this worker's input may be in another's

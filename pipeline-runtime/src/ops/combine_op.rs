@@ -331,12 +331,7 @@ where
         }
         let watermark = self.watermark;
         split.told = watermark;
-        if split
-            .end
-            .out
-            .send(Outgoing::Ship { parcels, watermark })
-            .is_err()
-        {
+        if !split.end.ship(Outgoing::Ship { parcels, watermark }) {
             split.stopped();
         }
     }
@@ -434,7 +429,7 @@ where
         let Some(split) = self.split.as_mut() else {
             return Ok(());
         };
-        let _ = split.end.out.send(Outgoing::Done);
+        let _ = split.end.ship(Outgoing::Done);
         while !split.closed && split.failed.is_none() {
             split.next(None).map_err(Error::Internal)?;
         }
