@@ -557,6 +557,75 @@ fn csv_parts_keep_the_header_and_line_numbers() {
     assert_eq!(ids, expected);
 }
 
+/// Records the position each element came from (a sink keyed by positions, as a stream sink
+/// that must not write an element twice is).
+#[derive(Clone)]
+struct Positions(Collector<(u64, u64)>);
+
+impl tandem::io::Sink<Row> for Positions {
+    fn describe(&self) -> String {
+        "positions".into()
+    }
+    fn write(&mut self, _: Row) -> std::result::Result<(), String> {
+        Err("written with its position only".into())
+    }
+    fn write_at(&mut self, row: Row, pos: tandem::io::Pos) -> std::result::Result<(), String> {
+        self.0.write((row.id, pos.index))
+    }
+    fn finish(&mut self) -> tandem::Result<Option<Box<dyn tandem::io::Commit>>> {
+        tandem::io::Sink::<(u64, u64)>::finish(&mut self.0)
+    }
+}
+
+pipeline! {
+    /// Each row of a JSON lines file with the position it was read at.
+    WherePositions(args: (PathBuf, Positions)) {
+        read(JsonLines::<Row>::open(&args.0)) -> write(args.1.clone());
+    }
+}
+
+/// A later worker numbers its part's lines from the part's start and counts the lines before
+/// the part only when a position is told (a dead letter, a sink keyed by positions): the file's
+/// line numbers are what every one of them sees, on any number of workers.
+#[test]
+fn positions_in_a_split_file_are_the_files_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("rows.jsonl");
+    let mut text = String::new();
+    for line in 1..=2000u64 {
+        match line {
+            // A blank line (no record) and a bad one, so that lines and records differ.
+            300 => text.push('\n'),
+            1500 => text.push_str("{\"id\": 1500, \"score\": oops}\n"),
+            _ => text.push_str(&format!("{{\"id\": {line}, \"score\": 0.5}}\n")),
+        }
+    }
+    std::fs::write(&input, text).unwrap();
+    for workers in [1, 2, 3, 7] {
+        let positions = Positions(Collector::new());
+        let config = RunConfig {
+            cluster: Cluster::threads(workers),
+            ..RunConfig::default()
+        };
+        let summary = tandem::job::run_pipeline::<WherePositions>(
+            &(input.clone(), positions.clone()),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(summary.dead_letters.len(), 1, "{workers} workers");
+        assert_eq!(summary.dead_letters[0].position, 1500, "{workers} workers");
+        let mut seen = positions.0.take();
+        seen.sort();
+        // Every row's id is its line number.
+        assert_eq!(seen.len(), 1998, "{workers} workers");
+        assert!(
+            seen.iter().all(|&(id, position)| id == position),
+            "{workers} workers: {:?}",
+            seen.iter().find(|(id, position)| id != position)
+        );
+    }
+}
+
 pipeline! {
     /// Squares numbers into a collector.
     Squares(args: Collector<(u64, u64)>) {

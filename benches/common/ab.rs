@@ -141,6 +141,12 @@ impl Sink<Served> for ArmCounter {
         "per-arm counter".into()
     }
 
+    // It does not look at positions: a split run's later workers need not count the lines
+    // before their part of the file for it.
+    fn uses_positions(&self) -> bool {
+        false
+    }
+
     fn write(&mut self, served: Served) -> Result<(), String> {
         self.counts.add(&served);
         Ok(())

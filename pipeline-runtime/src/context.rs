@@ -101,6 +101,9 @@ pub struct RunContext {
     pub(crate) stats: Stats,
     /// What each source stage reads (`JSON lines file data/requests.jsonl`), for dead letters.
     pub(crate) sources: Box<[std::sync::OnceLock<String>]>,
+    /// Per source stage reading a later worker's part of a split file: the lines before it (its
+    /// positions count from the part's start, see [`RunContext::position`]).
+    pub(crate) lines_before: Box<[std::sync::OnceLock<Arc<crate::io::LinesBefore>>]>,
     pub(crate) dead: Mutex<DeadLetterOut>,
     pub(crate) fail_fast: bool,
     /// In a run split across workers: this share's worker and process, for its dead letters.
@@ -155,6 +158,11 @@ impl RunContext {
                 .iter()
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
+            lines_before: graph
+                .stages
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             dead: Mutex::new(DeadLetterOut::new(dead_letters)),
             fail_fast,
             split: None,
@@ -185,9 +193,37 @@ impl RunContext {
             .clone()
     }
 
+    /// `pos` as the whole input's: a position a source flagged relative to its part of a split
+    /// file (`io::RELATIVE`) gets the lines before the part added, counted on the first call
+    /// (an error counting them fails the run, and the part's own line number is kept).
+    pub fn position(&self, pos: Pos) -> Pos {
+        // Only a source that registered the lines before its part flags positions (a stream's
+        // own positions may use every bit).
+        let Some(before) = self
+            .lines_before
+            .get(pos.source as usize)
+            .and_then(|b| b.get())
+            .filter(|_| pos.index & crate::io::RELATIVE != 0)
+        else {
+            return pos;
+        };
+        let index = pos.index & !crate::io::RELATIVE;
+        match before.lines() {
+            Ok(lines) => Pos {
+                index: index + lines,
+                ..pos
+            },
+            Err(error) => {
+                self.fail(Error::Config(error));
+                Pos { index, ..pos }
+            }
+        }
+    }
+
     /// Records an element that cannot go on.
     #[cold]
     pub fn dead_letter(&self, stage: u32, pos: Pos, error: String, input: Option<String>) {
+        let pos = self.position(pos);
         self.stats.0[stage as usize].dead.fetch_add(1, Relaxed);
         let letter = DeadLetter {
             stage: self.graph.stages[stage as usize].label.to_owned(),

@@ -169,6 +169,9 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
             return Ok(());
         }
         source.open()?;
+        if let Some(before) = source.lines_before() {
+            let _ = self.shared.lines_before[id as usize].set(before);
+        }
         if source.acknowledges() {
             self.shared.checkpoints.want();
         }

@@ -1,13 +1,14 @@
 use std::io::Read;
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::file::Output;
 use super::jsonl::Input;
-use super::{raw_text, BadRecord, Commit, Record, Share, Sink, Source};
+use super::{raw_text, BadRecord, Commit, LinesBefore, Record, Share, Sink, Source, RELATIVE};
 
 /// CSV files with a header row, read and written through serde.
 ///
@@ -67,9 +68,10 @@ impl Csv {
 pub struct CsvReader<T> {
     input: Input,
     share: Share,
-    /// Added to the csv crate's line numbers: a worker's part of a split file is read as its
-    /// header line followed by its own lines.
-    line_offset: u64,
+    /// A later worker's part of a split file (read as the file's header line followed by the
+    /// part's lines): the lines before the part. Its positions are then the part's line numbers
+    /// flagged [`RELATIVE`] (see `Source::lines_before`).
+    before: Option<Arc<LinesBefore>>,
     reader: Option<csv::Reader<Box<dyn std::io::BufRead + Send>>>,
     headers: csv::ByteRecord,
     record: csv::ByteRecord,
@@ -81,7 +83,7 @@ impl<T> CsvReader<T> {
         Self {
             input,
             share: Share::WHOLE,
-            line_offset: 0,
+            before: None,
             reader: None,
             headers: csv::ByteRecord::new(),
             record: csv::ByteRecord::new(),
@@ -125,14 +127,14 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
     }
 
     fn open(&mut self) -> crate::Result<()> {
-        let (input, lines_before) = self.input.open_share("input file", self.share)?;
+        let (input, before) = self.input.open_share("input file", self.share)?;
         let mut input: Box<dyn std::io::BufRead + Send> = Box::new(input);
-        if lines_before > 0 {
+        if before.is_some() {
             // A later worker's part: the header line is in the first worker's.
             let header = self.input.first_line("input file")?;
             input = Box::new(std::io::Cursor::new(header).chain(input));
-            self.line_offset = lines_before - 1;
         }
+        self.before = before;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -145,17 +147,28 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
         Ok(())
     }
 
+    fn lines_before(&self) -> Option<Arc<LinesBefore>> {
+        self.before.clone()
+    }
+
     fn read_chunk<E: FnMut(Record<T>)>(&mut self, max: usize, mut emit: E) -> crate::Result<bool> {
         let reader = self.reader.as_mut().expect("source read before open");
+        // A line of the csv crate's as a position: in a later worker's part, its first line is
+        // the file's header, so the part's lines count from its second.
+        let relative = self.before.is_some();
+        let position = |line: u64| {
+            if relative {
+                (line - 1) | RELATIVE
+            } else {
+                line
+            }
+        };
         for _ in 0..max {
-            let line = reader.position().line() + self.line_offset;
+            let line = position(reader.position().line());
             let record = match reader.read_byte_record(&mut self.record) {
                 Ok(false) => return Ok(false),
                 Ok(true) => {
-                    let line = self
-                        .record
-                        .position()
-                        .map_or(line, |p| p.line() + self.line_offset);
+                    let line = self.record.position().map_or(line, |p| position(p.line()));
                     if self.record.len() != self.headers.len() {
                         let error = format!(
                             "the row has {} columns, the header has {}",
@@ -170,7 +183,10 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
                         }
                     }
                 }
-                Err(e) if e.is_io_error() => return Err(read_error(&self.input, line, e)),
+                Err(e) if e.is_io_error() => {
+                    let before = self.before.as_ref().map_or(0, |b| b.lines().unwrap_or(0));
+                    return Err(read_error(&self.input, (line & !RELATIVE) + before, e));
+                }
                 Err(e) => bad_row(line, csv_error(&e), &self.record),
             };
             // One place hands records on, so that the segment's chain behind `emit` is inlined
@@ -238,6 +254,10 @@ impl std::io::Write for RowBuf {
 }
 
 impl<T: Serialize> Sink<T> for CsvWriter {
+    fn uses_positions(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         self.out.describe("CSV")
     }

@@ -210,13 +210,13 @@ impl Output {
 
 /// Worker `share.index`'s part of the file at `path`: the bytes from the first line that starts
 /// at or after `len * index / peers` to the first that starts at or after the next worker's
-/// cut, so that the parts cover the file, line by line, without overlap. Also the number of
-/// lines before the part (its first line's number less one).
+/// cut, so that the parts cover the file, line by line, without overlap. Also the lines before
+/// the part (none for the first), counted only when a position must be told whole.
 pub(crate) fn line_range(
     path: &Path,
     what: &'static str,
     share: Share,
-) -> crate::Result<(std::io::Take<File>, u64)> {
+) -> crate::Result<(std::io::Take<File>, Option<std::sync::Arc<LinesBefore>>)> {
     let fail = |source| crate::Error::Open {
         what,
         path: path.to_owned(),
@@ -226,9 +226,49 @@ pub(crate) fn line_range(
     let len = file.metadata().map_err(fail)?.len();
     let start = line_start_after(&mut file, len, share.index, share.peers).map_err(fail)?;
     let end = line_start_after(&mut file, len, share.index + 1, share.peers).map_err(fail)?;
-    let lines_before = count_lines(&mut file, start).map_err(fail)?;
     file.seek(SeekFrom::Start(start)).map_err(fail)?;
-    Ok((file.take(end.saturating_sub(start)), lines_before))
+    let before = (start > 0).then(|| {
+        std::sync::Arc::new(LinesBefore {
+            path: path.to_owned(),
+            upto: start,
+            counted: std::sync::OnceLock::new(),
+        })
+    });
+    Ok((file.take(end.saturating_sub(start)), before))
+}
+
+/// Set on the positions a file source gives the records of its part of a file split across
+/// workers: their line numbers counted from the part's start, which [`LinesBefore`] makes the
+/// whole file's (see `RunContext::position`). No file has 2^63 lines.
+pub(crate) const RELATIVE: u64 = 1 << 63;
+
+/// The lines of a file before a worker's part of it, counted once, when first asked: to number
+/// its lines from the file's start, a later worker would otherwise read everything before its
+/// part before reading any of it (the last of 8 workers seven eighths of the file), while only a
+/// dead letter or a sink keyed by positions needs the number.
+#[derive(Debug)]
+pub struct LinesBefore {
+    path: PathBuf,
+    upto: u64,
+    counted: std::sync::OnceLock<Result<u64, String>>,
+}
+
+impl LinesBefore {
+    /// The number of lines before the part (counted on the first call).
+    pub(crate) fn lines(&self) -> Result<u64, String> {
+        self.counted
+            .get_or_init(|| {
+                count_lines(&self.path, self.upto).map_err(|e| {
+                    format!(
+                        "cannot count the lines before byte {} of {} (to number this worker's \
+                         lines): {e}",
+                        self.upto,
+                        self.path.display()
+                    )
+                })
+            })
+            .clone()
+    }
 }
 
 /// The offset of the first line that starts at or after `len * k / peers` (`len` for the last).
@@ -260,8 +300,8 @@ fn line_start_after(file: &mut File, len: u64, k: usize, peers: usize) -> std::i
 }
 
 /// The number of newlines in the first `upto` bytes of `file`.
-fn count_lines(file: &mut File, upto: u64) -> std::io::Result<u64> {
-    file.seek(SeekFrom::Start(0))?;
+fn count_lines(path: &Path, upto: u64) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
     let mut left = upto;
     let mut lines = 0;
     let mut buf = vec![0; 256 * 1024];
@@ -311,8 +351,9 @@ mod tests {
             for peers in 1..=7 {
                 let mut joined = Vec::new();
                 for index in 0..peers {
-                    let (mut part, lines_before) =
+                    let (mut part, before) =
                         line_range(file.path(), "input", Share { index, peers }).unwrap();
+                    let lines_before = before.map_or(0, |b| b.lines().unwrap());
                     let start = joined.len();
                     part.read_to_end(&mut joined).unwrap();
                     assert!(
@@ -325,6 +366,30 @@ mod tests {
                 assert_eq!(joined, text.as_bytes(), "{peers} parts of {text:?}");
             }
         }
+    }
+
+    /// Opening a later part reads nothing before it: the lines before are counted when first
+    /// asked, once (here the file is gone by then, so asking fails, with the file named).
+    #[test]
+    fn lines_before_a_part_are_counted_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let share = Share { index: 1, peers: 2 };
+        let (_, before) = line_range(&path, "input", share).unwrap();
+        let before = before.expect("a later part has lines before it");
+        let (mut part, counted) = line_range(&path, "input", share).unwrap();
+        let mut own = String::new();
+        part.read_to_string(&mut own).unwrap();
+        assert_eq!(
+            counted.unwrap().lines().unwrap(),
+            1000 - own.lines().count() as u64
+        );
+        std::fs::remove_file(&path).unwrap();
+        let error = before.lines().unwrap_err();
+        assert!(error.contains("lines.txt"), "{error}");
+        assert!(line_range(&path, "input", Share { index: 0, peers: 2 }).is_err());
     }
 
     #[test]

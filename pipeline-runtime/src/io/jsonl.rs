@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::file::{open_input, Output};
 use super::lines::{read_line, Line, DEFAULT_MAX_LINE_BYTES};
-use super::{raw_text, BadRecord, Commit, Record, Share, Sink, Source};
+use super::{raw_text, BadRecord, Commit, LinesBefore, Record, Share, Sink, Source, RELATIVE};
+use std::sync::Arc;
 
 /// JSON lines files: one JSON value per line.
 ///
@@ -100,19 +101,19 @@ impl Input {
     }
 
     /// Opens `share` of the input: for a file split across workers, its byte range cut at line
-    /// boundaries ([`super::file::line_range`]), with the number of lines before it, so that
-    /// line numbers stay those of the whole file.
+    /// boundaries ([`super::file::line_range`]), with the lines before it (counted when a
+    /// position is told, so that line numbers stay those of the whole file).
     pub fn open_share(
         &self,
         kind: &'static str,
         share: Share,
-    ) -> crate::Result<(InputReader, u64)> {
+    ) -> crate::Result<(InputReader, Option<Arc<LinesBefore>>)> {
         match self {
             Self::File(p) if !share.is_whole() => {
-                let (range, lines_before) = super::file::line_range(p, kind, share)?;
-                Ok((buffered(Box::new(range)), lines_before))
+                let (range, before) = super::file::line_range(p, kind, share)?;
+                Ok((buffered(Box::new(range)), before))
             }
-            _ => Ok((self.open(kind)?, 0)),
+            _ => Ok((self.open(kind)?, None)),
         }
     }
 
@@ -161,6 +162,10 @@ pub struct JsonLinesReader<T> {
     share: Share,
     reader: Option<InputReader>,
     line: u64,
+    /// A later worker's part of a split file: the lines before it, and [`RELATIVE`] on the
+    /// positions, which count from the part's start.
+    before: Option<Arc<LinesBefore>>,
+    relative: u64,
     buf: Vec<u8>,
     max_line_bytes: usize,
     _item: PhantomData<fn() -> T>,
@@ -173,6 +178,8 @@ impl<T> JsonLinesReader<T> {
             share: Share::WHOLE,
             reader: None,
             line: 0,
+            before: None,
+            relative: 0,
             buf: Vec::new(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             _item: PhantomData,
@@ -213,10 +220,16 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
     }
 
     fn open(&mut self) -> crate::Result<()> {
-        let (reader, lines_before) = self.input.open_share("input file", self.share)?;
+        let (reader, before) = self.input.open_share("input file", self.share)?;
         self.reader = Some(reader);
-        self.line = lines_before;
+        self.line = 0;
+        self.relative = if before.is_some() { RELATIVE } else { 0 };
+        self.before = before;
         Ok(())
+    }
+
+    fn lines_before(&self) -> Option<Arc<LinesBefore>> {
+        self.before.clone()
     }
 
     fn read_chunk<E: FnMut(Record<T>)>(&mut self, max: usize, mut emit: E) -> crate::Result<bool> {
@@ -225,7 +238,8 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
         while emitted < max {
             let fail = |line, source| crate::Error::Read {
                 what: self.input.describe("JSON lines"),
-                position: line,
+                // The file's line number, for a later worker's part too.
+                position: line + self.before.as_ref().map_or(0, |b| b.lines().unwrap_or(0)),
                 source,
             };
             // Fast path: a whole line already in the reader's buffer is parsed in place.
@@ -238,7 +252,7 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
                             Some(b'\r') => &available[..end - 1],
                             _ => &available[..end],
                         };
-                        let record = parse_line(line, self.line, true);
+                        let record = parse_line(line, self.line | self.relative, true);
                         reader.consume(end + 1);
                         record
                     }
@@ -248,11 +262,14 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
                         self.line += 1;
                         match read {
                             Line::Eof => return Ok(false),
-                            Line::TooLong { len } => {
-                                Some(too_long(&self.buf, len, self.line, self.max_line_bytes))
-                            }
+                            Line::TooLong { len } => Some(too_long(
+                                &self.buf,
+                                len,
+                                self.line | self.relative,
+                                self.max_line_bytes,
+                            )),
                             Line::Complete { terminated } => {
-                                parse_line(&self.buf, self.line, terminated)
+                                parse_line(&self.buf, self.line | self.relative, terminated)
                             }
                         }
                     }
@@ -331,6 +348,10 @@ pub struct JsonLinesWriter {
 }
 
 impl<T: Serialize> Sink<T> for JsonLinesWriter {
+    fn uses_positions(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         self.out.describe("JSON lines")
     }

@@ -106,6 +106,10 @@ impl<T> Collector<T> {
 }
 
 impl<T: Send + 'static> Sink<T> for Collector<T> {
+    fn uses_positions(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         "in-memory collector".into()
     }

@@ -24,7 +24,8 @@ mod rolling;
 use std::path::Path;
 
 pub use self::csv::{Csv, CsvReader, CsvWriter};
-pub use self::file::{remove_partial_outputs, Commit};
+pub(crate) use self::file::RELATIVE;
+pub use self::file::{remove_partial_outputs, Commit, LinesBefore};
 pub use self::jsonl::{JsonLines, JsonLinesReader, JsonLinesWriter};
 #[cfg(feature = "kafka")]
 pub use self::kafka::{Kafka, KafkaReader, KafkaWriter, DEFAULT_MAX_MESSAGE_BYTES};
@@ -146,6 +147,15 @@ pub trait Source: Send {
         emit: E,
     ) -> crate::Result<bool>;
 
+    /// A file source reading its part of a file split across workers: the lines before the part.
+    /// Its positions are then line numbers counted from the part's start, flagged relative; the
+    /// run makes them the file's when one is told (a dead letter, a sink keyed by positions), so
+    /// that the lines before the part are counted only then, not before reading.
+    #[doc(hidden)]
+    fn lines_before(&self) -> Option<std::sync::Arc<LinesBefore>> {
+        None
+    }
+
     /// At a checkpoint barrier, and once more when the source has ended: what acknowledges every
     /// record read since the last call (a stream's `XACK`, a consumer group's offset commit).
     /// The run commits it only once everything read before the barrier has reached every sink
@@ -198,6 +208,14 @@ pub trait Sink<T>: Send {
     fn write_at(&mut self, item: T, pos: Pos) -> Result<(), String> {
         let _ = pos;
         self.write(item)
+    }
+
+    /// Whether `write_at` looks at its `pos` (the default, for sinks that implement it). A sink
+    /// that does not says so: in a run split across workers, a later worker's positions in a
+    /// file are then not counted from the file's start for it (see `Source::lines_before`), and
+    /// `write_at` gets them as they travel.
+    fn uses_positions(&self) -> bool {
+        true
     }
 
     /// Called when the sink's segment is about to wait for input: a sink that buffers writes (a

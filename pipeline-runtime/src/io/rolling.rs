@@ -265,6 +265,10 @@ impl Sealed {
 }
 
 impl<T: Serialize, F: PartFormat> Sink<T> for RollingWriter<F> {
+    fn uses_positions(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         self.describe_dir()
     }

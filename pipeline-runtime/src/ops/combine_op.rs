@@ -301,6 +301,8 @@ where
             }
             split.shipped = split.shipped.max(end);
             for (key, (acc, pos)) in panes {
+                // Told whole: the owner cannot count the lines before this worker's part.
+                let pos = run.position(pos);
                 if let Err(error) = split.packer.add(window, &key, &acc, pos) {
                     run.fail(Error::Internal(format!(
                         "`combine_per_key` could not ship an accumulator to another worker: {error}"
@@ -485,7 +487,7 @@ where
             }) {
                 Ok(acc) => {
                     split.shipped = split.shipped.max(window.end);
-                    if let Err(error) = split.packer.add(window, &k, &acc, pos) {
+                    if let Err(error) = split.packer.add(window, &k, &acc, run.position(pos)) {
                         run.fail(Error::Internal(error));
                     }
                 }

@@ -6,13 +6,17 @@ use crate::push::{Flow, Pos, Push, Signal, StageCell};
 pub struct SinkOp<S, I> {
     cell: StageCell,
     sink: S,
+    /// Whether the sink's `write_at` looks at positions: then they are told whole (see
+    /// `RunContext::position`).
+    positions: bool,
     _input: std::marker::PhantomData<fn(I)>,
 }
 
-impl<S, I> SinkOp<S, I> {
+impl<S: Sink<I>, I> SinkOp<S, I> {
     pub fn new(id: u32, sink: S) -> Self {
         Self {
             cell: StageCell::new(id),
+            positions: sink.uses_positions(),
             sink,
             _input: std::marker::PhantomData,
         }
@@ -23,7 +27,12 @@ impl<T, S: Sink<T>> Push<T> for SinkOp<S, T> {
     #[inline(always)]
     fn push(&mut self, item: T, pos: Pos, run: &RunContext) {
         self.cell.count();
-        if let Err(error) = self.sink.write_at(item, pos) {
+        let at = if self.positions {
+            run.position(pos)
+        } else {
+            pos
+        };
+        if let Err(error) = self.sink.write_at(item, at) {
             self.cell.dead(
                 run,
                 pos,
