@@ -142,6 +142,12 @@ impl<T, S: Sink<T>> Sink<T> for Maybe<S> {
             Self::Off => Ok(()),
         }
     }
+    fn uses_positions(&self) -> bool {
+        match self {
+            Self::On(s) => s.uses_positions(),
+            Self::Off => false,
+        }
+    }
     fn flush(&mut self) -> tandem::Result<()> {
         match self {
             Self::On(s) => s.flush(),
@@ -175,6 +181,9 @@ impl<T, S: Sink<T>> Sink<T> for InMemory<S> {
     }
     fn write(&mut self, item: T) -> Result<(), String> {
         self.0.write(item)
+    }
+    fn uses_positions(&self) -> bool {
+        false
     }
     fn checkpoint(&mut self) -> tandem::Result<bool> {
         Ok(true)

@@ -39,6 +39,10 @@ where
         Ok(())
     }
 
+    fn uses_positions(&self) -> bool {
+        false
+    }
+
     fn finish(&mut self) -> tandem::Result<Option<Box<dyn Commit>>> {
         Ok(self.report.take().map(|report| {
             Box::new(Report {

@@ -1,6 +1,7 @@
 use std::io::{BufRead, BufReader};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -8,7 +9,6 @@ use serde::Serialize;
 use super::file::{open_input, Output};
 use super::lines::{read_line, Line, DEFAULT_MAX_LINE_BYTES};
 use super::{raw_text, BadRecord, Commit, LinesBefore, Record, Share, Sink, Source, RELATIVE};
-use std::sync::Arc;
 
 /// JSON lines files: one JSON value per line.
 ///
