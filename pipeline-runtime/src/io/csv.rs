@@ -158,7 +158,7 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
         let relative = self.before.is_some();
         let position = |line: u64| {
             if relative {
-                (line - 1) | RELATIVE
+                line.saturating_sub(1) | RELATIVE
             } else {
                 line
             }
