@@ -196,14 +196,19 @@ impl RunContext {
     /// `pos` as the whole input's: a position a source flagged relative to its part of a split
     /// file (`io::RELATIVE`) gets the lines before the part added, counted on the first call
     /// (an error counting them fails the run, and the part's own line number is kept).
+    #[inline]
     pub fn position(&self, pos: Pos) -> Pos {
+        // The flag first: a position without it is the whole input's already (and this is on
+        // the path of every element written to a sink that uses positions).
+        if pos.index & crate::io::RELATIVE == 0 {
+            return pos;
+        }
         // Only a source that registered the lines before its part flags positions (a stream's
-        // own positions may use every bit).
+        // own positions may use every bit: a Kafka partition over 32767).
         let Some(before) = self
             .lines_before
             .get(pos.source as usize)
             .and_then(|b| b.get())
-            .filter(|_| pos.index & crate::io::RELATIVE != 0)
         else {
             return pos;
         };

@@ -260,7 +260,9 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
             sink.split(self.share);
         }
         sink.open()?;
-        Ok(SinkOp::new(id, sink))
+        // Only a split run has positions to tell whole (a later worker's part of a file).
+        let positions = !self.share.is_whole() && sink.uses_positions();
+        Ok(SinkOp::new(id, sink, positions))
     }
 
     /// A segment that starts at a boundary's channel, built on its own thread by `chain`.

@@ -6,17 +6,17 @@ use crate::push::{Flow, Pos, Push, Signal, StageCell};
 pub struct SinkOp<S, I> {
     cell: StageCell,
     sink: S,
-    /// Whether the sink's `write_at` looks at positions: then they are told whole (see
-    /// `RunContext::position`).
+    /// Whether positions are told whole before `write_at` (see `RunContext::position`): in a
+    /// split run, for a sink that uses them.
     positions: bool,
     _input: std::marker::PhantomData<fn(I)>,
 }
 
-impl<S: Sink<I>, I> SinkOp<S, I> {
-    pub fn new(id: u32, sink: S) -> Self {
+impl<S, I> SinkOp<S, I> {
+    pub fn new(id: u32, sink: S, positions: bool) -> Self {
         Self {
             cell: StageCell::new(id),
-            positions: sink.uses_positions(),
+            positions,
             sink,
             _input: std::marker::PhantomData,
         }
