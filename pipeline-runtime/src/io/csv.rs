@@ -184,8 +184,8 @@ impl<T: DeserializeOwned + Send> Source for CsvReader<T> {
                     }
                 }
                 Err(e) if e.is_io_error() => {
-                    let before = self.before.as_ref().map_or(0, |b| b.lines().unwrap_or(0));
-                    return Err(read_error(&self.input, (line & !RELATIVE) + before, e));
+                    let line = LinesBefore::whole_line(self.before.as_deref(), line & !RELATIVE);
+                    return Err(read_error(&self.input, line, e));
                 }
                 Err(e) => bad_row(line, csv_error(&e), &self.record),
             };

@@ -254,6 +254,12 @@ pub struct LinesBefore {
 }
 
 impl LinesBefore {
+    /// Line `line` of a part as the file's line (for an error's message): the part's own
+    /// number where the lines before it cannot be counted, or where there are none (`before`).
+    pub(crate) fn whole_line(before: Option<&Self>, line: u64) -> u64 {
+        line + before.map_or(0, |b| b.lines().unwrap_or(0))
+    }
+
     /// The number of lines before the part (counted on the first call).
     pub(crate) fn lines(&self) -> Result<u64, String> {
         self.counted

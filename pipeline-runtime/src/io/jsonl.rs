@@ -162,10 +162,9 @@ pub struct JsonLinesReader<T> {
     share: Share,
     reader: Option<InputReader>,
     line: u64,
-    /// A later worker's part of a split file: the lines before it, and [`RELATIVE`] on the
-    /// positions, which count from the part's start.
+    /// A later worker's part of a split file: the lines before it ([`RELATIVE`] is then on the
+    /// positions, which count from the part's start).
     before: Option<Arc<LinesBefore>>,
-    relative: u64,
     buf: Vec<u8>,
     max_line_bytes: usize,
     _item: PhantomData<fn() -> T>,
@@ -179,7 +178,6 @@ impl<T> JsonLinesReader<T> {
             reader: None,
             line: 0,
             before: None,
-            relative: 0,
             buf: Vec::new(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             _item: PhantomData,
@@ -223,7 +221,6 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
         let (reader, before) = self.input.open_share("input file", self.share)?;
         self.reader = Some(reader);
         self.line = 0;
-        self.relative = if before.is_some() { RELATIVE } else { 0 };
         self.before = before;
         Ok(())
     }
@@ -234,12 +231,13 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
 
     fn read_chunk<E: FnMut(Record<T>)>(&mut self, max: usize, mut emit: E) -> crate::Result<bool> {
         let reader = self.reader.as_mut().expect("source read before open");
+        let relative = if self.before.is_some() { RELATIVE } else { 0 };
         let mut emitted = 0;
         while emitted < max {
             let fail = |line, source| crate::Error::Read {
                 what: self.input.describe("JSON lines"),
                 // The file's line number, for a later worker's part too.
-                position: line + self.before.as_ref().map_or(0, |b| b.lines().unwrap_or(0)),
+                position: LinesBefore::whole_line(self.before.as_deref(), line),
                 source,
             };
             // Fast path: a whole line already in the reader's buffer is parsed in place.
@@ -252,7 +250,7 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
                             Some(b'\r') => &available[..end - 1],
                             _ => &available[..end],
                         };
-                        let record = parse_line(line, self.line | self.relative, true);
+                        let record = parse_line(line, self.line | relative, true);
                         reader.consume(end + 1);
                         record
                     }
@@ -265,11 +263,11 @@ impl<T: DeserializeOwned + Send> Source for JsonLinesReader<T> {
                             Line::TooLong { len } => Some(too_long(
                                 &self.buf,
                                 len,
-                                self.line | self.relative,
+                                self.line | relative,
                                 self.max_line_bytes,
                             )),
                             Line::Complete { terminated } => {
-                                parse_line(&self.buf, self.line | self.relative, terminated)
+                                parse_line(&self.buf, self.line | relative, terminated)
                             }
                         }
                     }
