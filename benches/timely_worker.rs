@@ -6,18 +6,21 @@
 //! cache; parse, double the score, filter, sticky 50/50 split by CRC32 of the user id, tag the arm,
 //! count per arm).
 //!
-//! - `pipeline`: today's executor, the `pipeline!` of `ab_elementwise`.
+//! - `pipeline`: today's executor, the `pipeline!` of `ab_elementwise` (a thread per segment).
+//! - `pipeline_1_timely_worker`: the same `pipeline!` on one timely worker
+//!   (`tandem::distributed::run_job` with one worker): its fused segment is a timely operator on
+//!   the worker's thread, as on each worker of a split run.
 //! - `pipeline_2_workers`: the same `pipeline!` split across 2 workers (`--workers 2`,
-//!   `tandem::distributed::run_job`): each runs the fused executor on its byte range of the file.
+//!   `tandem::distributed::run_job`): each runs the fused segment as a timely operator on its
+//!   byte range of the file.
 //! - `hand_loop`: `ab_elementwise`'s hand-written loop, one thread.
 //! - `timely_1_worker`, `timely_2_workers`: `tandem::distributed::run_in_operator` with 1 and 2
 //!   worker threads in this process. Each worker reads its share of the file (a byte range,
 //!   from the first line starting in it to the last line starting in it) and runs the hand loop's
 //!   per-element work inside ONE timely operator, 1024 lines per activation, counting into a
-//!   per-worker sink; the per-worker counts are added up at the end. This is the shape the
-//!   lowering will have (each fused segment one operator around its push chain), with the hand
-//!   loop's body standing in for the chain: the pipeline's chain is the `pipeline` variant's cost
-//!   over the hand loop.
+//!   per-worker sink; the per-worker counts are added up at the end. The lowering's shape (each
+//!   fused segment one operator around its push chain), with the hand loop's body standing in
+//!   for the chain.
 //! - `timely_2_processes` (with `TANDEM_BENCH_PROCESSES=1`): two timely processes of one worker
 //!   each, connected over TCP on localhost, simulated by two threads of this process each
 //!   starting its own member of the cluster; connection set-up included.
@@ -209,8 +212,26 @@ fn assert_same(got: &ArmCounts, expected: &ArmCounts, what: &str) {
     }
 }
 
+/// The `pipeline!` on one timely worker: what each worker of `--workers 2` runs (its fused
+/// segment as a timely operator on the worker's thread), on the whole file. `--workers 1` runs
+/// the executor instead (a thread per segment), the faster on one worker.
+fn pipeline_one_timely_worker(input: &Path) -> ArmCounts {
+    let args = ab::AbArgs {
+        input: input.to_owned(),
+        counts: Default::default(),
+    };
+    let mut config = common::run_config();
+    config.cluster = Cluster::threads(1);
+    let summary = tandem::distributed::run_job::<ab::AbElementwise>(&args, &config)
+        .expect("pipeline run on one timely worker");
+    let totals = summary.totals();
+    assert!(totals.balanced() && totals.dead == 0, "{summary}");
+    let counts = args.counts.lock().unwrap().take();
+    counts.expect("the sink finished").sorted()
+}
+
 /// The `pipeline!` itself split across `workers` threads (`--workers`): each worker runs the
-/// fused executor on its byte range of the file, with a counter of its own.
+/// fused segment as a timely operator on its byte range of the file, with a counter of its own.
 fn pipeline_on(input: &Path, workers: usize) -> ArmCounts {
     let mut config = common::run_config();
     config.cluster = Cluster::threads(workers);
@@ -228,6 +249,11 @@ fn main() {
 
     let expected = hand_loop(&input);
     assert_eq!(pipeline(&input), expected, "pipeline vs hand loop");
+    assert_same(
+        &pipeline_one_timely_worker(&input),
+        &expected,
+        "the pipeline on one timely worker",
+    );
     assert_eq!(
         timely(&input, &Cluster::default()).0,
         expected,
@@ -268,12 +294,14 @@ fn main() {
         };
         let mut run_pipeline = || pipeline(&input);
         let mut run_pipeline_two = || pipeline_on(&input, 2);
+        let mut run_pipeline_timely = || pipeline_one_timely_worker(&input);
         let mut run_hand = || hand_loop(&input);
         let mut run_one = || timed(0, timely(&input, &one));
         let mut run_two = || timed(1, timely(&input, &two));
         let mut run_processes = || timed(2, timely_two_processes(&input, dir.path()));
         let mut variants: Vec<(&str, &mut dyn FnMut() -> ArmCounts)> = vec![
             ("pipeline", &mut run_pipeline),
+            ("pipeline_1_timely_worker", &mut run_pipeline_timely),
             ("pipeline_2_workers", &mut run_pipeline_two),
             ("hand_loop", &mut run_hand),
             ("timely_1_worker", &mut run_one),

@@ -274,6 +274,33 @@ fn a_merge_passes_a_barrier_on_only_once_its_slow_input_delivered_it_too() {
     }
 }
 
+/// On a worker of a split run the segments are timely operators sharing one thread: the merge's
+/// barrier alignment, the small channels and the model stage must not wait for each other there
+/// (a sender pauses its readers instead). The same promises hold on 2 workers (these sources
+/// cannot be split: the first worker reads both, the other has nothing to read).
+#[test]
+fn the_promises_hold_when_the_segments_share_a_workers_thread() {
+    for (slow, n) in [(None, 3000), (Some(400), 20_000)] {
+        let args = Args {
+            slow,
+            ..Args::new(n)
+        };
+        let config = RunConfig {
+            cluster: tandem::cluster::Cluster::threads(2),
+            ..config(100)
+        };
+        let summary = tandem::job::run_pipeline::<Everything>(&args, &config).unwrap();
+        assert!(summary.totals().balanced(), "{summary}");
+        let ledger = args.ledger.lock().unwrap();
+        assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
+        let second = slow.unwrap_or(n);
+        assert_eq!(ledger.total as i64, n + second);
+        assert_eq!(ledger.acked.get(&1), Some(&n));
+        assert_eq!(ledger.acked.get(&2), Some(&second));
+        assert!(ledger.acks > 20, "only {} acknowledgements", ledger.acks);
+    }
+}
+
 #[test]
 fn a_failed_run_acknowledges_nothing_after_its_last_complete_checkpoint() {
     let args = Args {

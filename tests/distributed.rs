@@ -753,12 +753,15 @@ pipeline! {
 
 /// timely has no backpressure of its own: a worker's `combine_per_key` that has shipped more
 /// than `MAX_WINDOWS_AHEAD` windows beyond the job's watermark waits for the slowest worker, so
-/// the fast worker's reader keeps pace with the slow one instead of reading everything at once.
+/// the fast worker's reader keeps pace with the slow one instead of reading everything at once
+/// (it pauses between chunks: at most one chunk, `batch_size` elements, past the limit).
 #[test]
 fn a_slow_worker_slows_the_readers_of_the_others() {
     let args = Pace::default();
+    let batch = 64;
     let config = RunConfig {
         cluster: Cluster::threads(2),
+        batch_size: batch,
         ..RunConfig::default()
     };
     let summary = tandem::job::run_pipeline::<Uneven>(&args, &config).unwrap();
@@ -769,12 +772,13 @@ fn a_slow_worker_slows_the_readers_of_the_others() {
         .iter()
         .all(|c| c.value == 1 && c.key == (c.window.start as u64 / 1000) % 2));
     // Unthrottled, worker 0 reads its 2,000 elements while worker 1 is at its first few dozen
-    // (a lead of ~4,000); throttled, it stays within the windows allowed ahead (two elements per
-    // window of its own, one of each worker), with some slack for the exchange's latency.
+    // (a lead of ~4,000); throttled, it stays within the windows allowed ahead and one chunk
+    // (two elements per window or element of its own, one of each worker), with some slack for
+    // the exchange's latency.
     let ahead = tandem::ops::MAX_WINDOWS_AHEAD as u64;
     let lead = args.lead.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        lead <= 2 * ahead + 200,
+        lead <= 2 * (ahead + batch as u64) + 200,
         "worker 0 ran {lead} elements ahead of worker 1"
     );
 }

@@ -341,6 +341,7 @@ impl RunContext {
 
     /// Job-wide epochs (a split run with `combine_per_key`): runs the acknowledgements that the
     /// job's durable watermark has released since the last call (see `checkpoint`).
+    #[cfg(feature = "timely")]
     pub(crate) fn poll_checkpoints(&self) {
         let due = self.checkpoints.take_gated();
         self.acknowledge(due);

@@ -73,8 +73,9 @@ impl Endpoint {
     }
 }
 
-/// Wakes a worker's coordinator (a timely worker, parked between its rounds) when the worker's
-/// share has sent it something, so that it is carried on at once rather than at the next round.
+/// Wakes a worker's timely thread (parked between its rounds) when a `combine_per_key` is done
+/// shipping, so that its last shipment goes at once rather than after the next pause. (The
+/// stages and the exchange run on the same thread: this only cuts its next park short.)
 #[derive(Clone, Debug, Default)]
 pub struct Waker(std::sync::Arc<std::sync::OnceLock<std::thread::Thread>>);
 

@@ -1,5 +1,6 @@
 //! The executor: one thread per segment (a source or a boundary's channel, with every fused stage
-//! up to the next boundary), bounded channels between them, the run context they share, and the
+//! up to the next boundary; in a split run's worker, every segment on the worker's thread as its
+//! [`Driver`] schedules them), bounded channels between them, the run context they share, and the
 //! commit of sink outputs once the whole run has ended well.
 
 use std::path::PathBuf;
@@ -8,18 +9,20 @@ use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{CheckpointPolicy, FINAL_EPOCH};
+use crate::checkpoint::CheckpointPolicy;
 use crate::cluster::Cluster;
+use crate::context::RunContext;
 pub use crate::context::StopSignal;
-use crate::context::{Pos, RunContext};
 use crate::deadletter::DeadLetterTarget;
 use crate::graph::{Graph, StageKind};
 use crate::inference::{DeviceChoice, DeviceRequest, Front, PredictionResult, SharedHandler};
-use crate::io::{Commit, Record, Share, Sink, Source};
+use crate::io::{Commit, Share, Sink, Source};
 use crate::local::LocalWorkers;
-use crate::ops::{channel, Parcel, Receiver, Sender, SinkOp};
-use crate::push::{Barrier, BarrierCount, Ended, Flow, Push, Signal};
+use crate::ops::{channel, Receiver, Sender, SinkOp};
+use crate::push::Push;
 use crate::queue::{QueueGauge, QueueSummary};
+pub use crate::segment::Task;
+use crate::segment::{ReceiverTask, SourceTask, UnreadTask};
 use crate::stages::Stream;
 use crate::summary::Summary;
 use crate::{panic, Error, Result};
@@ -96,7 +99,17 @@ pub trait Pipeline: Sized + 'static {
     ) -> Result<()>;
 }
 
-type Segment<'scope> = Box<dyn FnOnce() -> Result<()> + Send + 'scope>;
+/// A segment's task, made on the thread that runs it (its stages may share state that is not
+/// `Send`: a fused merge's junction).
+type Segment<'scope> = Box<dyn FnOnce() -> Box<dyn Task + 'scope> + Send + 'scope>;
+
+/// Runs a split run's worker's segments on its thread (as timely operators, see `distributed`).
+pub trait Driver {
+    /// Runs `tasks` to their ends, failing `run` with the first task's error. Meanwhile it
+    /// watches the rest of the job, failing `run` when another worker failed or a process was
+    /// lost, and runs the acknowledgements the job's checkpoints release.
+    fn drive<'a>(&mut self, tasks: Vec<Box<dyn Task + 'a>>, run: &RunContext);
+}
 
 /// Collects a pipeline's segments while `Pipeline::build` wires them. Sources and sinks are
 /// opened here, before any segment starts, so a missing input or an unwritable output fails the
@@ -111,6 +124,11 @@ pub struct Executor<'scope, 'env: 'scope> {
     /// run contexts), and this worker's index among them.
     workers: Option<(Arc<LocalWorkers>, usize)>,
     segments: Vec<Segment<'scope>>,
+    /// What runs on threads of its own even when the segments share one: the dispatchers of
+    /// `run_inference` stages (their models).
+    threads: Vec<Box<dyn FnOnce() -> Result<()> + Send + 'scope>>,
+    /// The segments share one thread (a worker of a split run): no stage may wait for another.
+    shared_thread: bool,
     _scope: std::marker::PhantomData<&'scope Scope<'scope, 'env>>,
 }
 
@@ -123,7 +141,12 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     pub fn channel<T>(&self, stage: u32, senders: usize) -> (Sender<T>, Receiver<T>) {
         let gauge = QueueGauge::new(stage, "input", self.config.channel_capacity);
         self.shared.add_queue(gauge.clone());
-        channel(self.config.channel_capacity, gauge, senders)
+        channel(
+            self.config.channel_capacity,
+            gauge,
+            senders,
+            self.shared_thread,
+        )
     }
 
     fn apply_override(
@@ -156,7 +179,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     where
         S: Source + 'scope,
         B: FnOnce() -> C + Send + 'scope,
-        C: Push<S::Item>,
+        C: Push<S::Item> + 'scope,
     {
         self.apply_override(&self.config.inputs, id, |p| source.set_path(p))?;
         let _ = self.shared.sources[id as usize].set(source.describe());
@@ -164,8 +187,9 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         let share = self.share;
         // A source that cannot be split is read whole by the first worker.
         if !share.is_whole() && !source.split(share) && share.index != 0 {
-            self.segments
-                .push(Box::new(move || run_unread(id, chain(), shared)));
+            self.segments.push(Box::new(move || {
+                Box::new(UnreadTask::<S::Item, C>::new(id, chain(), shared))
+            }));
             return Ok(());
         }
         source.open()?;
@@ -177,7 +201,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         }
         let chunk = self.config.batch_size;
         self.segments.push(Box::new(move || {
-            run_source(id, source, chain(), chunk, shared)
+            Box::new(SourceTask::new(id, source, chain(), chunk, shared))
         }));
         Ok(())
     }
@@ -198,14 +222,16 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         let device =
             DeviceRequest::new(self.config.device).with_software_gpu(self.config.software_gpu);
         let capacity = self.config.channel_capacity;
+        let shared_thread = self.shared_thread;
         let start = move |lanes: usize| {
             let name = handler.name();
             let stage =
-                crate::inference::start(id, handler, device, capacity, lanes).map_err(|error| {
-                    Error::Config(format!(
-                        "cannot load model `{name}` (--device {device}): {error}"
-                    ))
-                })?;
+                crate::inference::start(id, handler, device, capacity, lanes, shared_thread)
+                    .map_err(|error| {
+                        Error::Config(format!(
+                            "cannot load model `{name}` (--device {device}): {error}"
+                        ))
+                    })?;
             {
                 let m = stage.metrics.lock().unwrap_or_else(|e| e.into_inner());
                 tracing::info!(
@@ -244,7 +270,7 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
         }
         if let Some(dispatcher) = dispatcher {
             let shared = self.shared;
-            self.segments.push(Box::new(move || dispatcher.run(shared)));
+            self.threads.push(Box::new(move || dispatcher.run(shared)));
         }
         Ok((lane.front, lane.results))
     }
@@ -270,144 +296,13 @@ impl<'scope, 'env: 'scope> Executor<'scope, 'env> {
     where
         T: Send + 'scope,
         B: FnOnce() -> C + Send + 'scope,
-        C: Push<T>,
+        C: Push<T> + 'scope,
     {
-        let shared = self.shared;
-        self.segments
-            .push(Box::new(move || run_receiver(rx, chain(), shared)));
+        let (shared, blocking) = (self.shared, !self.shared_thread);
+        self.segments.push(Box::new(move || {
+            Box::new(ReceiverTask::new(rx, chain(), shared, blocking))
+        }));
     }
-}
-
-fn run_source<S: Source, C: Push<S::Item>>(
-    id: u32,
-    mut source: S,
-    mut chain: C,
-    chunk: usize,
-    run: &RunContext,
-) -> Result<()> {
-    panic::quiet_thread();
-    // While the source keeps up with its input (full chunks), partial batches go on at most
-    // this often: sending one per chunk would halve the batches. A short chunk means the source
-    // has caught up and its next read may wait (a live stream): what is buffered goes on now,
-    // or it would linger for that wait (up to 250 ms for a Redis stream).
-    const LINGER: Duration = Duration::from_millis(50);
-    let mut last_partial = Instant::now();
-    // The epochs whose barriers this source has sent.
-    let mut epoch = 0;
-    loop {
-        if run.stop_reading() {
-            break;
-        }
-        let mut read = 0u64;
-        let more = source.read_chunk(chunk, |record| {
-            read += 1;
-            match record {
-                Record::Good(index, item) => chain.push(item, Pos { source: id, index }, run),
-                Record::Bad(index, bad) => {
-                    run.dead_letter(id, Pos { source: id, index }, bad.error, bad.raw)
-                }
-            }
-        });
-        run.stats.add_input(id, read);
-        let more = more?;
-        // Every epoch started since the last chunk ends here for this source: what it read so
-        // far is acknowledged once the epoch is complete (see `checkpoint`).
-        let latest = run.checkpoints.due(read);
-        if more && epoch < latest {
-            end_epochs(&mut source, &mut chain, &mut epoch, latest, run)?;
-        }
-        let partial = read < chunk as u64 || last_partial.elapsed() >= LINGER;
-        if partial {
-            last_partial = Instant::now();
-        }
-        if chain.flush(run, partial) == Flow::Stop || !more {
-            break;
-        }
-    }
-    chain.signal(
-        Signal::Ended(Ended {
-            source: id,
-            watermark: None,
-        }),
-        run,
-    );
-    // What was read after the last barrier: acknowledged after the run's commit.
-    run.checkpoints.register(FINAL_EPOCH, source.checkpoint()?);
-    chain.finish(run)
-}
-
-/// The segment of a source this worker does not read (another reads it whole): it ends at once.
-fn run_unread<T, C: Push<T>>(id: u32, mut chain: C, run: &RunContext) -> Result<()> {
-    chain.signal(
-        Signal::Ended(Ended {
-            source: id,
-            watermark: None,
-        }),
-        run,
-    );
-    chain.finish(run)
-}
-
-/// Sends the barriers of epochs `epoch + 1 ..= latest` down `chain`, each after registering what
-/// acknowledges the input read before it. Out of line, so that the loop reading a chunk is
-/// compiled as it was without checkpoints.
-#[cold]
-#[inline(never)]
-fn end_epochs<S: Source, C: Push<S::Item>>(
-    source: &mut S,
-    chain: &mut C,
-    epoch: &mut u64,
-    latest: u64,
-    run: &RunContext,
-) -> Result<()> {
-    while *epoch < latest {
-        *epoch += 1;
-        run.checkpoints.register(*epoch, source.checkpoint()?);
-        chain.signal(Signal::Barrier(Barrier { epoch: *epoch }), run);
-    }
-    Ok(())
-}
-
-fn run_receiver<T, C: Push<T>>(mut rx: Receiver<T>, mut chain: C, run: &RunContext) -> Result<()> {
-    panic::quiet_thread();
-    // Checkpoint alignment over the senders still open.
-    let mut open = rx.senders;
-    let mut aligned = BarrierCount::default();
-    loop {
-        let parcel = match rx.try_recv() {
-            Ok(parcel) => parcel,
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                // About to wait: send on what is buffered so nothing lingers downstream.
-                if chain.flush(run, true) == Flow::Stop {
-                    break;
-                }
-                match rx.recv() {
-                    Some(parcel) => parcel,
-                    None => break,
-                }
-            }
-        };
-        match parcel {
-            Parcel::Batch(batch) => {
-                for (pos, item) in batch {
-                    chain.push(item, pos, run);
-                }
-            }
-            Parcel::Signal(Signal::Barrier(barrier)) => aligned.arrive(barrier),
-            Parcel::Signal(signal) => chain.signal(signal, run),
-            Parcel::Closed => open = open.saturating_sub(1),
-        }
-        // A barrier goes on once every sender still open has delivered it.
-        while let Some(barrier) = aligned.next_aligned(open) {
-            chain.signal(Signal::Barrier(barrier), run);
-            rx.alignment.pass(barrier.epoch);
-        }
-        if chain.flush(run, false) == Flow::Stop {
-            break;
-        }
-    }
-    chain.finish(run)
 }
 
 /// Checks that every `--input`/`--output` names a source/sink of the pipeline, before anything
@@ -505,17 +400,19 @@ pub struct Split {
     pub durable: Arc<crate::checkpoint::Durable>,
 }
 
-/// Runs `share` of a pipeline's input to the end and returns it uncommitted. `lost` is asked
-/// while the run goes on whether it must fail (another process of a split run stopped): then
-/// the run stops reading and fails with that error. `split`: in a split run, what this worker
-/// shares with the others.
+/// Runs `share` of a pipeline's input to the end and returns it uncommitted. Without a driver,
+/// each segment runs on a thread of its own; a split run's worker passes what it shares with the
+/// others (`split`) and the driver that runs its segments on its thread (see `distributed`).
 pub fn run_share<P: Pipeline>(
     args: &P::Args,
     config: &RunConfig,
     share: Share,
-    split: Option<Split>,
-    lost: &mut dyn FnMut() -> Option<Error>,
+    split: Option<(Split, &mut dyn Driver)>,
 ) -> Result<Finished> {
+    let (split, driver) = match split {
+        Some((split, driver)) => (Some(split), Some(driver)),
+        None => (None, None),
+    };
     let graph = P::graph();
     check_overrides(graph, config)?;
     let listener = config.metrics_addr.map(crate::serve::bind).transpose()?;
@@ -573,6 +470,8 @@ pub fn run_share<P: Pipeline>(
             share,
             workers: workers.clone(),
             segments: Vec::new(),
+            threads: Vec::new(),
+            shared_thread: driver.is_some(),
             _scope: std::marker::PhantomData,
         };
         let built = P::build(args, &mut ex);
@@ -582,26 +481,16 @@ pub fn run_share<P: Pipeline>(
         built?;
         let segments = ex.segments.len();
         tracing::info!(
-            "running {}: {} stages in {segments} segment{}",
+            "running {}: {} stages in {segments} segment{}{}",
             P::NAME,
             graph.stages.len(),
-            if segments == 1 { "" } else { "s" }
+            if segments == 1 { "" } else { "s" },
+            if driver.is_some() {
+                " (timely operators)"
+            } else {
+                ""
+            }
         );
-        // Each segment says when it has ended (a split run waits on this, see below).
-        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
-        let handles: Vec<_> = ex
-            .segments
-            .into_iter()
-            .map(|segment| {
-                let ended_tx = ended_tx.clone();
-                scope.spawn(move || {
-                    let result = segment();
-                    let _ = ended_tx.send(());
-                    result
-                })
-            })
-            .collect();
-        drop(ended_tx);
         let server = listener.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("metrics at http://{addr}/metrics");
@@ -613,22 +502,28 @@ pub fn run_share<P: Pipeline>(
             let (progress, done) = (&progress, &done);
             scope.spawn(move || show_progress(P::NAME, progress, done))
         });
-        if !share.is_whole() {
-            // A split run also watches the other processes while its segments run: every 20 ms,
-            // and at once when a segment ends (the last one ending must not wait for the poll).
-            let mut running = handles.len();
-            while running > 0 {
-                match ended.recv_timeout(Duration::from_millis(20)) {
-                    Ok(()) => running -= 1,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-                if let Some(error) = lost() {
-                    shared.fail(error);
-                }
-                if gated {
-                    shared.poll_checkpoints();
-                }
+        let mut handles: Vec<_> = ex
+            .threads
+            .into_iter()
+            .map(|thread| {
+                scope.spawn(move || {
+                    panic::quiet_thread();
+                    thread()
+                })
+            })
+            .collect();
+        match driver {
+            // One thread per segment.
+            None => handles.extend(ex.segments.into_iter().map(|make| {
+                scope.spawn(move || {
+                    panic::quiet_thread();
+                    crate::segment::run_to_end(&mut *make())
+                })
+            })),
+            // Every segment on this thread, as the driver schedules them.
+            Some(driver) => {
+                let tasks = ex.segments.into_iter().map(|make| make()).collect();
+                driver.drive(tasks, &shared);
             }
         }
         for handle in handles {

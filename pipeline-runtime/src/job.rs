@@ -16,7 +16,7 @@ pub fn run_pipeline<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<S
     if !config.cluster.is_single() {
         return run_split::<P>(args, config);
     }
-    run_share::<P>(args, config, Share::WHOLE, None, &mut || None)?.commit()
+    run_share::<P>(args, config, Share::WHOLE, None)?.commit()
 }
 
 #[cfg(feature = "timely")]

@@ -53,6 +53,8 @@ pub mod exchange;
 pub mod exec;
 pub mod job;
 pub mod local;
+#[doc(hidden)]
+pub mod segment;
 mod serve;
 pub mod summary;
 

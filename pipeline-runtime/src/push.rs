@@ -15,6 +15,23 @@ pub enum Flow {
     Continue,
     /// A downstream consumer has gone (the run is stopping): stop reading.
     Stop,
+    /// Downstream cannot take more now: read on later. Only where a worker's segments share its
+    /// timely thread and so must not wait for each other (see `segment`); elsewhere a full
+    /// channel waits instead.
+    Wait,
+}
+
+impl Flow {
+    /// The flow of two branches (a fan-out, a partition's arms): stopped if either stopped,
+    /// else waiting if either waits.
+    #[inline]
+    pub fn and(self, other: Flow) -> Flow {
+        match (self, other) {
+            (Flow::Stop, _) | (_, Flow::Stop) => Flow::Stop,
+            (Flow::Wait, _) | (_, Flow::Wait) => Flow::Wait,
+            _ => Flow::Continue,
+        }
+    }
 }
 
 /// A stage that elements of type `T` are pushed into.

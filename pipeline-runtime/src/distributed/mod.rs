@@ -5,14 +5,16 @@
 //! ([`timely_config`]): its own argument parsing (getopts, `-w -n -p -h`) is left out, `-h` would
 //! clash with clap's help.
 //!
-//! [`run_job`]: every worker (`--workers` per process) runs the pipeline's fused executor on its
-//! share of the input (a file's byte range cut at line boundaries, a Redis consumer group's
+//! [`run_job`]: every worker (`--workers` per process) is one timely worker thread, which runs
+//! the pipeline's fused segments as timely operators (one per segment, stepping the segment's
+//! monomorphized chain a chunk at a time, see `crate::segment` and `operator`) on its share of
+//! the input (a file's byte range cut at line boundaries, a Redis consumer group's
 //! member, every n-th in-memory item) and writes its part of each file output
 //! (`out-00001-of-00004.jsonl`). Through a timely dataflow the workers then tell each other how
 //! their share ended (the counts of every stage, the dead letters, or the error); each decides
 //! the same way: commit its parts only if every worker of every process ended well and the job's
 //! counts add up. A process that dies is noticed by the others at once (timely's network threads
-//! fail); an error in one is noticed by the others within their next poll (20 ms), as its report
+//! fail); an error in one is noticed by the others within their next round (2 ms), as its report
 //! arrives while they run.
 //!
 //! The element streams do not cross workers, except before a `combine_per_key`: each worker
@@ -26,9 +28,13 @@
 //! worker's durable watermark to every other, and the least of them back to its share (see
 //! `checkpoint`). The workers of a process share their `run_inference` stages (`crate::local`).
 //!
-//! The fused segments run on threads of their own beside the timely workers, not as timely
-//! operators; [`run_in_operator`] is that other shape (one operator per fused segment), measured
-//! in `benches/timely_worker.rs`.
+//! A worker's segments share its thread, so none may wait for another: a full channel, a
+//! barrier not yet aligned, a `combine_per_key` ahead of the job's watermark or waiting for the
+//! other workers' last windows make their segment's readers pause (`Flow::Wait`) instead, and
+//! a segment waiting for its channel is woken by the channel's senders (also those on a model's
+//! threads: the `run_inference` dispatchers keep threads of their own, shared by the process's
+//! workers). [`run_in_operator`] is the same shape around a hand-written task, measured in
+//! `benches/timely_worker.rs`.
 
 mod exchange;
 mod network;
@@ -38,9 +44,10 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Input, Inspect, Probe};
 use timely::WorkerConfig;
@@ -48,12 +55,14 @@ use timely::WorkerConfig;
 use self::exchange::{StageEnds, Transport};
 use self::network::connect;
 pub use self::network::timely_config;
+use self::operator::Segments;
 pub use self::operator::{run_in_operator, WorkerId, WorkerTask};
 use crate::checkpoint::Durable;
+use crate::context::RunContext;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::exchange::{Exchanges, Waker};
-use crate::exec::{run_share, unbalanced, Finished, Pipeline, RunConfig, Split};
+use crate::exec::{run_share, unbalanced, Driver, Finished, Pipeline, RunConfig, Split, Task};
 use crate::graph::StageKind;
 use crate::io::Share;
 use crate::local::LocalWorkers;
@@ -134,23 +143,13 @@ enum Message {
     },
 }
 
-/// What a worker's coordinator (a timely worker) tells the thread running its share.
-enum Update {
-    /// Another worker's share failed: stop.
-    Failed(Report),
-    /// Every worker's report: decide.
-    All(Vec<Report>),
-    /// Every worker committed its part (or why one did not).
-    Committed(Result<()>),
-}
-
 /// Runs the pipeline on every worker of this process, each on its share of the input (see the
 /// module's documentation), and returns the job's summary: the counts of every worker of every
 /// process (the same in each process).
 ///
-/// Each worker is two threads: a timely worker that exchanges the reports (timely's threads
-/// must be `'static`, and a pipeline's arguments are borrowed), and the thread running the
-/// share's executor, here in a scope.
+/// Each worker is one thread: a timely worker that runs the worker's segments as timely
+/// operators and carries the reports, the commits, the exchange by key and the checkpoints
+/// between the workers.
 pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summary> {
     let cluster = &config.cluster;
     // The `combine_per_key` stages: each exchanges accumulators by key between the workers.
@@ -165,76 +164,77 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
     panic::install_hook();
     panic::clear_lost_process();
     let (builders, others) = connect(&timely.communication)?;
-    let mut coordinators: Vec<Option<CoordinatorEnds>> = Vec::new();
-    let mut shares = Vec::new();
-    let total = cluster.workers * cluster.processes;
-    for local in 0..cluster.workers {
-        let (report_tx, report_rx) = mpsc::channel();
-        let (commit_tx, commit_rx) = mpsc::channel();
-        let (update_tx, update_rx) = mpsc::channel();
-        let waker = Waker::default();
-        let (share_ends, coordinator_ends) = exchange::channels(&combines, &waker);
-        let durable = Arc::new(Durable::default());
-        coordinators.push(Some(CoordinatorEnds {
-            reports: report_rx,
-            commits: commit_rx,
-            updates: update_tx,
-            exchange: coordinator_ends,
-            durable: durable.clone(),
-            waker: waker.clone(),
-        }));
-        let share = cluster.share(local);
-        let exchanges = Exchanges::new(total, share.index, share_ends);
-        let ends = ShareEnds {
-            reports: report_tx,
-            commits: commit_tx,
-            updates: update_rx,
-            waker,
-        };
-        shares.push((share, local, exchanges, ends, durable));
-    }
-    let coordinators = std::sync::Arc::new(std::sync::Mutex::new(coordinators));
     // The process's workers share its `run_inference` stages: each model is loaded once.
     let workers = Arc::new(LocalWorkers::new(cluster.workers));
     let first = cluster.process * cluster.workers;
-    let guards =
+    let combines = &combines;
+    // A worker's whole part of the job, on its timely thread.
+    let job = move |worker: &mut timely::worker::Worker| -> Result<Summary> {
+        let local = worker.index() - first;
+        let outcome = panic::quietly(|| {
+            run_worker::<P>(args, config, worker, local, workers.clone(), combines)
+        });
+        // Every worker has passed the last round it takes part in (the commits, or the reports of
+        // a failed job). What timely may still hold waits for what will not come: a worker that
+        // failed before it built its segments has no operators to match this one's, and a lost
+        // process says nothing more.
+        for dataflow in worker.installed_dataflows() {
+            worker.drop_dataflow(dataflow);
+        }
+        outcome.unwrap_or_else(|panic| Err(lost_error().unwrap_or(Error::Internal(panic))))
+    };
+    type Job<'a> = Box<dyn Fn(&mut timely::worker::Worker) -> Result<Summary> + Send + Sync + 'a>;
+    let job: Job<'_> = Box::new(job);
+    // SAFETY: timely's worker threads must be `'static`, and the job borrows the pipeline's
+    // arguments and configuration. A thread calls the job only after `gate` opened, which it
+    // does once every thread has started; and `guards` joins every thread (in `join` below, or
+    // in its `Drop` if this function unwinds) before the borrows end. If the threads cannot all
+    // start, the gate tells them to return without calling it.
+    let job: Job<'static> = unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(job) };
+    let gate: Arc<(std::sync::Mutex<Option<bool>>, std::sync::Condvar)> = Arc::default();
+    let open = |go: bool| {
+        *gate.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(go);
+        gate.1.notify_all();
+    };
+    let started = {
+        let gate = gate.clone();
         timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
             panic::quiet_thread();
-            let ends = coordinators.lock().unwrap_or_else(|e| e.into_inner())
-                [worker.index() - first]
-                .take();
-            if let Some(ends) = ends {
-                coordinate(worker, ends);
+            let mut go = gate.0.lock().unwrap_or_else(|e| e.into_inner());
+            while go.is_none() {
+                go = gate.1.wait(go).unwrap_or_else(|e| e.into_inner());
             }
+            if *go != Some(true) {
+                return None;
+            }
+            drop(go);
+            Some(job(worker))
         })
-        .map_err(|e| Error::Config(format!("cannot start the timely workers: {e}")))?;
-    let outcomes: Vec<Result<Summary>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
-            .into_iter()
-            .map(|(share, local, exchanges, ends, durable)| {
-                let split = Split {
-                    exchanges,
-                    workers: workers.clone(),
-                    local,
-                    durable,
-                };
-                scope.spawn(move || {
-                    panic::quiet_thread();
-                    run_worker::<P>(args, config, share, split, ends)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|p| Err(Error::Internal(panic::describe(p))))
-            })
-            .collect()
-    });
+    };
+    let guards = match started {
+        Ok(guards) => guards,
+        Err(e) => {
+            open(false);
+            return Err(Error::Config(format!(
+                "cannot start the timely workers: {e}"
+            )));
+        }
+    };
+    open(true);
     // After a lost process, joining timely's network threads panics again (they panicked):
     // quietly, the error is the lost process's.
-    let _ = panic::quietly(|| guards.join());
+    let outcomes: Vec<Result<Summary>> = panic::quietly(|| guards.join())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|joined| match joined {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => Err(Error::Internal("a worker did not run".into())),
+            Err(panic) => Err(lost_error().unwrap_or(Error::Internal(panic))),
+        })
+        .collect();
+    if let Some(error) = lost_error() {
+        return Err(error);
+    }
     let mut first = None;
     for outcome in outcomes {
         match outcome {
@@ -247,231 +247,246 @@ pub fn run_job<P: Pipeline>(args: &P::Args, config: &RunConfig) -> Result<Summar
     first.ok_or_else(|| Error::Internal("no worker ran".into()))
 }
 
-/// A worker's coordinator's ends of the channels to its share.
-struct CoordinatorEnds {
-    reports: mpsc::Receiver<Report>,
-    commits: mpsc::Receiver<std::result::Result<(), String>>,
-    updates: mpsc::Sender<Update>,
-    exchange: Vec<StageEnds>,
+/// (worker, process, why it did not commit)
+type Commits = Vec<(usize, usize, Option<String>)>;
+
+/// A worker's timely side: the dataflow through which it tells every worker its durable
+/// watermark, its report and its commit, and the exchange by key of its `combine_per_key`
+/// stages. It also drives the worker's segments ([`Driver`]): each is a timely operator.
+///
+/// Between rounds it parks in timely (`step_or_park`), woken by timely's messages, by a segment
+/// that has more to do, by a channel's sender on another thread (a model's results), at the
+/// latest after [`ROUND`].
+struct Coordinator<'w> {
+    worker: &'w mut timely::worker::Worker,
+    input: Option<timely::dataflow::InputHandle<u64, CapacityContainerBuilder<Vec<String>>>>,
+    probe: timely::dataflow::ProbeHandle<u64>,
+    transport: Transport,
+    received: Rc<RefCell<Vec<Report>>>,
+    /// How far each worker's windows are durable (job-wide checkpoints).
+    durables: Rc<RefCell<BTreeMap<usize, i64>>>,
+    committed: Rc<RefCell<Commits>>,
+    /// This worker's and the job's durable watermarks, shared with its run.
     durable: Arc<Durable>,
-    /// What the share wakes this coordinator with when it sends it something.
-    waker: Waker,
+    /// The durable watermark last told to the others.
+    told: i64,
+    /// The reports already looked at for failures.
+    passed: usize,
 }
 
-/// A timely worker exchanging reports: sends its share's report to every worker, passes failed
-/// reports of others on at once (so the share stops) and every report once all have arrived.
-/// While the share runs, it also carries its `combine_per_key` stages' exchange by key.
-///
-/// Between rounds it parks in timely (`step_or_park`), woken by timely's messages and by its
-/// share (which unparks it when it sends its report, its commit, or the last shipment of a
-/// `combine_per_key`), at the latest after [`ROUND`].
-fn coordinate(worker: &mut timely::worker::Worker, ends: CoordinatorEnds) {
-    let CoordinatorEnds {
-        reports,
-        commits,
-        updates,
-        exchange,
-        durable,
-        waker,
-    } = ends;
-    waker.register();
-    let durable = &*durable;
-    let mut transport = Transport::build(worker, exchange);
-    let received: Rc<RefCell<Vec<Report>>> = Rc::default();
-    // How far each worker's windows are durable (job-wide checkpoints).
-    let durables: Rc<RefCell<BTreeMap<usize, i64>>> = Rc::default();
-    // (worker, process, why it did not commit)
-    type Commits = Vec<(usize, usize, Option<String>)>;
-    let committed: Rc<RefCell<Commits>> = Rc::default();
-    // Epoch 0: the reports; epoch 1: the commits.
-    let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-        let (input, stream) = scope.new_input::<Vec<String>>();
-        let (reports, commits) = (Rc::clone(&received), Rc::clone(&committed));
-        let durables = Rc::clone(&durables);
-        let (probe, _) = stream
-            .broadcast()
-            .inspect(move |text: &String| match serde_json::from_str(text) {
-                Ok(Message::Durable { worker, watermark }) => {
-                    let mut durables = durables.borrow_mut();
-                    let at = durables.entry(worker).or_insert(i64::MIN);
-                    *at = (*at).max(watermark);
-                }
-                Ok(Message::Report(report)) => reports.borrow_mut().push(report),
-                Ok(Message::Committed {
-                    worker,
-                    process,
-                    error,
-                }) => commits.borrow_mut().push((worker, process, error)),
-                Err(_) => {}
-            })
-            .probe();
-        (input, probe)
-    });
-    let poll = Some(Duration::from_millis(10));
-    let mut passed = 0;
-    let mut pass_failures = |received: &RefCell<Vec<Report>>, transport: &mut Transport| {
-        let received = received.borrow();
-        for report in &received[passed..] {
-            if report.error.is_some() {
-                transport.fail(&peer_failed(report).to_string());
-                let _ = updates.send(Update::Failed(report.clone()));
-            }
+impl<'w> Coordinator<'w> {
+    fn new(
+        worker: &'w mut timely::worker::Worker,
+        exchange: Vec<StageEnds>,
+        durable: Arc<Durable>,
+    ) -> Self {
+        let transport = Transport::build(worker, exchange);
+        let received: Rc<RefCell<Vec<Report>>> = Rc::default();
+        let durables: Rc<RefCell<BTreeMap<usize, i64>>> = Rc::default();
+        let committed: Rc<RefCell<Commits>> = Rc::default();
+        // Epoch 0: the reports; epoch 1: the commits.
+        let (input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, stream) = scope.new_input::<Vec<String>>();
+            let (reports, commits) = (Rc::clone(&received), Rc::clone(&committed));
+            let durables = Rc::clone(&durables);
+            let (probe, _) = stream
+                .broadcast()
+                .inspect(move |text: &String| match serde_json::from_str(text) {
+                    Ok(Message::Durable { worker, watermark }) => {
+                        let mut durables = durables.borrow_mut();
+                        let at = durables.entry(worker).or_insert(i64::MIN);
+                        *at = (*at).max(watermark);
+                    }
+                    Ok(Message::Report(report)) => reports.borrow_mut().push(report),
+                    Ok(Message::Committed {
+                        worker,
+                        process,
+                        error,
+                    }) => commits.borrow_mut().push((worker, process, error)),
+                    Err(_) => {}
+                })
+                .probe();
+            (input, probe)
+        });
+        Self {
+            worker,
+            input: Some(input),
+            probe,
+            transport,
+            received,
+            durables,
+            committed,
+            durable,
+            told: i64::MIN,
+            passed: 0,
         }
-        passed = received.len();
-    };
-    let text = |m: &Message| serde_json::to_string(m).expect("a message serializes");
-    let peers = worker.peers();
-    let mut told = i64::MIN;
-    let own = loop {
-        // This worker's durable watermark to the others when it moved; the job's (the least
-        // over every worker) back to the share.
-        let mine = durable.own.load(Relaxed);
-        if mine > told {
-            told = mine;
-            input.send(text(&Message::Durable {
-                worker: worker.index(),
-                watermark: mine,
-            }));
+    }
+
+    fn send(&mut self, message: &Message) {
+        if let Some(input) = &mut self.input {
+            input.send(serde_json::to_string(message).expect("a message serializes"));
             // An input holds what it is sent until its buffer fills or its time moves on.
             input.flush();
         }
+    }
+
+    /// One round while the worker's segments run: this worker's durable watermark to the others
+    /// when it moved and the job's back to the run, the exchange's shipments out, a step of
+    /// timely (which runs the segments that have work), what arrived in. Returns the first
+    /// failed report of another worker not seen before.
+    fn round(&mut self) -> Option<Report> {
+        let mine = self.durable.own.load(Relaxed);
+        if mine > self.told {
+            self.told = mine;
+            let worker = self.worker.index();
+            self.send(&Message::Durable {
+                worker,
+                watermark: mine,
+            });
+        }
         {
-            let durables = durables.borrow();
-            let job = if durables.len() == peers {
+            let durables = self.durables.borrow();
+            let job = if durables.len() == self.worker.peers() {
                 durables.values().copied().min().unwrap_or(i64::MIN)
             } else {
                 i64::MIN
             };
-            durable.job.store(job, Relaxed);
+            self.durable.job.store(job, Relaxed);
         }
-        match reports.try_recv() {
-            Ok(report) => break report,
-            Err(mpsc::TryRecvError::Empty) => {}
-            // The share's thread ended without a report (it panicked): the others must not wait.
-            Err(mpsc::TryRecvError::Disconnected) => {
-                break Report {
-                    worker: worker.index(),
-                    process: usize::MAX,
-                    error: Some("the worker's thread ended without a report".into()),
-                    stages: Vec::new(),
-                    dead_letters: Vec::new(),
-                    dead_letter_file: None,
-                    elapsed: Default::default(),
-                    exchanged: (0, 0),
-                }
+        self.transport.send();
+        self.worker.step_or_park(Some(ROUND));
+        self.transport.deliver();
+        self.failed()
+    }
+
+    /// The first failed report not looked at before; the exchange learns of it (so that a
+    /// `combine_per_key` waiting for the failed worker stops waiting).
+    fn failed(&mut self) -> Option<Report> {
+        let received = self.received.borrow();
+        let failed = received[self.passed..]
+            .iter()
+            .find(|r| r.error.is_some())
+            .cloned();
+        self.passed = received.len();
+        if let Some(report) = &failed {
+            self.transport.fail(&peer_failed(report).to_string());
+        }
+        failed
+    }
+
+    /// Sends this worker's report to every worker and waits for every worker's.
+    fn reports(&mut self, own: Report) -> Result<Vec<Report>> {
+        // Whatever the share did not close (it failed) no longer holds the others back.
+        self.transport.close();
+        self.send(&Message::Report(own));
+        if let Some(input) = &mut self.input {
+            input.advance_to(1);
+        }
+        while self.probe.less_than(&1) {
+            self.worker.step_or_park(Some(POLL));
+            self.transport.deliver();
+            self.failed();
+            if let Some(error) = lost_error() {
+                return Err(error);
             }
         }
-        transport.send();
-        worker.step_or_park(Some(ROUND));
-        transport.deliver();
-        pass_failures(&received, &mut transport);
-    };
-    // Whatever the share did not close (it failed) no longer holds the others back.
-    transport.close();
-    let (me, process) = (own.worker, own.process);
-    input.send(text(&Message::Report(own)));
-    input.advance_to(1);
-    while probe.less_than(&1) {
-        worker.step_or_park(poll);
-        transport.deliver();
-        pass_failures(&received, &mut transport);
+        Ok(self.received.take())
     }
-    let _ = updates.send(Update::All(received.take()));
-    // The share commits its part (or not: the job failed); every worker learns of every
-    // commit, so that no process ends before the job's outputs are all in place.
-    let error = loop {
-        match commits.try_recv() {
-            Ok(result) => break result.err(),
-            Err(mpsc::TryRecvError::Empty) => worker.step_or_park(Some(ROUND)),
-            Err(mpsc::TryRecvError::Disconnected) => break Some("it did not commit".into()),
-        };
-    };
-    input.send(text(&Message::Committed {
-        worker: me,
-        process,
-        error,
-    }));
-    drop(input);
-    while !probe.done() {
-        worker.step_or_park(poll);
+
+    /// Tells every worker whether this one committed its part of the outputs (`error`: why
+    /// not), and waits until every worker has said so: no process ends before the job's outputs
+    /// are all in place.
+    fn commits(&mut self, error: Option<String>, process: usize) -> Result<()> {
+        let worker = self.worker.index();
+        self.send(&Message::Committed {
+            worker,
+            process,
+            error,
+        });
+        self.input = None;
+        while !self.probe.done() {
+            self.worker.step_or_park(Some(POLL));
+            if let Some(error) = lost_error() {
+                return Err(error);
+            }
+        }
+        let mut committed = self.committed.take();
+        committed.sort();
+        match committed.iter().find(|c| c.2.is_some()) {
+            None => Ok(()),
+            Some((worker, process, error)) => Err(Error::Peer(format!(
+                "worker {worker} (process {process}) did not commit its part of the outputs, so \
+                 the job's outputs are incomplete: {}",
+                error.as_deref().unwrap_or("")
+            ))),
+        }
     }
-    let mut committed = committed.take();
-    committed.sort();
-    let outcome = match committed.iter().find(|c| c.2.is_some()) {
-        None => Ok(()),
-        Some((worker, process, error)) => Err(Error::Peer(format!(
-            "worker {worker} (process {process}) did not commit its part of the outputs, so the \
-             job's outputs are incomplete: {}",
-            error.as_deref().unwrap_or("")
-        ))),
-    };
-    let _ = updates.send(Update::Committed(outcome));
 }
 
-/// The longest a coordinator parks between its rounds (it is woken sooner by timely's messages
-/// and its share's).
+impl Driver for Coordinator<'_> {
+    fn drive<'a>(&mut self, tasks: Vec<Box<dyn Task + 'a>>, run: &RunContext) {
+        let mut segments = Segments::new(tasks);
+        segments.operators(self.worker);
+        loop {
+            // A failed segment stops the others (the first failure is the run's).
+            for error in segments.failures() {
+                run.fail(error);
+            }
+            if segments.done() {
+                break;
+            }
+            if let Some(report) = self.round() {
+                run.fail(peer_failed(&report));
+            }
+            if let Some(error) = lost_error() {
+                run.fail(error);
+            }
+            run.poll_checkpoints();
+        }
+    }
+}
+
+/// The longest a coordinator parks between its rounds (it is woken sooner by timely's messages,
+/// by its segments and by their channels).
 const ROUND: Duration = Duration::from_millis(2);
 
-/// The share thread's ends of the channels to its coordinator.
-struct ShareEnds {
-    reports: mpsc::Sender<Report>,
-    commits: mpsc::Sender<std::result::Result<(), String>>,
-    updates: mpsc::Receiver<Update>,
-    waker: Waker,
-}
+/// How long a coordinator parks while it waits for the reports and commits of the others.
+const POLL: Duration = Duration::from_millis(10);
 
-/// One worker's share: runs it, reports how it ended to every worker (through its
-/// coordinator), and commits its part of the outputs if every share ended well.
+/// One worker's share: runs its segments (as timely operators on this thread), reports how it
+/// ended to every worker, and commits its part of the outputs if every share ended well.
 fn run_worker<P: Pipeline>(
     args: &P::Args,
     config: &RunConfig,
-    share: Share,
-    split: Split,
-    ends: ShareEnds,
+    worker: &mut timely::worker::Worker,
+    local: usize,
+    workers: Arc<LocalWorkers>,
+    combines: &[u32],
 ) -> Result<Summary> {
-    let ShareEnds {
-        reports,
-        commits,
-        updates,
-        waker,
-    } = ends;
+    let cluster = &config.cluster;
+    let share = cluster.share(local);
+    let waker = Waker::default();
+    waker.register();
+    let (share_ends, coordinator_ends) = exchange::channels(combines, &waker);
+    let durable = Arc::new(Durable::default());
+    let split = Split {
+        exchanges: Exchanges::new(cluster.peers(), share.index, share_ends),
+        workers,
+        local,
+        durable: durable.clone(),
+    };
+    let mut coordinator = Coordinator::new(worker, coordinator_ends, durable);
     // One metrics endpoint and one progress line per process.
     let mut own = config.clone();
-    if split.local != 0 {
+    if local != 0 {
         own.metrics_addr = None;
         own.progress = false;
     }
-    // While the share runs: a lost process, or another worker's failed report, stops it.
-    let mut watch = || -> Option<Error> {
-        if let Some(error) = lost_error() {
-            return Some(error);
-        }
-        match updates.try_recv() {
-            Ok(Update::Failed(report)) => Some(peer_failed(&report)),
-            _ => None,
-        }
-    };
-    let finished = run_share::<P>(args, &own, share, Some(split), &mut watch);
+    let finished = run_share::<P>(args, &own, share, Some((split, &mut coordinator)));
     if let Some(error) = lost_error() {
         return Err(error);
     }
-    let _ = reports.send(Report::new(share, config.cluster.process, &finished));
-    waker.wake();
-    let mut reports = loop {
-        match updates.recv_timeout(Duration::from_millis(50)) {
-            Ok(Update::All(reports)) => break reports,
-            Ok(Update::Failed(_) | Update::Committed(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Some(error) = lost_error() {
-                    return Err(error);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(lost_error().unwrap_or_else(|| {
-                    Error::Internal("the worker's timely coordinator stopped".into())
-                }))
-            }
-        }
-    };
+    let mut reports = coordinator.reports(Report::new(share, cluster.process, &finished))?;
     let mut finished = finished?;
     reports.sort_by_key(|r| r.worker);
     if let Some(failed) = reports.iter().find(|r| r.error.is_some()) {
@@ -527,30 +542,16 @@ fn run_worker<P: Pipeline>(
         return Err(unbalanced(summary));
     }
     let committed = finished.commit_outputs();
-    let _ = commits.send(committed.as_ref().map_err(|e| e.to_string()).copied());
-    waker.wake();
+    let outcome = coordinator.commits(
+        committed.as_ref().err().map(|e| e.to_string()),
+        cluster.process,
+    );
     committed?;
     // Every worker of every process has committed (or one could not) before the run ends, and
     // before any input is acknowledged: the results of this worker's input may be in another's
     // parts.
-    loop {
-        match updates.recv_timeout(Duration::from_millis(50)) {
-            Ok(Update::Committed(outcome)) => {
-                outcome?;
-                return finished.acknowledge();
-            }
-            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Some(error) = lost_error() {
-                    return Err(error);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(lost_error().unwrap_or_else(|| {
-                    Error::Internal("the worker's timely coordinator stopped".into())
-                }))
-            }
-        }
-    }
+    outcome?;
+    finished.acknowledge()
 }
 
 fn peer_failed(report: &Report) -> Error {

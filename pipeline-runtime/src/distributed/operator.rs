@@ -1,5 +1,6 @@
-//! One timely operator around a worker's task: the shape the lowering of a fused segment will
-//! take, measured in `benches/timely_worker.rs`.
+//! A worker's segments as timely operators ([`Segments`]: one operator per fused segment,
+//! stepping its task), and [`run_in_operator`], the same shape for a hand-written task (measured
+//! in `benches/timely_worker.rs`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,6 +12,129 @@ use timely::dataflow::operators::Probe;
 use super::network::timely_config;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::segment::{Step, Task};
+
+type Slot = Rc<RefCell<Option<Box<dyn Task>>>>;
+
+/// A worker's segments, each run by a timely operator of its own on the worker's thread: the
+/// operator steps its task whenever timely schedules it, and is scheduled again at once while
+/// the task is busy, when its channel's senders wake it, or after the pause the task asked for.
+/// Once the task is done, the operator drops it and lets go of its capability.
+///
+/// A worker's segments are done when its own tasks are ([`Segments::done`]), not when timely's
+/// progress says so: that waits for every worker's, and a worker that failed must tell the
+/// others at once (its report), not after they end.
+pub(super) struct Segments<'a> {
+    /// The tasks, taken out (dropped) as each is done, and at the latest when this is dropped.
+    slots: Vec<Slot>,
+    results: Rc<RefCell<Vec<Option<Result<()>>>>>,
+    _tasks: std::marker::PhantomData<Box<dyn Task + 'a>>,
+}
+
+impl<'a> Segments<'a> {
+    pub(super) fn new(tasks: Vec<Box<dyn Task + 'a>>) -> Self {
+        let results = Rc::new(RefCell::new((0..tasks.len()).map(|_| None).collect()));
+        let slots = tasks
+            .into_iter()
+            .map(|task| {
+                // SAFETY: timely's operators must be `'static`, and a task borrows the pipeline's
+                // arguments and its run (`'a`). The operators only reach a task through its slot,
+                // and every task leaves its slot (is dropped) when it is done or when `self` is
+                // dropped, whichever comes first: `self` cannot outlive `'a`, so no task is used
+                // or dropped after `'a`, even though the worker (and its operators, holding the
+                // emptied slots) may outlive it.
+                let task: Box<dyn Task + 'static> = unsafe {
+                    std::mem::transmute::<Box<dyn Task + 'a>, Box<dyn Task + 'static>>(task)
+                };
+                Rc::new(RefCell::new(Some(task)))
+            })
+            .collect();
+        Self {
+            slots,
+            results,
+            _tasks: std::marker::PhantomData,
+        }
+    }
+
+    /// Builds a dataflow of one operator per task on `worker`.
+    pub(super) fn operators(&self, worker: &mut timely::worker::Worker) {
+        worker.dataflow::<u64, _, _>(|scope| {
+            for (index, slot) in self.slots.iter().enumerate() {
+                let (slot, results) = (Rc::clone(slot), Rc::clone(&self.results));
+                source::<_, CapacityContainerBuilder<Vec<()>>, _, _>(
+                    scope,
+                    "segment",
+                    move |capability, info| {
+                        let activator = scope.activator_for(Rc::clone(&info.address));
+                        let waker = scope.worker().sync_activator_for(info.address.to_vec());
+                        if let Some(task) = slot.borrow_mut().as_mut() {
+                            task.wake_with(Box::new(move || {
+                                // Fails only once the worker has gone (the run is over).
+                                let _ = waker.activate();
+                            }));
+                        }
+                        let mut capability = Some(capability);
+                        move |_output| {
+                            // timely may schedule the operator after it let go of its capability
+                            // (progress from other workers): a done task is not stepped again.
+                            if capability.is_none() {
+                                return;
+                            }
+                            let step = match slot.borrow_mut().as_mut() {
+                                Some(task) => task.step(),
+                                None => Step::Done(Ok(())),
+                            };
+                            match step {
+                                Step::Busy => activator.activate(),
+                                Step::Wait(Some(pause)) => activator.activate_after(pause),
+                                Step::Wait(None) => {}
+                                Step::Done(result) => {
+                                    // Dropped now: its channels' senders close, which wakes the
+                                    // tasks reading them.
+                                    drop(slot.borrow_mut().take());
+                                    results.borrow_mut()[index] = Some(result);
+                                    capability = None;
+                                }
+                            }
+                        }
+                    },
+                );
+            }
+        });
+    }
+
+    /// Whether every task of this worker is done.
+    pub(super) fn done(&self) -> bool {
+        self.results.borrow().iter().all(Option::is_some)
+    }
+
+    /// The errors of the tasks that failed since the last call.
+    pub(super) fn failures(&mut self) -> Vec<Error> {
+        let mut results = self.results.borrow_mut();
+        let mut failures = Vec::new();
+        for result in results.iter_mut() {
+            if matches!(result, Some(Err(_))) {
+                if let Some(Err(error)) = result.replace(Ok(())) {
+                    failures.push(error);
+                }
+            }
+        }
+        failures
+    }
+}
+
+impl Drop for Segments<'_> {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            match slot.try_borrow_mut() {
+                Ok(mut task) => drop(task.take()),
+                // A task in use cannot be here (it is used only inside a step of its operator,
+                // which has returned or unwound); were it so, it must not outlive its borrows.
+                Err(_) => std::process::abort(),
+            }
+        }
+    }
+}
 
 /// Which worker a task runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -48,6 +48,7 @@ pub(crate) fn start<H: SharedHandler>(
     device: DeviceRequest,
     capacity: usize,
     lanes: usize,
+    shared_thread: bool,
 ) -> Result<Started<H>, String> {
     let handler = Arc::new(handler);
     let name = handler.name();
@@ -104,7 +105,7 @@ pub(crate) fn start<H: SharedHandler>(
         let intake = QueueGauge::new(id, "intake", capacity.max(2));
         let results_gauge = QueueGauge::new(id, "results", capacity);
         let pending = Pending::new(batching.max_batch);
-        let (out, results) = crate::ops::channel(capacity, results_gauge.clone(), 1);
+        let (out, results) = crate::ops::channel(capacity, results_gauge.clone(), 1, shared_thread);
         let context = LaneContext::default();
         ends.push(LaneEnds {
             front: Front {

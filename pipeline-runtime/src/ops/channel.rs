@@ -1,4 +1,5 @@
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -6,6 +7,9 @@ use tokio::sync::mpsc;
 use crate::context::RunContext;
 use crate::push::{Flow, Pos, Push, Signal};
 use crate::queue::QueueGauge;
+
+/// Wakes the task reading a channel (see `segment`), from any thread.
+pub type Wake = Box<dyn Fn() + Send + Sync>;
 
 /// A batch of elements crossing a boundary. Batching keeps the channel's cost per element small.
 pub type Batch<T> = Vec<(Pos, T)>;
@@ -36,6 +40,11 @@ impl Alignment {
         self.changed.notify_all();
     }
 
+    /// Whether barrier `epoch` has been passed on.
+    fn passed(&self, epoch: u64) -> bool {
+        *self.passed.lock().unwrap_or_else(|e| e.into_inner()) >= epoch
+    }
+
     /// Waits until barrier `epoch` has been passed on, the run fails, or the receiver has gone.
     fn wait(&self, epoch: u64, run: &RunContext, gone: impl Fn() -> bool) {
         let mut passed = self.passed.lock().unwrap_or_else(|e| e.into_inner());
@@ -52,6 +61,10 @@ impl Alignment {
 /// The end of a segment that feeds a boundary (merge, sink): buffers elements into batches and
 /// sends them over a bounded channel, blocking when it is full — that is the backpressure.
 ///
+/// Where the segments share a thread (a worker of a split run, see `segment`), it never waits:
+/// its `flush` says [`Flow::Wait`] while the channel holds its capacity or a barrier it sent is
+/// not aligned yet, and what must not go before that alignment waits in `pending`, in order.
+///
 /// Elements of type `U` enter as `T` through `into`: the identity, except for the further inputs
 /// of a merge, whose type was checked equal to the first input's.
 pub struct ChannelOut<T, U, C> {
@@ -61,6 +74,8 @@ pub struct ChannelOut<T, U, C> {
     closed: bool,
     /// The barrier this sender delivered and must see passed on before it sends anything more.
     aligning: Option<u64>,
+    /// Where segments share a thread: what waits for `aligning` to be passed on, in order.
+    pending: VecDeque<Parcel<T>>,
     into: C,
     _input: std::marker::PhantomData<fn(U)>,
 }
@@ -74,16 +89,16 @@ impl<T, U, C> ChannelOut<T, U, C> {
             batch,
             closed: false,
             aligning: None,
+            pending: VecDeque::new(),
             into,
             _input: std::marker::PhantomData,
         }
     }
 
     fn send(&mut self, run: &RunContext) {
-        if self.buf.is_empty() || self.closed {
+        if self.buf.is_empty() || self.closed || !self.drain(run) {
             return;
         }
-        self.align(run);
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch));
         // Fails only when the consumer has gone, i.e. the run is already failing.
         if !self.tx.send(full) {
@@ -91,19 +106,59 @@ impl<T, U, C> ChannelOut<T, U, C> {
         }
     }
 
-    /// Before anything that follows a barrier goes out: waits for the barrier's alignment.
-    fn align(&mut self, run: &RunContext) {
-        if let Some(epoch) = self.aligning.take() {
-            let tx = &self.tx.tx;
+    /// Whether the barrier this sender delivered last has been passed on (so that what follows
+    /// it may go). Waits for it, unless the segments share a thread.
+    fn aligned(&mut self, run: &RunContext) -> bool {
+        let Some(epoch) = self.aligning else {
+            return true;
+        };
+        let tx = &self.tx.tx;
+        if self.tx.soft.is_none() {
             self.tx.alignment.wait(epoch, run, || tx.is_closed());
+        } else if !self.tx.alignment.passed(epoch) && !run.aborted() && !tx.is_closed() {
+            return false;
+        }
+        self.aligning = None;
+        true
+    }
+
+    /// Sends what waited for an alignment, as far as the alignments allow; whether nothing
+    /// waits any more.
+    fn drain(&mut self, run: &RunContext) -> bool {
+        while self.aligned(run) {
+            let Some(parcel) = self.pending.pop_front() else {
+                return true;
+            };
+            self.deliver(parcel);
+        }
+        false
+    }
+
+    /// Sends a parcel now; a barrier must be passed on before anything after it goes.
+    fn deliver(&mut self, parcel: Parcel<T>) {
+        let barrier = match &parcel {
+            Parcel::Signal(Signal::Barrier(barrier)) => Some(barrier.epoch),
+            _ => None,
+        };
+        if self.closed || !self.tx.send_parcel(parcel) {
+            self.closed = true;
+            self.pending.clear();
+        } else if barrier.is_some() {
+            self.aligning = barrier;
         }
     }
 
     fn send_parcel(&mut self, parcel: Parcel<T>, run: &RunContext) {
         self.send(run);
-        self.align(run);
-        if !self.closed && !self.tx.send_parcel(parcel) {
-            self.closed = true;
+        if self.drain(run) {
+            self.deliver(parcel);
+        } else {
+            // After the elements before it.
+            if !self.buf.is_empty() {
+                let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch));
+                self.pending.push_back(Parcel::Batch(batch));
+            }
+            self.pending.push_back(parcel);
         }
     }
 }
@@ -122,7 +177,13 @@ impl<T, U, C: Fn(U) -> T> Push<U> for ChannelOut<T, U, C> {
             self.send(run);
         }
         if self.closed {
-            Flow::Stop
+            return Flow::Stop;
+        }
+        let Some(capacity) = self.tx.soft else {
+            return Flow::Continue;
+        };
+        if !self.drain(run) || self.tx.queued() >= capacity {
+            Flow::Wait
         } else {
             Flow::Continue
         }
@@ -136,9 +197,6 @@ impl<T, U, C: Fn(U) -> T> Push<U> for ChannelOut<T, U, C> {
     fn signal(&mut self, signal: Signal, run: &RunContext) {
         // After everything before it.
         self.send_parcel(Parcel::Signal(signal), run);
-        if let Signal::Barrier(barrier) = signal {
-            self.aligning = Some(barrier.epoch);
-        }
     }
 }
 
@@ -147,6 +205,12 @@ pub struct Sender<T> {
     tx: mpsc::Sender<Parcel<T>>,
     gauge: Arc<QueueGauge>,
     alignment: Arc<Alignment>,
+    /// Where segments share a thread: the capacity its senders respect by waiting to send
+    /// (`Flow::Wait`), the channel itself having room for much more, so that no send blocks.
+    soft: Option<usize>,
+    /// What wakes the receiving task when it waits on another thread's schedule (see `segment`).
+    /// Last: see [`WakeOnDrop`].
+    wake: WakeOnDrop,
 }
 
 impl<T> Clone for Sender<T> {
@@ -155,7 +219,28 @@ impl<T> Clone for Sender<T> {
             tx: self.tx.clone(),
             gauge: self.gauge.clone(),
             alignment: self.alignment.clone(),
+            soft: self.soft,
+            wake: WakeOnDrop(self.wake.0.clone()),
         }
+    }
+}
+
+/// A sender's hold on the receiving task's wake: dropped after the sender's channel end (it is
+/// the sender's last field), it wakes the task, which then finds the channel closed if this was
+/// the last sender (woken before, it could find it open and wait for good).
+struct WakeOnDrop(Arc<OnceLock<Wake>>);
+
+impl WakeOnDrop {
+    fn wake(&self) {
+        if let Some(wake) = self.0.get() {
+            wake();
+        }
+    }
+}
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.wake();
     }
 }
 
@@ -175,9 +260,14 @@ impl<T> Sender<T> {
             return false;
         }
         // Permits in use: the batches queued (and any a sender has reserved).
-        self.gauge
-            .sample(self.tx.max_capacity() - self.tx.capacity());
+        self.gauge.sample(self.queued());
+        self.wake.wake();
         true
+    }
+
+    /// The batches queued (and any a sender has reserved).
+    fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 }
 
@@ -188,6 +278,7 @@ pub struct Receiver<T> {
     pub(crate) alignment: Arc<Alignment>,
     /// How many senders feed it (each sends `Closed` when done).
     pub(crate) senders: usize,
+    wake: Arc<OnceLock<Wake>>,
 }
 
 impl<T> Receiver<T> {
@@ -196,6 +287,11 @@ impl<T> Receiver<T> {
         let parcel = self.rx.try_recv()?;
         self.gauge.sample(self.rx.len());
         Ok(parcel)
+    }
+
+    /// What wakes the task reading this channel when a sender has sent something.
+    pub(crate) fn wake_with(&mut self, wake: Wake) {
+        let _ = self.wake.set(wake);
     }
 
     /// Waits for the next parcel; `None` once every sender has gone.
@@ -207,24 +303,35 @@ impl<T> Receiver<T> {
 }
 
 /// Makes a bounded channel of `capacity` batches fed by `senders` senders, reporting to `gauge`.
+/// `shared_thread`: its ends run on one thread (a worker of a split run, see `segment`), so a
+/// full channel must not block a sender: its senders respect the capacity by saying
+/// [`Flow::Wait`] instead.
 pub fn channel<T>(
     capacity: usize,
     gauge: Arc<QueueGauge>,
     senders: usize,
+    shared_thread: bool,
 ) -> (Sender<T>, Receiver<T>) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+    // Room for any backlog: what the senders respect is `capacity`.
+    const ROOMY: usize = 1 << 40;
+    let capacity = capacity.max(1);
+    let (tx, rx) = mpsc::channel(if shared_thread { ROOMY } else { capacity });
     let alignment = Arc::new(Alignment::default());
+    let wake = Arc::new(OnceLock::new());
     (
         Sender {
             tx,
             gauge: gauge.clone(),
             alignment: alignment.clone(),
+            soft: shared_thread.then_some(capacity),
+            wake: WakeOnDrop(wake.clone()),
         },
         Receiver {
             rx,
             gauge,
             alignment,
             senders: senders.max(1),
+            wake,
         },
     )
 }

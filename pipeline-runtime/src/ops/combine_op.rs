@@ -35,6 +35,10 @@ pub struct CombineOp<F, C, I, K, A, N> {
     /// arrived: it goes on once no window ending at or before that is open. So no input of a
     /// window still open is acknowledged, and a restart rebuilds the window by reading it again.
     held: std::collections::VecDeque<(u64, i64)>,
+    /// End-of-source notices still to come before the input has ended: one per path from each
+    /// source upstream (filled on first use). In a split run, the end of input ships every
+    /// window left at once, so the other workers need not wait for this one's `finish`.
+    to_end: Option<u64>,
     /// Whether the exchange has been looked for (on first use), and its state in a split run.
     linked: bool,
     split: Option<Split<K, A>>,
@@ -53,6 +57,7 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
             watermark: i64::MIN,
             produced: 0,
             held: Default::default(),
+            to_end: None,
             linked: false,
             split: None,
             next: (),
@@ -70,6 +75,7 @@ impl<F, C, I, K, A> CombineOp<F, C, I, K, A, ()> {
             watermark: self.watermark,
             produced: self.produced,
             held: self.held,
+            to_end: self.to_end,
             linked: self.linked,
             split: self.split,
             next,
@@ -108,6 +114,8 @@ struct Split<K, A> {
     arrived: BTreeMap<(i64, i64), Arrived<K, A>>,
     /// The job's watermark: every worker has shipped the windows ending at or before it.
     job: i64,
+    /// This worker has shipped everything and told the others it is done.
+    done: bool,
     /// Every worker is done.
     closed: bool,
     /// The exchange failed (another worker's share, or this process's connections).
@@ -204,6 +212,7 @@ where
                     shipped: i64::MIN,
                     arrived: BTreeMap::new(),
                     job: i64::MIN,
+                    done: false,
                     closed: false,
                     failed: None,
                 })
@@ -243,7 +252,6 @@ where
                 // (`flush`): not with every element that moves the watermark.
                 if self.ship(watermark, run) {
                     self.receive(run);
-                    self.throttle(run);
                 }
             } else {
                 self.emit_until(watermark, run);
@@ -355,31 +363,37 @@ where
         self.emit_arrived(upto, run);
     }
 
-    /// Split: while this worker has shipped more than [`MAX_WINDOWS_AHEAD`] windows that the
-    /// job's watermark has not passed (another worker is slower), waits for the others, emitting
-    /// what arrives meanwhile. Blocking here holds this worker's segment, and through its bounded
-    /// queues its readers. The slowest worker never waits (it has shipped nothing beyond the
-    /// job's watermark), so neither does the job as a whole.
-    fn throttle(&mut self, run: &RunContext) {
-        loop {
-            let Some(split) = self.split.as_mut() else {
-                return;
-            };
-            while split.ahead.front().is_some_and(|&end| end <= split.job) {
-                split.ahead.pop_front();
+    /// Split: whether this worker must wait for the others before it reads on: it has shipped
+    /// more than [`MAX_WINDOWS_AHEAD`] windows that the job's watermark has not passed (another
+    /// worker is slower), or it has ended and waits for their last windows. Its segment then
+    /// says so (`Flow::Wait`), which holds its readers. The slowest worker never waits for being
+    /// ahead (it has shipped nothing beyond the job's watermark), so neither does the job.
+    fn waits(&mut self, run: &RunContext) -> bool {
+        let Some(split) = self.split.as_mut() else {
+            return false;
+        };
+        while split.ahead.front().is_some_and(|&end| end <= split.job) {
+            split.ahead.pop_front();
+        }
+        let waiting = split.done || split.ahead.len() > MAX_WINDOWS_AHEAD;
+        waiting && !split.closed && split.failed.is_none() && !run.aborted()
+    }
+
+    /// Split, at the end of this worker's input: ships every window left and tells the others
+    /// this worker is done.
+    fn ship_last(&mut self, run: &RunContext) {
+        if self.split.as_ref().is_none_or(|s| s.done) {
+            return;
+        }
+        self.watermark = i64::MAX;
+        self.ship(i64::MAX, run);
+        // What is still packed (without pre-aggregation, the elements since the last flush).
+        self.send(run);
+        if let Some(split) = self.split.as_mut() {
+            split.done = true;
+            if !split.end.ship(Outgoing::Done) {
+                split.stopped();
             }
-            if split.ahead.len() <= MAX_WINDOWS_AHEAD
-                || split.closed
-                || split.failed.is_some()
-                || run.aborted()
-            {
-                return;
-            }
-            if let Err(error) = split.next(Some(std::time::Duration::from_millis(50))) {
-                return run.fail(Error::Internal(error));
-            }
-            let upto = split.job;
-            self.emit_arrived(upto, run);
         }
     }
 
@@ -421,19 +435,29 @@ where
         }
     }
 
-    /// Split, at the end of input: ships every window left, tells the others this worker is
-    /// done, and waits until every worker is, emitting what arrives.
+    /// Split, at the end of input: ships every window left (if the end of input has not
+    /// already), and emits the windows of the keys it owns, every worker being done. Its segment
+    /// finishes once `flush` no longer waits, so every worker's last windows have arrived.
     fn finish_split(&mut self, run: &RunContext) -> crate::Result<()> {
-        self.watermark = i64::MAX;
-        self.ship(i64::MAX, run);
-        // What is still packed (without pre-aggregation, the elements since the last flush).
-        self.send(run);
+        self.ship_last(run);
         let Some(split) = self.split.as_mut() else {
             return Ok(());
         };
-        let _ = split.end.ship(Outgoing::Done);
         while !split.closed && split.failed.is_none() {
-            split.next(None).map_err(Error::Internal)?;
+            // Nothing waits here: what has arrived is taken, and the rest is missing.
+            if !split
+                .next(Some(std::time::Duration::ZERO))
+                .map_err(Error::Internal)?
+            {
+                break;
+            }
+        }
+        if !split.closed && split.failed.is_none() {
+            split.failed = Some(if run.aborted() {
+                "the run stopped".into()
+            } else {
+                "its segment finished before the other workers were done".into()
+            });
         }
         if let Some(why) = split.failed.take() {
             return Err(Error::Peer(format!(
@@ -443,6 +467,24 @@ where
         }
         self.emit_arrived(i64::MAX, run);
         Ok(())
+    }
+
+    /// An end-of-source notice arrived: once every source upstream has ended (down every path),
+    /// a split run ships what is left at once.
+    fn source_ended(&mut self, run: &RunContext) {
+        let left = self.to_end.get_or_insert_with(|| {
+            let (graph, id) = (run.graph, self.cell.id);
+            graph
+                .sources_upstream(id)
+                .into_iter()
+                .map(|s| graph.paths(s, id).max(1))
+                .sum()
+        });
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.ship_last(run);
+            self.receive(run);
+        }
     }
 }
 
@@ -524,15 +566,19 @@ where
 
     fn flush(&mut self, run: &RunContext, partial: bool) -> Flow {
         self.link(run);
+        let mut flow = Flow::Continue;
         if let Some(split) = &self.split {
-            if split.packer.records != 0 || split.told < self.watermark {
+            if !split.done && (split.packer.records != 0 || split.told < self.watermark) {
                 self.send(run);
             }
             self.receive(run);
             self.release(run);
+            if self.waits(run) {
+                flow = Flow::Wait;
+            }
         }
         self.publish(run);
-        self.next.flush(run, partial)
+        self.next.flush(run, partial).and(flow)
     }
 
     fn finish(&mut self, run: &RunContext) -> crate::Result<()> {
@@ -573,6 +619,9 @@ where
         };
         if let Some(watermark) = ended.watermark {
             self.advance(watermark, run);
+        }
+        if self.split.is_some() {
+            self.source_ended(run);
         }
         // A window after this one has a watermark of its own.
         self.next.signal(

@@ -18,7 +18,7 @@ mod tee;
 mod try_map;
 mod window_op;
 
-pub use channel::{channel, Batch, ChannelOut, Parcel, Receiver, Sender};
+pub use channel::{channel, Batch, ChannelOut, Parcel, Receiver, Sender, Wake};
 pub use combine_op::{CombineOp, MAX_WINDOWS_AHEAD};
 pub use drop::Discard;
 pub use filter::Filter;

@@ -41,11 +41,7 @@ impl<T, A: Push<T>, R: Arms<T>> Arms<T> for (A, R) {
         // Flush every arm even when one has stopped, so no arm keeps buffered elements.
         let first = self.0.flush(run, partial);
         let rest = self.1.flush_all(run, partial);
-        if first == Flow::Stop || rest == Flow::Stop {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
+        first.and(rest)
     }
     fn finish_all(&mut self, run: &RunContext) -> crate::Result<()> {
         let first = self.0.finish(run);

@@ -62,11 +62,7 @@ where
     fn flush_all(&mut self, run: &RunContext, partial: bool) -> Flow {
         let a = self.0.flush(run, partial);
         let b = self.1.flush_all(run, partial);
-        if a == Flow::Stop || b == Flow::Stop {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
+        a.and(b)
     }
     fn finish_all(&mut self, run: &RunContext) -> crate::Result<()> {
         let a = self.0.finish(run);
