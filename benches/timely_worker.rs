@@ -48,7 +48,10 @@ use std::time::{Duration, Instant};
 use tandem::cluster::Cluster;
 use tandem::distributed::{run_in_operator, WorkerId, WorkerTask};
 
-use ab::{hand_loop, pipeline, pipeline_with, serve_line, write_input, ArmCounts, LINES};
+use ab::{
+    hand_loop, pipeline, pipeline_one_timely_worker, pipeline_with, serve_line, write_input,
+    ArmCounts, LINES,
+};
 
 /// Lines per activation of the operator.
 const CHUNK: usize = 1024;
@@ -210,24 +213,6 @@ fn assert_same(got: &ArmCounts, expected: &ArmCounts, what: &str) {
             "{what}: {got:?} vs {expected:?}"
         );
     }
-}
-
-/// The `pipeline!` on one timely worker: what each worker of `--workers 2` runs (its fused
-/// segment as a timely operator on the worker's thread), on the whole file. `--workers 1` runs
-/// the executor instead (a thread per segment), the faster on one worker.
-fn pipeline_one_timely_worker(input: &Path) -> ArmCounts {
-    let args = ab::AbArgs {
-        input: input.to_owned(),
-        counts: Default::default(),
-    };
-    let mut config = common::run_config();
-    config.cluster = Cluster::threads(1);
-    let summary = tandem::distributed::run_job::<ab::AbElementwise>(&args, &config)
-        .expect("pipeline run on one timely worker");
-    let totals = summary.totals();
-    assert!(totals.balanced() && totals.dead == 0, "{summary}");
-    let counts = args.counts.lock().unwrap().take();
-    counts.expect("the sink finished").sorted()
 }
 
 /// The `pipeline!` itself split across `workers` threads (`--workers`): each worker runs the

@@ -201,6 +201,26 @@ pub fn pipeline(input: &Path) -> ArmCounts {
     pipeline_with(input, common::run_config())
 }
 
+/// The `pipeline!` on one timely worker: what each worker of `--workers 2` runs (its fused
+/// segment as a timely operator on the worker's thread), on the whole file. `--workers 1` runs
+/// the executor instead (a thread per segment).
+#[cfg(feature = "timely")]
+#[allow(dead_code)]
+pub fn pipeline_one_timely_worker(input: &Path) -> ArmCounts {
+    let args = AbArgs {
+        input: input.to_owned(),
+        counts: Arc::default(),
+    };
+    let mut config = common::run_config();
+    config.cluster = tandem::cluster::Cluster::threads(1);
+    let summary = tandem::distributed::run_job::<AbElementwise>(&args, &config)
+        .expect("pipeline run on one timely worker");
+    let totals = summary.totals();
+    assert!(totals.balanced() && totals.dead == 0, "{summary}");
+    let counts = args.counts.lock().unwrap().take();
+    counts.expect("the sink finished").sorted()
+}
+
 /// The pipeline run with `config` (on several workers, say).
 pub fn pipeline_with(input: &Path, config: RunConfig) -> ArmCounts {
     let args = AbArgs {
