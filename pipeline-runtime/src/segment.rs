@@ -305,30 +305,20 @@ impl<'a, T, C: Push<T>> ReceiverTask<'a, T, C> {
         for _ in 0..BURST {
             let parcel = match self.rx.try_recv() {
                 Ok(parcel) => parcel,
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                    self.phase = Phase::Ending;
-                    return Step::Busy;
-                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return self.ended(),
                 Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
                     // About to wait: send on what is buffered so nothing lingers downstream.
-                    match self.chain.flush(run, true) {
-                        Flow::Stop => {
-                            self.phase = Phase::Ending;
-                            return Step::Busy;
-                        }
-                        Flow::Wait => {
-                            self.waiting = true;
-                            return Step::Wait(Some(PAUSE));
-                        }
-                        Flow::Continue if !self.blocking => return Step::Wait(None),
-                        Flow::Continue => {}
+                    let flow = self.chain.flush(run, true);
+                    if let Some(step) = self.after(flow) {
+                        return step;
+                    }
+                    if !self.blocking {
+                        // Its senders wake it.
+                        return Step::Wait(None);
                     }
                     match self.rx.recv() {
                         Some(parcel) => parcel,
-                        None => {
-                            self.phase = Phase::Ending;
-                            return Step::Busy;
-                        }
+                        None => return self.ended(),
                     }
                 }
             };
@@ -347,19 +337,30 @@ impl<'a, T, C: Push<T>> ReceiverTask<'a, T, C> {
                 self.chain.signal(Signal::Barrier(barrier), run);
                 self.rx.alignment.pass(barrier.epoch);
             }
-            match self.chain.flush(run, false) {
-                Flow::Stop => {
-                    self.phase = Phase::Ending;
-                    return Step::Busy;
-                }
-                Flow::Wait => {
-                    self.waiting = true;
-                    return Step::Wait(Some(PAUSE));
-                }
-                Flow::Continue => {}
+            let flow = self.chain.flush(run, false);
+            if let Some(step) = self.after(flow) {
+                return step;
             }
         }
         Step::Busy
+    }
+
+    /// Its input has ended (or downstream has gone).
+    fn ended(&mut self) -> Step {
+        self.phase = Phase::Ending;
+        Step::Busy
+    }
+
+    /// What a flush's answer means for this step: `None` to go on taking parcels.
+    fn after(&mut self, flow: Flow) -> Option<Step> {
+        match flow {
+            Flow::Stop => Some(self.ended()),
+            Flow::Wait => {
+                self.waiting = true;
+                Some(Step::Wait(Some(PAUSE)))
+            }
+            Flow::Continue => None,
+        }
     }
 }
 
